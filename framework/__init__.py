@@ -1,0 +1,3 @@
+"""Serverless agent hosting: one agent.yaml, four clouds."""
+
+__version__ = "0.1.0"

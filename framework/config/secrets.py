@@ -1,0 +1,45 @@
+"""Spot secret values pasted into agent.yaml: only secret NAMES belong there."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator
+
+# Shapes of well-known credentials. Matching any of them anywhere in a string is an error.
+_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("an OpenAI-style API key (sk-...)", re.compile(r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{16,}")),
+    ("an AWS access key ID (AKIA...)", re.compile(r"(?<![A-Z0-9])(AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])")),
+    ("a GitHub token", re.compile(r"(?<![A-Za-z0-9])(ghp|gho|ghs|ghu|github_pat)_[A-Za-z0-9_]{20,}")),
+    ("a Google API key (AIza...)", re.compile(r"(?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{35}")),
+    ("a Slack token (xox...)", re.compile(r"(?<![A-Za-z0-9])xox[abprs]-[A-Za-z0-9-]{10,}")),
+    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
+)
+
+
+def secret_kind(text: str) -> str | None:
+    """What kind of secret the text contains, or None. The secret itself is never returned."""
+    for kind, pattern in _PATTERNS:
+        if pattern.search(text):
+            return kind
+    return None
+
+
+def find_secrets(data: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
+    """(path, kind) of every string (key or value) that looks like a secret."""
+    if isinstance(data, str):
+        kind = secret_kind(data)
+        if kind:
+            yield path, kind
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(key, str) and secret_kind(key):
+                yield path + (key,), secret_kind(key)
+            yield from find_secrets(value, path + (key,))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from find_secrets(value, path + (index,))
+
+
+SECRET_FIX = ("never write secret values in agent.yaml (it is committed and copied into generated/): "
+              "store the value in the platform's secret settings and refer to it by name with "
+              "api_key_env (for example: api_key_env: OPENAI_API_KEY)")

@@ -1,0 +1,245 @@
+"""Validate agent.yaml: schema, secrets, prompt file, then each target's platform limits.
+
+Every problem is collected (never stop at the first) and located at a line and column.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from framework.config.load import Document, PathT, format_path, load
+from framework.config.secrets import SECRET_FIX, find_secrets, secret_kind
+from framework.errors import ConfigError, Problem
+from framework.model import Agent, build_agent
+from framework.schema import schema
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A target's verdict on a setting, before it is located in the file."""
+
+    path: PathT
+    message: str
+    severity: str = "error"
+
+
+@dataclass(frozen=True)
+class Validated:
+    agent: Agent
+    warnings: tuple[Problem, ...]
+    document: Document
+
+
+_TYPE_WORDS = {
+    "string": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+    "object": "a set of `key: value` settings", "array": "a list", "null": "empty",
+}
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "empty"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return "text" if len(value) > 40 else f"the text {value!r}"
+    if isinstance(value, dict):
+        return "a set of settings"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _type_words(expected: str | list[str]) -> str:
+    names = [expected] if isinstance(expected, str) else [t for t in expected if t != "null"]
+    return " or ".join(_TYPE_WORDS.get(name, name) for name in names)
+
+
+def _example(node: dict[str, Any]) -> str | None:
+    examples = node.get("examples") or []
+    for example in examples:
+        if isinstance(example, (str, int, float, bool)):
+            return "true" if example is True else "false" if example is False else str(example)
+    return None
+
+
+def _schema_at(schema_path: Iterable[str | int]) -> dict[str, Any]:
+    node: Any = schema()
+    for part in schema_path:
+        if isinstance(node, dict) and "$ref" in node and part not in node:
+            from framework.schema import resolve
+            node = resolve(node)
+        node = node[part]
+    return node
+
+
+class _Translator:
+    """Turn jsonschema errors into plain-language Problems located in the document."""
+
+    def __init__(self, doc: Document):
+        self.doc = doc
+
+    def problem(self, path: PathT, message: str, key: bool = False) -> Problem:
+        line, col = self.doc.where(path, key=key)
+        return Problem(self.doc.file, line, col, format_path(path), message)
+
+    def translate(self, error: ValidationError) -> list[Problem]:
+        path: PathT = tuple(error.absolute_path)
+        kind, node, value = error.validator, error.schema, error.instance
+        hint = node.get("x-message") if isinstance(node, dict) else None
+
+        if kind == "additionalProperties":
+            allowed = sorted(node.get("properties", {}))
+            out = []
+            for extra in sorted(set(value) - set(allowed)):
+                close = difflib.get_close_matches(str(extra), allowed, n=1, cutoff=0.6)
+                tip = f"did you mean {close[0]!r}?" if close else "allowed here: " + ", ".join(allowed)
+                out.append(self.problem(path + (extra,), f"unknown setting {extra!r}; {tip}", key=True))
+            return out
+        if kind == "required":
+            missing = error.message.split("'")[1]
+            sub = node.get("properties", {}).get(missing, {})
+            example = _example(sub) if isinstance(sub, dict) else None
+            add = f"add `{missing}: {example}`" if example else f"add `{missing}:`"
+            where = self.doc.where(path, key=True) if path else (1, 1)
+            return [Problem(self.doc.file, *where, format_path(path + (missing,)), f"is required; {add}")]
+        if kind == "type":
+            message = f"must be {_type_words(error.validator_value)}, but is {_describe(value)}"
+            if not path:
+                message = "agent.yaml must be a set of `key: value` settings, starting with `name:`"
+            written = self.doc.implicit.get(path)
+            wants_text = "string" in (error.validator_value if isinstance(error.validator_value, list)
+                                      else [error.validator_value])
+            if written is not None and wants_text:
+                message += (f"; YAML reads the bare word {written} as {_describe(value)}: "
+                            f"write it in quotes, {path[-1]}: \"{written}\"")
+            elif written is None and isinstance(value, str) and error.validator_value in ("integer", "number"):
+                message += "; write just the number, without quotes or units (for example: 300)"
+            return [self.problem(path, message)]
+        if kind == "enum":
+            options = [str(o) for o in error.validator_value]
+            close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
+            tip = f" (did you mean {close[0]!r}?)" if close else ""
+            return [self.problem(path, f"must be one of: {', '.join(options)}; got {_describe(value)}{tip}")]
+        if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            bound = "at least" if "inimum" in kind else "at most"
+            return [self.problem(path, f"must be {bound} {error.validator_value}; got {value}")]
+        if kind == "pattern":
+            return [self.problem(path, hint or f"does not have the expected form ({error.validator_value})")]
+        if kind == "minLength":
+            if error.validator_value == 1:
+                return [self.problem(path, "must not be empty")]
+            return [self.problem(path, f"must be at least {error.validator_value} characters long")]
+        if kind == "maxLength":
+            return [self.problem(path, f"must be at most {error.validator_value} characters long; it has {len(value)}")]
+        if kind == "minProperties" and path == ("targets",):
+            return [self.problem(path, "list at least one platform: aws, gcp, azure or vercel (for example: aws: {})")]
+        if kind == "minItems":
+            return [self.problem(path, f"must list at least {error.validator_value} item(s)")]
+        if kind == "uniqueItems":
+            return [self.problem(path, "lists the same value twice; keep each value once")]
+        if kind in ("oneOf", "anyOf"):
+            return self._alternatives(error, hint)
+        return [self.problem(path, error.message)]
+
+    def _alternatives(self, error: ValidationError, hint: str | None) -> list[Problem]:
+        """Report the errors of the alternative whose type matches the value, else the hint."""
+        for index, branch in enumerate(error.validator_value):
+            matches_type = "type" in branch and Draft202012Validator(branch).is_type(error.instance, branch["type"])
+            if matches_type:
+                branch_errors = [e for e in error.context if e.relative_schema_path[0] == index]
+                return [p for e in branch_errors for p in self.translate(e)]
+        path = tuple(error.absolute_path)
+        return [self.problem(path, hint or "does not have any of the accepted forms")]
+
+
+_VALIDATOR: Draft202012Validator | None = None
+
+
+def _validator() -> Draft202012Validator:
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        _VALIDATOR = Draft202012Validator(schema())
+    return _VALIDATOR
+
+
+def schema_problems(doc: Document) -> list[Problem]:
+    translator = _Translator(doc)
+    problems = []
+    for error in _validator().iter_errors(doc.data):
+        problems.extend(translator.translate(error))
+    return problems
+
+
+def _secret_problems(doc: Document) -> list[Problem]:
+    out = []
+    for path, kind in find_secrets(doc.data):
+        line, col = doc.where(path)
+        out.append(Problem(doc.file, line, col, format_path(path), f"this looks like {kind}; {SECRET_FIX}"))
+    return out
+
+
+def _read_prompt(doc: Document) -> tuple[str, str | None, list[Problem]]:
+    """The system prompt text and the prompt file's path (relative, as written), or problems."""
+    prompt = doc.data["prompt"]
+    if isinstance(prompt, str):
+        return prompt, None, []
+    rel = prompt["file"]
+    path = ("prompt", "file")
+    line, col = doc.where(path)
+    base = Path(doc.file).resolve().parent
+    target = (base / rel).resolve()
+    where = format_path(path)
+    if not target.is_relative_to(base):
+        return "", None, [Problem(doc.file, line, col, where, (
+            f"{rel!r} is outside the folder of agent.yaml; keep prompt files next to it"))]
+    try:
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return "", None, [Problem(doc.file, line, col, where, (
+            f"prompt file {rel!r} not found next to {Path(doc.file).name}; check the path"))]
+    except UnicodeDecodeError:
+        return "", None, [Problem(doc.file, line, col, where, f"prompt file {rel!r} is not UTF-8 text")]
+    except OSError as exc:
+        return "", None, [Problem(doc.file, line, col, where, f"cannot read prompt file {rel!r}: {exc.strerror}")]
+    if not text.strip():
+        return "", None, [Problem(doc.file, line, col, where, f"prompt file {rel!r} is empty")]
+    kind = secret_kind(text)
+    if kind:
+        return "", None, [Problem(doc.file, line, col, where, f"prompt file {rel!r} contains {kind}; {SECRET_FIX}")]
+    return text, rel, []
+
+
+def validate_document(doc: Document) -> Validated:
+    """All checks on a parsed document; raises ConfigError with every error found."""
+    from framework.targets import TARGETS
+
+    problems = schema_problems(doc) + _secret_problems(doc)
+    if problems:
+        raise ConfigError(problems)
+    system_prompt, prompt_file, problems = _read_prompt(doc)
+    if problems:
+        raise ConfigError(problems)
+    agent = build_agent(doc.data, system_prompt, prompt_file)
+    located = []
+    for settings in agent.targets:
+        for finding in TARGETS[settings.name].check(agent, settings):
+            key = finding.path[-1:] != ("targets",) and finding.path in doc.keys
+            line, col = doc.where(finding.path, key=key)
+            located.append(Problem(doc.file, line, col, format_path(finding.path), finding.message, finding.severity))
+    errors = [p for p in located if p.severity == "error"]
+    if errors:
+        raise ConfigError(located)
+    return Validated(agent=agent, warnings=tuple(sorted(located, key=Problem.sort_key)), document=doc)
+
+
+def validate_file(path: str | Path) -> Validated:
+    return validate_document(load(path))

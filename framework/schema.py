@@ -1,0 +1,45 @@
+"""Where the JSON Schema lives, for the repository checkout and the installed package alike."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+_CANDIDATES = (
+    Path(__file__).with_name("agent.schema.json"),  # installed package (package data)
+    Path(__file__).resolve().parent.parent / "schema" / "agent.schema.json",  # source checkout
+)
+
+
+def schema_path() -> Path:
+    for candidate in _CANDIDATES:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("agent.schema.json is missing from the framework installation")
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads(schema_path().read_text(encoding="utf-8"))
+
+
+def defaults(*path: str) -> dict[str, Any]:
+    """The `default` of every property of the (sub)schema at path, e.g. ('targets', 'aws')."""
+    node = schema()
+    for part in path:
+        node = resolve(node["properties"][part])
+    props = {key: resolve(prop) for key, prop in node["properties"].items()}
+    return {key: prop["default"] for key, prop in props.items() if "default" in prop}
+
+
+def resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local $ref (#/$defs/...) once."""
+    ref = node.get("$ref")
+    if not ref:
+        return node
+    target = schema()
+    for part in ref.lstrip("#/").split("/"):
+        target = target[part]
+    return {**target, **{k: v for k, v in node.items() if k != "$ref"}}

@@ -1,0 +1,125 @@
+"""Azure Functions: a Python v2-model function app answering on /api/agent."""
+
+from __future__ import annotations
+
+from framework.config.validate import Finding
+from framework.model import Agent, TargetSettings
+from framework.render import File, json_file, runtime_file, template_file
+
+name = "azure"
+title = "Azure Functions"
+
+# https://learn.microsoft.com/azure/azure-functions/functions-scale#timeout: "Regardless of the
+# function app timeout setting, 230 seconds is the maximum amount of time that an HTTP triggered
+# function can take to respond to a request ... because of the default idle timeout of Azure Load Balancer."
+HTTP_RESPONSE_LIMIT = 230
+# Flex Consumption instance sizes (../shared/reference/cloud-deploy-apis.md; Microsoft's
+# flex-consumption-plan docs list 2,048 MB (default) and 4,096 MB, and 512 MB since GA).
+FLEX_MEMORY = (512, 2048, 4096)
+FLEX_DEFAULT_MEMORY = 2048
+FLEX_MAX_INSTANCES = 1000
+# https://learn.microsoft.com/azure/azure-functions/functions-premium-plan: EP1 3.5 GB,
+# EP2 7 GB, EP3 14 GB; a plan bursts to at most 100 instances (Linux: 20 in most regions).
+PREMIUM_SKUS = ((3584, "EP1"), (7168, "EP2"), (14336, "EP3"))
+PREMIUM_MAX_INSTANCES = 100
+# Legacy Linux Consumption: 1.5 GB per instance, 100 instances on Linux; retiring 30 Sep 2028
+# and getting no new language versions (https://learn.microsoft.com/azure/azure-functions/functions-versions).
+CONSUMPTION_MEMORY = 1536
+CONSUMPTION_MAX_INSTANCES = 100
+
+
+def instance_memory(settings: TargetSettings) -> int:
+    """Flex instance memory: what the user wrote, else Flex's own default."""
+    return settings.memory if settings.explicit("memory") else FLEX_DEFAULT_MEMORY
+
+
+def premium_sku(settings: TargetSettings) -> str:
+    for memory, sku in PREMIUM_SKUS:
+        if settings.memory <= memory:
+            return sku
+    return PREMIUM_SKUS[-1][1]
+
+
+def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
+    out = []
+    plan = settings.options["plan"]
+    plan_path = ("targets", name, "plan") if "plan" in settings.options else ("targets", name)
+    if settings.timeout > HTTP_RESPONSE_LIMIT:
+        out.append(Finding(settings.path_of("timeout"), (
+            f"an Azure Functions HTTP trigger must answer within {HTTP_RESPONSE_LIMIT} s on every plan "
+            f"(Azure's load balancer closes the request), but timeout is {settings.timeout}; "
+            f"add `timeout: {HTTP_RESPONSE_LIMIT}` under targets.azure, or use targets.aws (900 s) "
+            "or targets.gcp (3600 s) for longer agents")))
+    max_instances, warm = settings.concurrency.max, settings.concurrency.warm
+    if warm > max_instances:
+        out.append(Finding(settings.path_of("concurrency"), (
+            f"concurrency.warm ({warm}) cannot be more than concurrency.max ({max_instances})")))
+    if plan == "flex":
+        if settings.explicit("memory") and settings.memory not in FLEX_MEMORY:
+            sizes = ", ".join(map(str, FLEX_MEMORY))
+            out.append(Finding(settings.path_of("memory"), (
+                f"Flex Consumption instances come in {sizes} MB, but memory is {settings.memory}; "
+                f"add `memory: {FLEX_DEFAULT_MEMORY}` (or {sizes}) under targets.azure")))
+        if max_instances > FLEX_MAX_INSTANCES:
+            out.append(Finding(settings.path_of("concurrency"), (
+                f"Flex Consumption scales to at most {FLEX_MAX_INSTANCES} instances")))
+    elif plan == "premium":
+        if settings.memory > PREMIUM_SKUS[-1][0]:
+            out.append(Finding(settings.path_of("memory"), (
+                f"the largest Elastic Premium instance (EP3) has {PREMIUM_SKUS[-1][0]} MB, "
+                f"but memory is {settings.memory}")))
+        if max_instances > PREMIUM_MAX_INSTANCES:
+            out.append(Finding(settings.path_of("concurrency"), (
+                f"an Elastic Premium plan scales to at most {PREMIUM_MAX_INSTANCES} instances "
+                "(20 on Linux in most regions)")))
+        if warm < 1:
+            out.append(Finding(settings.path_of("concurrency"), (
+                "Elastic Premium always keeps at least one instance ready and bills it; "
+                "concurrency.warm 0 is raised to 1 there"), "warning"))
+    elif plan == "consumption":
+        out.append(Finding(plan_path, (
+            "the Linux Consumption plan is being retired (30 Sep 2028) and gets no new Python "
+            "versions; prefer `plan: flex`"), "warning"))
+        if settings.memory > CONSUMPTION_MEMORY:
+            out.append(Finding(settings.path_of("memory"), (
+                f"the Consumption plan gives each instance {CONSUMPTION_MEMORY} MB at most, but memory is "
+                f"{settings.memory}; lower it or use `plan: flex` / `plan: premium`")))
+        if warm:
+            out.append(Finding(settings.path_of("concurrency"), (
+                "the Consumption plan cannot keep instances warm; set concurrency.warm to 0 "
+                "under targets.azure or use `plan: premium`")))
+        if max_instances > CONSUMPTION_MAX_INSTANCES:
+            out.append(Finding(settings.path_of("concurrency"), (
+                f"the Linux Consumption plan scales to at most {CONSUMPTION_MAX_INSTANCES} instances")))
+    if settings.stream:
+        out.append(Finding(settings.path_of("stream"), (
+            "this framework's Azure Functions app does not stream responses (Azure's Python HTTP "
+            "streams need the FastAPI extension); set `stream: false` under targets.azure "
+            "(targets.vercel streams)")))
+    return out
+
+
+def endpoint(agent: Agent, settings: TargetSettings) -> str:
+    return "/api/agent"
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def render(agent: Agent, settings: TargetSettings) -> list[File]:
+    host = {
+        "version": "2.0",
+        "functionTimeout": _duration(settings.timeout),
+        "extensions": {"http": {"routePrefix": "api"}},
+        "extensionBundle": {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.*, 5.0.0)"},
+        "logging": {"logLevel": {"default": "Information"}},
+    }
+    context = {"auth_level": "ANONYMOUS" if agent.public else "FUNCTION"}
+    return [
+        template_file(name, "function_app.py", context),
+        runtime_file(name),
+        json_file(f"{name}/agent.json", agent.runtime_config(settings)),
+        json_file(f"{name}/host.json", host),
+        template_file(name, "requirements.txt", context),
+    ]

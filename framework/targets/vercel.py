@@ -1,0 +1,126 @@
+"""Vercel Functions: a TypeScript route (Web-standard Request/Response) on the Edge or Node.js runtime."""
+
+from __future__ import annotations
+
+from framework.config.validate import Finding
+from framework.model import Agent, TargetSettings
+from framework.render import File, TEMPLATES, json_file
+
+name = "vercel"
+title = "Vercel Functions"
+
+# https://vercel.com/docs/functions/limitations: Edge functions must begin sending a response
+# within 25 s and may keep streaming (300 s in all); Edge memory is fixed at 128 MB
+# (https://vercel.com/docs/functions/runtimes/edge/edge-functions). Node.js functions: up to
+# 800 s (Pro/Enterprise; Hobby 300 s) and 4 GB (Hobby 2 GB). Bodies: 4.5 MB.
+EDGE_FIRST_BYTE = 25
+EDGE_STREAM_LIMIT = 300
+NODE_MAX_DURATION = 800
+NODE_HOBBY_DURATION = 300
+NODE_MAX_MEMORY = 4096
+NODE_HOBBY_MEMORY = 2048
+ROUTE_FILE = "api/agent.ts"
+# The route's first line declares the runtime the way Vercel reads it statically for a plain
+# project; it is replaced only by another fixed line from this table, never by user text.
+RUNTIME_LINES = {
+    "edge": 'export const config = { runtime: "edge" };',
+    "nodejs": 'export const config = { runtime: "nodejs" };',
+}
+
+
+def _target_key(settings: TargetSettings, key: str) -> bool:
+    return settings.origins.get(key) == ("targets", name, key)
+
+
+def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
+    out = []
+    runtime = settings.options["runtime"]
+    if not agent.public:
+        out.append(Finding(("public",), (
+            "Vercel Functions answer anyone who has the URL (there is no per-function login); "
+            "remove targets.vercel or set `public: true`")))
+    if _target_key(settings, "concurrency"):
+        out.append(Finding(settings.path_of("concurrency"), (
+            "Vercel scales functions by itself: instances can be neither capped nor kept warm; "
+            "remove concurrency under targets.vercel")))
+    if runtime == "edge":
+        if _target_key(settings, "memory"):
+            out.append(Finding(settings.path_of("memory"), (
+                "Edge functions always have 128 MB; remove memory under targets.vercel, "
+                "or use `runtime: nodejs` (up to 4096 MB)")))
+        if not settings.stream and settings.timeout > EDGE_FIRST_BYTE:
+            out.append(Finding(settings.path_of("timeout"), (
+                f"a Vercel Edge function must start its response within {EDGE_FIRST_BYTE} s, but timeout is "
+                f"{settings.timeout} and the JSON answer starts only when the model has finished; add "
+                f"`timeout: {EDGE_FIRST_BYTE}` under targets.vercel, or `stream: true` (the answer then starts "
+                f"at once and may stream for {EDGE_STREAM_LIMIT} s), or `runtime: nodejs` (up to {NODE_MAX_DURATION} s)")))
+        if settings.stream and settings.timeout > EDGE_STREAM_LIMIT:
+            out.append(Finding(settings.path_of("timeout"), (
+                f"a Vercel Edge function may stream for at most {EDGE_STREAM_LIMIT} s, but timeout is "
+                f"{settings.timeout}; add `timeout: {EDGE_STREAM_LIMIT}` under targets.vercel")))
+    else:
+        if settings.timeout > NODE_MAX_DURATION:
+            out.append(Finding(settings.path_of("timeout"), (
+                f"Vercel Node.js functions run for at most {NODE_MAX_DURATION} s (Pro and Enterprise), "
+                f"but timeout is {settings.timeout}; add `timeout: {NODE_MAX_DURATION}` under targets.vercel")))
+        elif settings.timeout > NODE_HOBBY_DURATION:
+            out.append(Finding(settings.path_of("timeout"), (
+                f"more than {NODE_HOBBY_DURATION} s needs a Vercel Pro or Enterprise plan"), "warning"))
+        if settings.memory > NODE_MAX_MEMORY:
+            out.append(Finding(settings.path_of("memory"), (
+                f"Vercel Node.js functions have at most {NODE_MAX_MEMORY} MB, but memory is {settings.memory}; "
+                f"add `memory: {NODE_MAX_MEMORY}` or less under targets.vercel")))
+        elif settings.memory > NODE_HOBBY_MEMORY:
+            out.append(Finding(settings.path_of("memory"), (
+                f"more than {NODE_HOBBY_MEMORY} MB needs a Vercel Pro or Enterprise plan"), "warning"))
+    return out
+
+
+def endpoint(agent: Agent, settings: TargetSettings) -> str:
+    return "/api/agent"
+
+
+def _route(runtime: str) -> bytes:
+    source = (TEMPLATES / name / ROUTE_FILE).read_text(encoding="utf-8")
+    first, _, rest = source.partition("\n")
+    if first != RUNTIME_LINES["edge"]:
+        raise RuntimeError(f"{ROUTE_FILE} template must start with {RUNTIME_LINES['edge']!r}")
+    return (RUNTIME_LINES[runtime] + "\n" + rest).encode("utf-8")
+
+
+def render(agent: Agent, settings: TargetSettings) -> list[File]:
+    runtime = settings.options["runtime"]
+    project = settings.options.get("project", agent.name)
+    vercel: dict = {"$schema": "https://openapi.vercel.sh/vercel.json"}
+    if runtime == "nodejs":
+        function = {"maxDuration": settings.timeout, "memory": settings.memory}
+        vercel["functions"] = {ROUTE_FILE: function}
+        if "regions" in settings.options:
+            vercel["regions"] = list(settings.options["regions"])
+    package = {
+        "name": project,
+        "private": True,
+        "type": "module",
+        "devDependencies": {"typescript": "^5.6.0"},
+    }
+    tsconfig = {
+        "compilerOptions": {
+            "target": "ES2022",
+            "module": "ESNext",
+            "moduleResolution": "Bundler",
+            "lib": ["ES2022", "DOM", "DOM.Iterable"],
+            "strict": True,
+            "resolveJsonModule": True,
+            "isolatedModules": True,
+            "noEmit": True,
+            "skipLibCheck": True,
+        },
+        "include": ["api/**/*.ts", "agent.json"],
+    }
+    return [
+        File(f"{name}/{ROUTE_FILE}", _route(runtime)),
+        json_file(f"{name}/agent.json", agent.runtime_config(settings)),
+        json_file(f"{name}/package.json", package),
+        json_file(f"{name}/tsconfig.json", tsconfig),
+        json_file(f"{name}/vercel.json", vercel),
+    ]

@@ -1,0 +1,85 @@
+"""Write a Build to disk without ever leaving a half-written target, and compare for --check."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from framework.build import MANIFEST, Build
+from framework.model import TARGET_NAMES
+
+# Made by running or type-checking an app in place; never generated, never compared.
+_IGNORED = frozenset({"__pycache__", "node_modules", ".vercel"})
+
+
+def read_manifest(out: Path) -> dict | None:
+    try:
+        return json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _swap_in(staged: Path, final: Path) -> None:
+    """Replace `final` by `staged` with renames only, so a crash leaves the old or the new folder."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(staged, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(staged, final)
+
+
+def write(build: Build, out: Path, full: bool) -> list[str]:
+    """Write every target folder and the manifest; on a full build, drop folders of targets no
+    longer listed. Returns the written paths. Nothing outside `out` is touched."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for target, files in build.targets.items():
+        staged = Path(tempfile.mkdtemp(prefix=f".{target}.", dir=out))
+        try:
+            for file in files:
+                path = staged / Path(file.path).relative_to(target)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(file.content)
+                written.append(file.path)
+            staged.chmod(0o755)
+            _swap_in(staged, out / target)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+    if full:
+        for name in TARGET_NAMES:
+            if name not in build.targets and (out / name).is_dir():
+                shutil.rmtree(out / name)
+    manifest = next(f for f in build.files() if f.path == MANIFEST)
+    tmp = out / f".{MANIFEST}.tmp"
+    tmp.write_bytes(manifest.content)
+    os.replace(tmp, out / MANIFEST)
+    written.append(MANIFEST)
+    return written
+
+
+def differences(build: Build, out: Path, full: bool) -> list[str]:
+    """Every generated file that is missing, different or no longer generated, as 'status path'."""
+    expected = {f.path: f.content for f in build.files()}
+    found: set[str] = set()
+    roots = list(build.targets) + ([n for n in TARGET_NAMES if n not in build.targets] if full else [])
+    for root in roots:
+        folder = out / root
+        if folder.is_dir():
+            found.update(p.relative_to(out).as_posix() for p in folder.rglob("*")
+                         if p.is_file() and not _IGNORED.intersection(p.relative_to(out).parts))
+    diffs = []
+    for path, content in sorted(expected.items()):
+        target = out / path
+        if not target.is_file():
+            diffs.append(f"missing   {path}")
+        elif target.read_bytes() != content:
+            diffs.append(f"changed   {path}")
+    for path in sorted(found - set(expected)):
+        diffs.append(f"stale     {path}")
+    return diffs

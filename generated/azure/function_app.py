@@ -1,0 +1,19 @@
+"""Azure Functions entry point (Python v2 programming model), route /api/agent. Generated; do not edit."""
+
+import os
+
+import azure.functions as func
+
+from agent_runtime import Agent
+
+# Cold start: configuration and model client are built once per instance, never per request.
+AGENT = Agent.from_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.json"))
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+# Every method is routed here so that the function itself answers 405 (the host would answer 404).
+@app.route(route="agent", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"])
+def agent(req: func.HttpRequest) -> func.HttpResponse:
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    reply = AGENT.handle(req.method, headers, req.get_body())
+    return func.HttpResponse(body=reply.body, status_code=reply.status, headers=reply.headers)

@@ -1,0 +1,254 @@
+"""Agent runtime shared by every generated Python app: config, model client, HTTP contract.
+
+Standard library only: importing `openai` costs most of a cold start, and this runtime
+needs one POST. Platform adapters (lambda_function.py, main.py, function_app.py) only
+translate their platform's request and response shapes to `Agent.handle`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import socket
+import threading
+import time
+import urllib.parse
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+ALLOWED = "POST, OPTIONS"
+_RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+_JSON = {"Content-Type": "application/json"}
+
+
+class Reply:
+    """A platform-neutral HTTP answer."""
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, headers: dict, body: bytes):
+        self.status, self.headers, self.body = status, headers, body
+
+
+class ModelError(Exception):
+    """The model endpoint could not give an answer; carries the HTTP status we answer with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _json_reply(status: int, payload: dict, headers: dict | None = None) -> Reply:
+    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    return Reply(status, {**_JSON, **(headers or {})}, body)
+
+
+def error(status: int, message: str, headers: dict | None = None) -> Reply:
+    return _json_reply(status, {"error": message}, headers)
+
+
+class ChatClient:
+    """Minimal Chat Completions client: keep-alive per thread, deadline, bounded retries."""
+
+    def __init__(self, base_url: str, api_key: str, retries: int):
+        url = urllib.parse.urlsplit(base_url.rstrip("/"))
+        self._https = url.scheme == "https"
+        self._host = url.hostname or ""
+        self._port = url.port
+        self._path = (url.path or "") + "/chat/completions"
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "serverless-agent-runtime/1",
+        }
+        self._retries = retries
+        self._local = threading.local()
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            conn = cls(self._host, self._port, timeout=timeout)
+            self._local.conn = conn
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
+
+    def _post_once(self, body: bytes, timeout: float) -> tuple[int, dict, bytes]:
+        # A kept-alive connection may have been closed by the server while we were idle:
+        # that first failure is not the model's fault, so reconnect once without counting a retry.
+        for fresh in (False, True):
+            reused = getattr(self._local, "conn", None) is not None and not fresh
+            conn = self._connection(timeout)
+            try:
+                conn.request("POST", self._path, body=body, headers=self._headers)
+                response = conn.getresponse()
+                data = response.read()
+                headers = {k.lower(): v for k, v in response.getheaders()}
+                if response.will_close:
+                    self._drop()
+                return response.status, headers, data
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._drop()
+                if not reused:
+                    raise
+            except BaseException:
+                self._drop()
+                raise
+        raise ConnectionError("unreachable")  # pragma: no cover
+
+    def complete(self, payload: dict, deadline: float) -> dict:
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ModelError(504, "timeout")
+            retry_after = None
+            try:
+                status, headers, data = self._post_once(body, remaining)
+            except (TimeoutError, socket.timeout):
+                raise ModelError(504, "timeout") from None
+            except (OSError, http.client.HTTPException):
+                status, headers, data = 0, {}, b""
+            if 200 <= status < 300:
+                try:
+                    return json.loads(data)
+                except ValueError:
+                    raise ModelError(502, "the model endpoint sent an answer that is not JSON") from None
+            if status and status not in _RETRY_STATUSES:
+                raise ModelError(502, f"the model endpoint answered HTTP {status}")
+            if attempt >= self._retries:
+                what = f"answered HTTP {status}" if status else "could not be reached"
+                raise ModelError(502, f"the model endpoint {what}")
+            retry_after = _retry_after(headers.get("retry-after"))
+            pause = retry_after if retry_after is not None else 0.5 * (2 ** attempt) * (0.5 + random.random() / 2)
+            if time.monotonic() + pause >= deadline:
+                raise ModelError(504 if not status else 502, (
+                    f"the model endpoint answered HTTP {status} and asked to retry too late"
+                    if status else "timeout"))
+            time.sleep(pause)
+            attempt += 1
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+def _allowed_origin(origins: list, origin: str | None) -> str | None:
+    if not origins or not origin and "*" not in origins:
+        return None
+    if "*" in origins:
+        return "*"
+    return origin if origin in origins else None
+
+
+class Agent:
+    """The agent behind every platform: built once per cold start, then `handle` per request."""
+
+    def __init__(self, config: dict, environ: dict | None = None):
+        env = os.environ if environ is None else environ
+        self.config = config
+        self.timeout = float(config["timeout"])
+        self.api_key_env = config["api_key_env"]
+        api_key = env.get(self.api_key_env) or ""
+        base_url = config.get("base_url") or env.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        self.client = ChatClient(base_url, api_key, int(config.get("retries", 2))) if api_key else None
+        self._origins = list(config.get("cors", {}).get("origins", []))
+        self._template = {"model": config["model"], "max_tokens": config["max_tokens"]}
+        if config.get("temperature") is not None:
+            self._template["temperature"] = config["temperature"]
+        self._system = {"role": "system", "content": config["system_prompt"]}
+
+    @classmethod
+    def from_file(cls, path: str) -> "Agent":
+        with open(path, encoding="utf-8") as handle:
+            return cls(json.load(handle))
+
+    def cors_headers(self, origin: str | None, preflight: bool = False) -> dict:
+        allowed = _allowed_origin(self._origins, origin)
+        if allowed is None:
+            return {}
+        headers = {"Access-Control-Allow-Origin": allowed}
+        if allowed != "*":
+            headers["Vary"] = "Origin"
+        if preflight:
+            headers.update({
+                "Access-Control-Allow-Methods": ALLOWED,
+                "Access-Control-Allow-Headers": "Content-Type, Authorization",
+                "Access-Control-Max-Age": "600",
+            })
+        return headers
+
+    def handle(self, method: str, headers: dict, body: bytes, remaining: float | None = None) -> Reply:
+        """One HTTP request → one reply. headers: lower-case names. remaining: seconds the platform still gives us."""
+        method = method.upper()
+        origin = headers.get("origin")
+        if method == "OPTIONS":
+            return Reply(204, self.cors_headers(origin, preflight=True), b"")
+        cors = self.cors_headers(origin)
+        if method != "POST":
+            return error(405, f"method {method} not allowed; use POST", {"Allow": ALLOWED, **cors})
+        message, problem = _parse(body)
+        if problem:
+            return error(400, problem, cors)
+        if self.client is None:
+            return error(500, f"{self.api_key_env} is not set in the function's environment", cors)
+        budget = self.timeout if remaining is None else min(self.timeout, remaining)
+        deadline = time.monotonic() + max(0.5, budget - 1.0)  # answer before the platform cuts us off
+        payload = {**self._template, "messages": [self._system, {"role": "user", "content": message}]}
+        try:
+            answer = self.client.complete(payload, deadline)
+            text, tokens = _read_answer(answer)
+        except ModelError as exc:
+            if exc.status == 504:
+                return error(504, f"the model did not answer within {int(budget)} s", cors)
+            return error(exc.status, str(exc), cors)
+        return _json_reply(200, {"response": text, "tokens": tokens}, cors)
+
+
+def _parse(body: bytes) -> tuple[str, str | None]:
+    """The user's message, or a plain sentence saying what is wrong with the request."""
+    try:
+        data = json.loads(body or b"")
+    except ValueError:
+        return "", 'the request body must be JSON, like {"message": "Hello"}'
+    if not isinstance(data, dict):
+        return "", 'the request body must be a JSON object, like {"message": "Hello"}'
+    if "message" not in data:
+        return "", '"message" is required, like {"message": "Hello"}'
+    message = data["message"]
+    if not isinstance(message, str):
+        return "", '"message" must be a string'
+    if not message.strip():
+        return "", '"message" must not be empty'
+    stream = data.get("stream", False)
+    if not isinstance(stream, bool):
+        return "", '"stream" must be true or false'
+    if stream:
+        return "", "this platform does not stream responses; send the request without \"stream\": true"
+    return message, None
+
+
+def _read_answer(answer: dict) -> tuple[str, int]:
+    try:
+        text = answer["choices"][0]["message"].get("content") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise ModelError(502, "the model endpoint sent an answer without a message") from None
+    usage = answer.get("usage") if isinstance(answer, dict) else None
+    tokens = usage.get("total_tokens", 0) if isinstance(usage, dict) else 0
+    return text, int(tokens or 0)

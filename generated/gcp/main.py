@@ -1,0 +1,18 @@
+"""Google Cloud Functions (2nd gen) entry point: agent_handler. Generated; do not edit.
+
+functions-framework serves any plain function as an HTTP function, so the decorator
+import is left out: one import less at cold start.
+"""
+
+import os
+
+from agent_runtime import Agent
+
+# Cold start: configuration and model client are built once per instance, never per request.
+AGENT = Agent.from_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.json"))
+
+
+def agent_handler(request):
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    reply = AGENT.handle(request.method, headers, request.get_data(cache=False))
+    return reply.body, reply.status, reply.headers

@@ -1,0 +1,613 @@
+"""A fake OpenAI-compatible HTTP server for tests (stdlib only).
+
+Usage::
+
+    from tests.fakes.openai_server import FakeOpenAI
+
+    with FakeOpenAI() as fake:
+        fake.url        # "http://127.0.0.1:PORT/v1" -> use as OPENAI_BASE_URL
+        fake.requests   # snapshot list[Recorded] of every request received
+        fake.find(tok)  # recorded requests whose body contains `tok`
+        fake.clear()
+
+Behaviour of ``POST /v1/chat/completions`` is chosen per request by
+directives in the content of the LAST user message:
+
+* (none)                        200, chat.completion, reply "echo: <content>"
+* ``[[status:CODE]]``           that status with an OpenAI-style error body;
+  ``[[status:429,retry-after:1]]`` also sends ``Retry-After: 1`` (any extra
+  ``name:value`` item is sent as a response header)
+* ``[[status-once:CODE]]``      only the first request with this exact content
+  fails, later ones get the normal answer
+* ``[[hang:SECONDS]]``          sleep, then answer (ends early on shutdown)
+* ``[[malformed]]``             200 application/json with an invalid JSON body
+* ``[[empty-usage]]``           normal answer without ``usage``
+* ``[[delay:SECONDS]]``         sleep between SSE chunks when ``stream`` is true
+
+Also runnable: ``python -m tests.fakes.openai_server --port 0`` prints the
+base URL on one line and serves until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+
+__all__ = ["FakeOpenAI", "Recorded"]
+
+HOST = "127.0.0.1"
+
+_DIRECTIVE_RE = re.compile(r"\[\[([^\[\]]+)\]\]")
+_PIECE_RE = re.compile(r"\S+\s*|\s+")
+
+_ERROR_TYPES = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("permission_error", None),
+    404: ("invalid_request_error", "model_not_found"),
+    408: ("timeout", None),
+    409: ("conflict_error", None),
+    413: ("invalid_request_error", "request_too_large"),
+    422: ("invalid_request_error", None),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    502: ("server_error", None),
+    503: ("server_error", "overloaded"),
+    504: ("server_error", None),
+}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request as received by the fake server."""
+
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case keys
+    body: bytes
+    json: Any  # parsed JSON object (dict) or None
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+
+def _content_text(content: Any) -> str:
+    """Text of a message content (a string or a list of content parts)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+        return " ".join(parts)
+    return str(content)
+
+
+def _parse_directives(text: str) -> dict[str, dict[str, str]]:
+    """``[[name:value,opt:val]]`` -> {name: {"value": value, opt: val}}."""
+    found: dict[str, dict[str, str]] = {}
+    for match in _DIRECTIVE_RE.finditer(text):
+        items = [item.strip() for item in match.group(1).split(",")]
+        name, _, value = items[0].partition(":")
+        name = name.strip().lower()
+        if not name or name in found:
+            continue
+        options = {"value": value.strip()}
+        for item in items[1:]:
+            key, _, val = item.partition(":")
+            if key.strip():
+                options[key.strip().lower()] = val.strip()
+        found[name] = options
+    return found
+
+
+def _float(value: str | None, default: float = 0.0) -> float:
+    try:
+        return max(0.0, float(value)) if value not in (None, "") else default
+    except ValueError:
+        return default
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _error_body(status: int, message: str) -> dict[str, Any]:
+    err_type, code = _ERROR_TYPES.get(
+        status, ("server_error" if status >= 500 else "invalid_request_error", None)
+    )
+    return {
+        "error": {"message": message, "type": err_type, "param": None, "code": code}
+    }
+
+
+# --------------------------------------------------------------------------
+# Server
+# --------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    fake: FakeOpenAI
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (OSError, ValueError)):  # client went away / socket shut
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeOpenAI/1.0"
+    sys_version = ""
+    disable_nagle_algorithm = True
+
+    server: _Server
+
+    # -- plumbing ----------------------------------------------------------
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+        finally:
+            self.server.fake._track(self.connection, add=False)
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (OSError, ValueError):
+            self.close_connection = True
+
+    @property
+    def fake(self) -> FakeOpenAI:
+        return self.server.fake
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                line = self.rfile.readline(65537)
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(65537)
+            return b"".join(chunks)
+        length = _int(self.headers.get("Content-Length")) or 0
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _record(self) -> Recorded:
+        body = self._read_body()
+        parsed = None
+        if body:
+            try:
+                parsed = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                parsed = None
+        headers: dict[str, str] = {}
+        for key, value in self.headers.items():
+            key = key.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        rec = Recorded(self.command, self.path, headers, body, parsed)
+        self.fake._append(rec)
+        return rec
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.wfile.flush()
+
+    def _send_json(
+        self, status: int, obj: Any, headers: dict[str, str] | None = None
+    ) -> None:
+        self._send(status, json.dumps(obj).encode(), headers=headers)
+
+    def _send_error_json(self, status: int, message: str, headers=None) -> None:
+        self._send_json(status, _error_body(status, message), headers)
+
+    # -- routing -----------------------------------------------------------
+
+    def _route(self) -> None:
+        rec = self._record()
+        path = self.path.split("?", 1)[0]
+        if path.endswith("/") and len(path) > 1:
+            path = path[:-1]
+        if self.command == "POST" and path == "/v1/chat/completions":
+            self._chat(rec)
+        elif self.command in ("GET", "HEAD") and path == "/v1/models":
+            self._send_json(
+                200, {"object": "list", "data": [{"id": "fake", "object": "model"}]}
+            )
+        else:
+            self._send_error_json(
+                404, f"Unknown request URL: {self.command} {self.path}"
+            )
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _route
+
+    # -- chat completions --------------------------------------------------
+
+    def _chat(self, rec: Recorded) -> None:
+        req = rec.json
+        if not isinstance(req, dict):
+            self._send_error_json(
+                400, "We could not parse the JSON body of your request."
+            )
+            return
+        messages = req.get("messages")
+        if not isinstance(messages, list):
+            self._send_error_json(
+                400, "'messages' is a required property and must be an array."
+            )
+            return
+
+        last_user = ""
+        prompt_words = 0
+        for msg in messages:
+            if not isinstance(msg, dict):
+                continue
+            text = _content_text(msg.get("content"))
+            prompt_words += len(text.split())
+            if msg.get("role") == "user":
+                last_user = text
+        model = req.get("model") if isinstance(req.get("model"), str) else "fake"
+        directives = _parse_directives(last_user)
+
+        if "hang" in directives:
+            self.fake._sleep(_float(directives["hang"]["value"]))
+            if self.fake._stopping.is_set():
+                self.close_connection = True
+                return
+
+        for name in ("status", "status-once"):
+            if name not in directives:
+                continue
+            opts = directives[name]
+            code = _int(opts["value"])
+            if code is None or not 100 <= code <= 599:
+                continue
+            if name == "status-once" and not self.fake._first_time(last_user):
+                continue
+            extra = {k: v for k, v in opts.items() if k != "value"}
+            headers = {
+                "-".join(p.capitalize() for p in k.split("-")): v
+                for k, v in extra.items()
+            }
+            self._send_error_json(
+                code, f"Fake error {code} requested by directive.", headers
+            )
+            return
+
+        reply = "echo: " + last_user
+        usage = None
+        if "empty-usage" not in directives:
+            completion_words = len(reply.split())
+            usage = {
+                "prompt_tokens": max(1, prompt_words),
+                "completion_tokens": completion_words,
+                "total_tokens": max(1, prompt_words) + completion_words,
+            }
+        completion_id = f"chatcmpl-fake-{next(self.fake._ids)}"
+
+        if req.get("stream") is True:
+            stream_options = req.get("stream_options")
+            include_usage = isinstance(stream_options, dict) and bool(
+                stream_options.get("include_usage")
+            )
+            self._stream(
+                rec,
+                completion_id,
+                model,
+                reply,
+                usage if include_usage else None,
+                include_usage,
+                _float(directives.get("delay", {}).get("value")),
+                "malformed" in directives,
+            )
+            return
+
+        if "malformed" in directives:
+            self._send(
+                200,
+                b'{"id": "chatcmpl-fake", "object": "chat.completion", "choices": [{',
+            )
+            return
+
+        body: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+        if usage is not None:
+            body["usage"] = usage
+        self._send_json(200, body)
+
+    def _stream(
+        self,
+        rec: Recorded,
+        completion_id: str,
+        model: str,
+        reply: str,
+        usage: dict[str, int] | None,
+        include_usage: bool,
+        delay: float,
+        malformed: bool,
+    ) -> None:
+        def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+            obj: dict[str, Any] = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": choices,
+            }
+            if include_usage:
+                obj["usage"] = None
+            obj.update(extra)
+            return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+        def delta(d: dict[str, Any], finish: str | None = None) -> bytes:
+            return chunk([{"index": 0, "delta": d, "finish_reason": finish}])
+
+        events = [delta({"role": "assistant", "content": ""})]
+        if malformed:
+            events.append(b'data: {"id": "chatcmpl-fake", "choices": [{\n\n')
+        events += [delta({"content": piece}) for piece in _PIECE_RE.findall(reply)]
+        events.append(delta({}, "stop"))
+        if usage is not None:
+            events.append(chunk([], usage=usage))
+        events.append(b"data: [DONE]\n\n")
+
+        chunked = self.request_version != "HTTP/1.0"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.close_connection = True
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.flush()
+
+        counter = self.fake._new_stream(rec)
+        for i, event in enumerate(events):
+            if i and delay:
+                self.fake._sleep(delay)
+                if self.fake._stopping.is_set():
+                    self.close_connection = True
+                    return
+            counter.increment()
+            if chunked:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+            else:
+                self.wfile.write(event)
+            self.wfile.flush()
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def increment(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+
+class FakeOpenAI:
+    """Fake OpenAI Chat Completions server on 127.0.0.1 (free port by default)."""
+
+    def __init__(self, port: int = 0) -> None:
+        self._port = port
+        self._lock = threading.Lock()
+        self._requests: list[Recorded] = []
+        self._seen_once: set[str] = set()
+        self._streams: list[tuple[Recorded, _Counter]] = []
+        self._connections: set[socket.socket] = set()
+        self._ids = itertools.count(1)
+        self._stopping = threading.Event()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> Self:
+        if self._httpd is not None:
+            return self
+        self._stopping.clear()
+        httpd = _Server((HOST, self._port), _Handler)
+        httpd.fake = self
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"FakeOpenAI:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()  # wakes up hang/delay sleeps
+        httpd.shutdown()
+        with self._lock:
+            conns = list(self._connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- accessors ---------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("FakeOpenAI is not running")
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/v1"
+
+    @property
+    def requests(self) -> list[Recorded]:
+        """Snapshot (a copy) of all recorded requests, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    def find(self, text: str) -> list[Recorded]:
+        """Recorded requests whose body contains ``text``."""
+        needle = text.encode("utf-8")
+        with self._lock:
+            return [r for r in self._requests if needle in r.body]
+
+    def clear(self) -> None:
+        """Forget recorded requests, stream progress and status-once state."""
+        with self._lock:
+            self._requests.clear()
+            self._streams.clear()
+            self._seen_once.clear()
+
+    def chunks_sent(self, text: str) -> int:
+        """Number of SSE events already written (or being written) for streamed
+        requests whose body contains ``text`` (extra helper for stream tests)."""
+        needle = text.encode("utf-8")
+        with self._lock:
+            counters = [c for r, c in self._streams if needle in r.body]
+        return sum(c.value for c in counters)
+
+    # -- internals used by the handler ---------------------------------------
+
+    def _append(self, rec: Recorded) -> None:
+        with self._lock:
+            self._requests.append(rec)
+
+    def _first_time(self, key: str) -> bool:
+        with self._lock:
+            if key in self._seen_once:
+                return False
+            self._seen_once.add(key)
+            return True
+
+    def _new_stream(self, rec: Recorded) -> _Counter:
+        counter = _Counter()
+        with self._lock:
+            self._streams.append((rec, counter))
+        return counter
+
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Fake OpenAI-compatible server (127.0.0.1 only)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, help="port to bind (0 = free port)"
+    )
+    args = parser.parse_args(argv)
+    fake = FakeOpenAI(port=args.port).start()
+    print(fake.url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""Tests for the fake OpenAI-compatible server in tests/fakes/openai_server.py."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_server import FakeOpenAI
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeOpenAI() as server:
+        yield server
+
+
+def token() -> str:
+    return f"tok-{uuid.uuid4().hex}"
+
+
+def post(url, body, headers=None, timeout=10):
+    """POST JSON (or raw bytes); return (status, headers, body bytes)."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(
+        url + "/chat/completions",
+        data=data,
+        method="POST",
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read()
+
+
+def chat(content, **extra):
+    return {
+        "model": "gpt-test",
+        "messages": [{"role": "user", "content": content}],
+        **extra,
+    }
+
+
+def test_normal_answer_shape_and_usage(fake):
+    body = {
+        "model": "gpt-test",
+        "messages": [
+            {"role": "system", "content": "be brief please"},
+            {"role": "user", "content": "hello there"},
+        ],
+        "max_tokens": 50,
+        "temperature": 0,
+    }
+    status, headers, raw = post(fake.url, body)
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/json")
+    assert int(headers["Content-Length"]) == len(raw)
+    data = json.loads(raw)
+    assert data["id"].startswith("chatcmpl-fake")
+    assert data["object"] == "chat.completion"
+    assert isinstance(data["created"], int)
+    assert data["model"] == "gpt-test"
+    assert data["choices"] == [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "echo: hello there"},
+            "finish_reason": "stop",
+        }
+    ]
+    # 3 + 2 prompt words; "echo: hello there" is 3 words
+    assert data["usage"] == {
+        "prompt_tokens": 5,
+        "completion_tokens": 3,
+        "total_tokens": 8,
+    }
+
+
+def test_prompt_tokens_minimum_one(fake):
+    _, _, raw = post(fake.url, chat(""))
+    assert json.loads(raw)["usage"]["prompt_tokens"] == 1
+
+
+def test_records_requests_and_find(fake):
+    tok = token()
+    status, _, _ = post(
+        fake.url, chat(f"find me {tok}"), headers={"Authorization": "Bearer sk-test"}
+    )
+    assert status == 200
+    found = fake.find(tok)
+    assert len(found) == 1
+    rec = found[0]
+    assert rec.method == "POST"
+    assert rec.path == "/v1/chat/completions"
+    assert rec.headers["authorization"] == "Bearer sk-test"
+    assert rec.json["messages"][0]["content"] == f"find me {tok}"
+    assert tok.encode() in rec.body
+    assert rec in fake.requests
+
+
+def test_bad_json_is_recorded_and_400(fake):
+    tok = token()
+    status, _, raw = post(fake.url, f"not json {tok}".encode())
+    assert status == 400
+    assert "error" in json.loads(raw)
+    (rec,) = fake.find(tok)
+    assert rec.json is None
+
+
+def test_clear():
+    with FakeOpenAI() as own:
+        post(own.url, chat("x"))
+        assert len(own.requests) == 1
+        own.clear()
+        assert own.requests == []
+
+
+def test_status_directive_with_retry_after(fake):
+    status, headers, raw = post(fake.url, chat("[[status:429,retry-after:1]] hi"))
+    assert status == 429
+    assert headers["Retry-After"] == "1"
+    err = json.loads(raw)["error"]
+    assert set(err) >= {"message", "type", "code"}
+
+
+def test_status_directive_plain(fake):
+    status, headers, raw = post(fake.url, chat("[[status:500]]"))
+    assert status == 500
+    assert headers.get("Retry-After") is None
+    assert json.loads(raw)["error"]["type"] == "server_error"
+
+
+def test_status_once(fake):
+    content = f"[[status-once:503]] {token()}"
+    first = post(fake.url, chat(content))
+    second = post(fake.url, chat(content))
+    third = post(fake.url, chat(content))
+    assert first[0] == 503
+    assert second[0] == 200
+    assert third[0] == 200
+    assert (
+        json.loads(second[2])["choices"][0]["message"]["content"] == "echo: " + content
+    )
+
+
+def test_directive_only_in_last_user_message(fake):
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "[[status:500]]"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "fine now"},
+        ],
+    }
+    assert post(fake.url, body)[0] == 200
+
+
+def test_malformed(fake):
+    status, headers, raw = post(fake.url, chat("[[malformed]]"))
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/json")
+    with pytest.raises(ValueError):
+        json.loads(raw)
+
+
+def test_empty_usage(fake):
+    status, _, raw = post(fake.url, chat("[[empty-usage]] hi"))
+    assert status == 200
+    data = json.loads(raw)
+    assert "usage" not in data
+    assert data["choices"][0]["message"]["content"] == "echo: [[empty-usage]] hi"
+
+
+def read_events(resp):
+    """Yield parsed SSE data payloads ('[DONE]' kept as a string)."""
+    while True:
+        line = resp.readline()
+        if not line:
+            return
+        line = line.decode().rstrip("\r\n")
+        if line.startswith("data: "):
+            payload = line[len("data: ") :]
+            yield payload if payload == "[DONE]" else json.loads(payload)
+
+
+def open_stream(fake, content, **extra):
+    req = urllib.request.Request(
+        fake.url + "/chat/completions",
+        data=json.dumps(chat(content, stream=True, **extra)).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    return urllib.request.urlopen(req, timeout=30)
+
+
+def test_stream_pieces_concatenate_to_reply(fake):
+    content = "one two  three"
+    with open_stream(fake, content) as resp:
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        events = list(read_events(resp))
+    assert events[-1] == "[DONE]"
+    chunks = events[:-1]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    pieces = [c["choices"][0]["delta"].get("content") or "" for c in chunks]
+    assert "".join(pieces) == "echo: " + content
+    assert pieces[1:-1] == ["echo: ", "one ", "two  ", "three"]
+    assert all("usage" not in c for c in chunks)
+
+
+def test_stream_arrives_incrementally(fake):
+    tok = token()
+    with open_stream(fake, f"[[delay:0.3]] a b {tok}") as resp:
+        events = read_events(resp)
+        first = next(events)
+        sent_when_first_read = fake.chunks_sent(tok)
+        rest = list(events)
+    total = 1 + len(rest)
+    assert first["choices"][0]["delta"]["role"] == "assistant"
+    assert rest[-1] == "[DONE]"
+    # The first chunk was in our hands while the server had not yet sent the rest.
+    assert 1 <= sent_when_first_read < total
+    assert fake.chunks_sent(tok) == total
+
+
+def test_stream_include_usage(fake):
+    with open_stream(fake, "hi you", stream_options={"include_usage": True}) as resp:
+        events = list(read_events(resp))
+    assert events[-1] == "[DONE]"
+    usage_chunk = events[-2]
+    assert usage_chunk["choices"] == []
+    assert usage_chunk["usage"] == {
+        "prompt_tokens": 2,
+        "completion_tokens": 3,
+        "total_tokens": 5,
+    }
+    assert events[-3]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_stream_status_applies_before_streaming(fake):
+    req = urllib.request.Request(
+        fake.url + "/chat/completions",
+        data=json.dumps(chat("[[status:401]]", stream=True)).encode(),
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=10)
+    assert info.value.code == 401
+    assert "error" in json.loads(info.value.read())
+
+
+def test_hang_then_answers(fake):
+    status, _, raw = post(fake.url, chat("[[hang:0.5]] slow"), timeout=30)
+    assert status == 200
+    assert (
+        json.loads(raw)["choices"][0]["message"]["content"] == "echo: [[hang:0.5]] slow"
+    )
+
+
+def test_hang_triggers_client_timeout_without_blocking_others(fake):
+    results = {}
+
+    def slow():
+        try:
+            post(fake.url, chat("[[hang:3]] slow"), timeout=0.5)
+            results["slow"] = "answered"
+        except TimeoutError:
+            results["slow"] = "timeout"
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    assert post(fake.url, chat("quick"))[0] == 200
+    assert "slow" not in results  # the quick one finished while the slow one hangs
+    thread.join()
+    assert results["slow"] == "timeout"
+
+
+def test_stop_interrupts_hang():
+    own = FakeOpenAI().start()
+    thread = threading.Thread(
+        target=lambda: _ignore_errors(post, own.url, chat("[[hang:60]]"), timeout=120),
+        daemon=True,
+    )
+    thread.start()
+    while not own.requests:
+        time.sleep(0.01)
+    own.stop()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def _ignore_errors(func, *args, **kwargs):
+    try:
+        func(*args, **kwargs)
+    except OSError:
+        pass
+
+
+def test_models(fake):
+    with urllib.request.urlopen(fake.url + "/models", timeout=10) as resp:
+        assert json.loads(resp.read()) == {
+            "object": "list",
+            "data": [{"id": "fake", "object": "model"}],
+        }
+
+
+def test_unknown_path_404(fake):
+    tok = token()
+    req = urllib.request.Request(f"{fake.url}/nope?{tok}", method="GET")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=10)
+    assert info.value.code == 404
+    assert "error" in json.loads(info.value.read())
+    assert any(tok in r.path for r in fake.requests)
+
+
+def test_keep_alive_reuses_connection(fake):
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", int(fake.url.split(":")[2].split("/")[0])
+    )
+    try:
+        for i in range(3):
+            conn.request(
+                "POST",
+                "/v1/chat/completions",
+                body=json.dumps(chat(f"msg {i}")),
+                headers={"Content-Type": "application/json"},
+            )
+            resp = conn.getresponse()
+            assert resp.status == 200
+            assert (
+                json.loads(resp.read())["choices"][0]["message"]["content"]
+                == f"echo: msg {i}"
+            )
+        with_stream = json.dumps(chat("s t", stream=True))
+        conn.request("POST", "/v1/chat/completions", body=with_stream)
+        resp = conn.getresponse()
+        assert resp.read().endswith(b"data: [DONE]\n\n")
+        conn.request("GET", "/v1/models")
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+
+
+def test_large_body(fake):
+    tok = token()
+    big = "word " * 1_000_000  # ~5 MB
+    status, _, raw = post(fake.url, chat(big + tok), timeout=60)
+    assert status == 200
+    assert json.loads(raw)["usage"]["prompt_tokens"] == 1_000_001
+    assert len(fake.find(tok)) == 1
+
+
+def test_runs_as_process():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.openai_server", "--port", "0"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
+        status, _, raw = post(url, chat("from process"))
+        assert status == 200
+        assert (
+            json.loads(raw)["choices"][0]["message"]["content"] == "echo: from process"
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert proc.stderr.read() == ""
