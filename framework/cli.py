@@ -13,8 +13,9 @@ from framework.model import TARGET_NAMES
 def _parser() -> argparse.ArgumentParser:
     from framework.config.report import FORMATS
 
-    parser = argparse.ArgumentParser(prog="python -m framework",
-                                     description="Build and run LLM agents on serverless platforms from one agent.yaml.")
+    parser = argparse.ArgumentParser(
+        prog="python -m framework",
+        description="Build and run LLM agents on serverless platforms from one agent.yaml.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sub: argparse.ArgumentParser) -> None:

@@ -39,7 +39,7 @@ def json_file(path: str, value: Any) -> File:
 @lru_cache(maxsize=1)
 def environment():
     """The one Jinja environment: sandboxed, StrictUndefined, only our own filters."""
-    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2 import FileSystemLoader, StrictUndefined, Undefined
     from jinja2.sandbox import SandboxedEnvironment
 
     env = SandboxedEnvironment(
@@ -48,7 +48,12 @@ def environment():
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters["json"] = to_json
+    def json_filter(value: Any) -> str:
+        if isinstance(value, Undefined):
+            str(value)  # StrictUndefined raises here, naming the missing value
+        return to_json(value)
+
+    env.filters["json"] = json_filter
     return env
 
 

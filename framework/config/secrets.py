@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 # Shapes of well-known credentials. Matching any of them anywhere in a string is an error.
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (

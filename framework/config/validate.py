@@ -6,9 +6,10 @@ Every problem is collected (never stop at the first) and located at a line and c
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
@@ -109,7 +110,7 @@ class _Translator:
             sub = node.get("properties", {}).get(missing, {})
             example = _example(sub) if isinstance(sub, dict) else None
             add = f"add `{missing}: {example}`" if example else f"add `{missing}:`"
-            where = self.doc.where(path, key=True) if path else (1, 1)
+            where = self.doc.where(path, key=True)
             return [Problem(self.doc.file, *where, format_path(path + (missing,)), f"is required; {add}")]
         if kind == "type":
             message = f"must be {_type_words(error.validator_value)}, but is {_describe(value)}"
@@ -222,7 +223,10 @@ def validate_document(doc: Document) -> Validated:
     """All checks on a parsed document; raises ConfigError with every error found."""
     from framework.targets import TARGETS
 
-    problems = schema_problems(doc) + _secret_problems(doc)
+    secrets = _secret_problems(doc)
+    # a secret pasted into a field also breaks its pattern; the secret is the one thing to say there
+    flagged = {(p.line, p.col) for p in secrets}
+    problems = [p for p in schema_problems(doc) if (p.line, p.col) not in flagged] + secrets
     if problems:
         raise ConfigError(problems)
     system_prompt, prompt_file, problems = _read_prompt(doc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from framework.config.validate import Finding
 from framework.model import Agent, TargetSettings
-from framework.render import File, TEMPLATES, json_file
+from framework.render import TEMPLATES, File, json_file
 
 name = "vercel"
 title = "Vercel Functions"
@@ -53,7 +53,8 @@ def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
                 f"a Vercel Edge function must start its response within {EDGE_FIRST_BYTE} s, but timeout is "
                 f"{settings.timeout} and the JSON answer starts only when the model has finished; add "
                 f"`timeout: {EDGE_FIRST_BYTE}` under targets.vercel, or `stream: true` (the answer then starts "
-                f"at once and may stream for {EDGE_STREAM_LIMIT} s), or `runtime: nodejs` (up to {NODE_MAX_DURATION} s)")))
+                f"at once and may stream for {EDGE_STREAM_LIMIT} s), "
+                f"or `runtime: nodejs` (up to {NODE_MAX_DURATION} s)")))
         if settings.stream and settings.timeout > EDGE_STREAM_LIMIT:
             out.append(Finding(settings.path_of("timeout"), (
                 f"a Vercel Edge function may stream for at most {EDGE_STREAM_LIMIT} s, but timeout is "
@@ -101,21 +102,22 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
         "name": project,
         "private": True,
         "type": "module",
-        "devDependencies": {"typescript": "^5.6.0"},
+        "devDependencies": {"typescript": "5.9.3"},
     }
     tsconfig = {
         "compilerOptions": {
             "target": "ES2022",
             "module": "ESNext",
-            "moduleResolution": "Bundler",
-            "lib": ["ES2022", "DOM", "DOM.Iterable"],
+            "moduleResolution": "bundler",
+            "lib": ["ES2022", "DOM"],
             "strict": True,
             "resolveJsonModule": True,
             "isolatedModules": True,
             "noEmit": True,
             "skipLibCheck": True,
+            "types": [],
         },
-        "include": ["api/**/*.ts", "agent.json"],
+        "include": ["api/**/*.ts"],
     }
     return [
         File(f"{name}/{ROUTE_FILE}", _route(runtime)),

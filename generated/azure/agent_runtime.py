@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import threading
 import time
 import urllib.parse
@@ -113,10 +112,9 @@ class ChatClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ModelError(504, "timeout")
-            retry_after = None
             try:
                 status, headers, data = self._post_once(body, remaining)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 raise ModelError(504, "timeout") from None
             except (OSError, http.client.HTTPException):
                 status, headers, data = 0, {}, b""
@@ -124,18 +122,15 @@ class ChatClient:
                 try:
                     return json.loads(data)
                 except ValueError:
-                    raise ModelError(502, "the model endpoint sent an answer that is not JSON") from None
+                    raise ModelError(502, "the model endpoint sent a malformed answer") from None
             if status and status not in _RETRY_STATUSES:
                 raise ModelError(502, f"the model endpoint answered HTTP {status}")
-            if attempt >= self._retries:
-                what = f"answered HTTP {status}" if status else "could not be reached"
-                raise ModelError(502, f"the model endpoint {what}")
+            failure = f"the model endpoint answered HTTP {status}" if status else "could not reach the model endpoint"
             retry_after = _retry_after(headers.get("retry-after"))
             pause = retry_after if retry_after is not None else 0.5 * (2 ** attempt) * (0.5 + random.random() / 2)
-            if time.monotonic() + pause >= deadline:
-                raise ModelError(504 if not status else 502, (
-                    f"the model endpoint answered HTTP {status} and asked to retry too late"
-                    if status else "timeout"))
+            # no retry left, or none that could finish in time: report the last failure now
+            if attempt >= self._retries or time.monotonic() + pause >= deadline:
+                raise ModelError(502, failure)
             time.sleep(pause)
             attempt += 1
 
@@ -175,7 +170,7 @@ class Agent:
         self._system = {"role": "system", "content": config["system_prompt"]}
 
     @classmethod
-    def from_file(cls, path: str) -> "Agent":
+    def from_file(cls, path: str) -> Agent:
         with open(path, encoding="utf-8") as handle:
             return cls(json.load(handle))
 
@@ -216,7 +211,7 @@ class Agent:
             text, tokens = _read_answer(answer)
         except ModelError as exc:
             if exc.status == 504:
-                return error(504, f"the model did not answer within {int(budget)} s", cors)
+                return error(504, f"the model did not answer within {self.timeout:g} s", cors)
             return error(exc.status, str(exc), cors)
         return _json_reply(200, {"response": text, "tokens": tokens}, cors)
 
@@ -226,19 +221,19 @@ def _parse(body: bytes) -> tuple[str, str | None]:
     try:
         data = json.loads(body or b"")
     except ValueError:
-        return "", 'the request body must be JSON, like {"message": "Hello"}'
+        return "", "the request body is not valid JSON"
     if not isinstance(data, dict):
-        return "", 'the request body must be a JSON object, like {"message": "Hello"}'
+        return "", "the request body must be a JSON object"
     if "message" not in data:
-        return "", '"message" is required, like {"message": "Hello"}'
+        return "", "the field 'message' is required"
     message = data["message"]
     if not isinstance(message, str):
-        return "", '"message" must be a string'
+        return "", "the field 'message' must be a string"
     if not message.strip():
-        return "", '"message" must not be empty'
+        return "", "the field 'message' must not be empty"
     stream = data.get("stream", False)
     if not isinstance(stream, bool):
-        return "", '"stream" must be true or false'
+        return "", "the field 'stream' must be true or false"
     if stream:
         return "", "this platform does not stream responses; send the request without \"stream\": true"
     return message, None
@@ -248,7 +243,7 @@ def _read_answer(answer: dict) -> tuple[str, int]:
     try:
         text = answer["choices"][0]["message"].get("content") or ""
     except (KeyError, IndexError, TypeError, AttributeError):
-        raise ModelError(502, "the model endpoint sent an answer without a message") from None
+        raise ModelError(502, "the model endpoint sent a malformed answer") from None
     usage = answer.get("usage") if isinstance(answer, dict) else None
     tokens = usage.get("total_tokens", 0) if isinstance(usage, dict) else 0
     return text, int(tokens or 0)

@@ -78,12 +78,8 @@ def write_app(directory: Path, config: dict[str, Any]) -> Path:
     """Lay out a directory like generated/vercel/."""
     (directory / "api").mkdir(parents=True)
     shutil.copyfile(TEMPLATE, directory / "api" / "agent.ts")
-    (directory / "agent.json").write_text(
-        json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8"
-    )
-    (directory / "tsconfig.json").write_text(
-        json.dumps(TSCONFIG, indent=2), encoding="utf-8"
-    )
+    (directory / "agent.json").write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+    (directory / "tsconfig.json").write_text(json.dumps(TSCONFIG, indent=2), encoding="utf-8")
     return directory
 
 
@@ -95,15 +91,8 @@ def js_tools() -> Path:
     """tests/js/node_modules, installed once (npm ci) when missing."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("Node.js and npm are needed for the Vercel target's tests")
-    if (
-        not (BIN / "tsc").exists()
-        or not (JS_DIR / "node_modules" / "edge-runtime").exists()
-    ):
-        command = (
-            ["npm", "ci"]
-            if (JS_DIR / "package-lock.json").exists()
-            else ["npm", "install"]
-        )
+    if not (BIN / "tsc").exists() or not (JS_DIR / "node_modules" / "edge-runtime").exists():
+        command = ["npm", "ci"] if (JS_DIR / "package-lock.json").exists() else ["npm", "install"]
         subprocess.run(
             [*command, "--no-audit", "--no-fund"],
             cwd=JS_DIR,
@@ -138,7 +127,7 @@ class App:
         )
         lines: queue.Queue[bytes] = queue.Queue()
         threading.Thread(
-            target=lambda: [lines.put(l) for l in iter(self.proc.stdout.readline, b"")],
+            target=lambda: [lines.put(line) for line in iter(self.proc.stdout.readline, b"")],
             daemon=True,
         ).start()
         try:
@@ -147,9 +136,7 @@ class App:
             line = ""
         if line != f"listening http://127.0.0.1:{self.port}":
             self.close()
-            raise RuntimeError(
-                f"harness did not start ({line!r}): {log.read_text(errors='replace')}"
-            )
+            raise RuntimeError(f"harness did not start ({line!r}): {log.read_text(errors='replace')}")
 
     def close(self) -> None:
         self.proc.terminate()
@@ -191,17 +178,13 @@ class App:
         conn.request(method, path, body=body, headers=all_headers)
         return conn.getresponse(), conn
 
-    def post(
-        self, message: Any = None, **fields: Any
-    ) -> tuple[int, dict[str, str], Any]:
+    def post(self, message: Any = None, **fields: Any) -> tuple[int, dict[str, str], Any]:
         payload = {"message": message, **fields} if message is not None else fields
         status, headers, data = self.request("POST", payload)
         return (
             status,
             headers,
-            json.loads(data)
-            if headers.get("content-type", "").startswith("application/json")
-            else data,
+            json.loads(data) if headers.get("content-type", "").startswith("application/json") else data,
         )
 
 
@@ -213,9 +196,7 @@ def start_app(tmp: Path, fake: Any, **overrides: Any) -> App:
 
 
 @pytest.fixture(scope="module")
-def app(
-    js_tools: Path, fake: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[App]:
+def app(js_tools: Path, fake: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     """The function with timeout 3 s (deadline 2 s), answering JSON by default."""
     server = start_app(tmp_path_factory.mktemp("vercel"), fake)
     yield server
@@ -223,13 +204,9 @@ def app(
 
 
 @pytest.fixture(scope="module")
-def stream_app(
-    js_tools: Path, fake: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[App]:
+def stream_app(js_tools: Path, fake: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     """The function with agent.stream true and a roomier deadline for slow streams."""
-    server = start_app(
-        tmp_path_factory.mktemp("vercel-stream"), fake, stream=True, timeout=15
-    )
+    server = start_app(tmp_path_factory.mktemp("vercel-stream"), fake, stream=True, timeout=15)
     yield server
     server.close()
 
@@ -256,9 +233,7 @@ def last_request(fake: FakeOpenAI, marker: str) -> Recorded:
     ],
     ids=["defaults", "all-set"],
 )
-def test_function_type_checks_with_strict_tsc(
-    js_tools: Path, tmp_path: Path, overrides: dict
-) -> None:
+def test_function_type_checks_with_strict_tsc(js_tools: Path, tmp_path: Path, overrides: dict) -> None:
     directory = write_app(tmp_path / "app", agent_config(**overrides))
     result = subprocess.run(
         [str(js_tools / "tsc"), "--noEmit", "-p", str(directory)],
@@ -300,9 +275,7 @@ def test_system_prompt_reaches_model_byte_for_byte(app: App, fake: FakeOpenAI) -
     assert messages[1] == {"role": "user", "content": "prompt check 7f3a"}
 
 
-def test_model_and_max_tokens_are_sent_without_null_temperature(
-    app: App, fake: FakeOpenAI
-) -> None:
+def test_model_and_max_tokens_are_sent_without_null_temperature(app: App, fake: FakeOpenAI) -> None:
     assert app.post("params check 91bc")[0] == 200
     sent = last_request(fake, "params check 91bc")
     assert sent.method == "POST" and sent.path == "/v1/chat/completions"
@@ -387,17 +360,13 @@ def test_options_with_allowed_origin_is_204_with_cors(app: App) -> None:
 
 
 def test_options_with_other_origin_is_204_without_cors(app: App) -> None:
-    status, headers, _ = app.request(
-        "OPTIONS", headers={"Origin": "https://evil.example"}
-    )
+    status, headers, _ = app.request("OPTIONS", headers={"Origin": "https://evil.example"})
     assert status == 204
     assert not any(k.startswith("access-control-") for k in headers)
 
 
 def test_post_with_allowed_origin_carries_cors(app: App) -> None:
-    status, headers, _ = app.request(
-        "POST", {"message": "cors post"}, headers={"Origin": ORIGIN}
-    )
+    status, headers, _ = app.request("POST", {"message": "cors post"}, headers={"Origin": ORIGIN})
     assert status == 200
     assert headers["access-control-allow-origin"] == ORIGIN
 
@@ -451,9 +420,7 @@ def test_unreachable_model_is_502(js_tools: Path, tmp_path: Path) -> None:
     assert body == {"error": "could not reach the model endpoint"}
 
 
-def test_missing_api_key_is_500(
-    js_tools: Path, fake: FakeOpenAI, tmp_path: Path
-) -> None:
+def test_missing_api_key_is_500(js_tools: Path, fake: FakeOpenAI, tmp_path: Path) -> None:
     directory = write_app(tmp_path / "app", agent_config(api_key_env="MY_AGENT_KEY"))
     env = {k: v for k, v in os.environ.items() if k != "MY_AGENT_KEY"}
     env["OPENAI_BASE_URL"] = fake.url
@@ -470,9 +437,7 @@ def test_missing_api_key_is_500(
 
 
 def test_stream_request_sends_stream_options(app: App, fake: FakeOpenAI) -> None:
-    status, headers, data = app.request(
-        "POST", {"message": "stream opts 4b4b", "stream": True}
-    )
+    status, headers, data = app.request("POST", {"message": "stream opts 4b4b", "stream": True})
     assert status == 200
     assert headers["content-type"] == "text/plain; charset=utf-8"
     assert data.decode() == "echo: stream opts 4b4b"
@@ -482,9 +447,7 @@ def test_stream_request_sends_stream_options(app: App, fake: FakeOpenAI) -> None
 
 def test_stream_arrives_incrementally(stream_app: App, fake: FakeOpenAI) -> None:
     marker = "incremental 2d2d"
-    response, conn = stream_app.open(
-        "POST", {"message": f"[[delay:0.3]] {marker} one two three"}
-    )
+    response, conn = stream_app.open("POST", {"message": f"[[delay:0.3]] {marker} one two three"})
     try:
         assert response.status == 200
         assert response.getheader("content-type") == "text/plain; charset=utf-8"
@@ -508,9 +471,55 @@ def test_agent_stream_default_can_be_turned_off_per_request(stream_app: App) -> 
 
 
 def test_stream_error_before_first_byte_is_json(stream_app: App) -> None:
-    status, headers, data = stream_app.request(
-        "POST", {"message": "broken [[status:500]]"}
-    )
+    status, headers, data = stream_app.request("POST", {"message": "broken [[status:500]]"})
     assert status == 502
     assert headers["content-type"].startswith("application/json")
     assert json.loads(data) == {"error": "the model endpoint answered HTTP 500"}
+
+
+# --------------------------------------------------------------------------- Node.js runtime variant
+
+NODE_ESM_CHECK = """
+const ts = require(process.argv[1] + "/node_modules/typescript");
+const fs = require("fs");
+const dir = process.argv[2];
+const source = fs.readFileSync(dir + "/api/agent.ts", "utf8");
+const out = ts.transpileModule(source, {
+  compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+});
+fs.writeFileSync(dir + "/api/agent.js", out.outputText);
+import(dir + "/api/agent.js").then(async (m) => {
+  const request = new Request("http://localhost/api/agent", {
+    method: "POST",
+    body: JSON.stringify({ message: "native esm" }),
+  });
+  const response = await m.POST(request);
+  console.log(JSON.stringify({ config: m.config, status: response.status, body: await response.json() }));
+});
+"""
+
+
+def test_nodejs_variant_runs_as_native_esm(js_tools: Path, fake: FakeOpenAI, tmp_path: Path) -> None:
+    """runtime nodejs: line 1 rewritten, TS transpiled per file and run as native
+    ESM under "type": "module", as Vercel's Node.js runtime does."""
+    directory = write_app(tmp_path / "app", agent_config())
+    agent_ts = directory / "api" / "agent.ts"
+    lines = agent_ts.read_text(encoding="utf-8").split("\n")
+    lines[0] = lines[0].replace('"edge"', '"nodejs"')
+    agent_ts.write_text("\n".join(lines), encoding="utf-8")
+    (directory / "package.json").write_text('{"private": true, "type": "module"}', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI")}
+    env.update(OPENAI_BASE_URL=fake.url, OPENAI_API_KEY=API_KEY)
+    result = subprocess.run(
+        ["node", "-e", NODE_ESM_CHECK, str(JS_DIR), str(directory)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["config"] == {"runtime": "nodejs"}
+    assert outcome["status"] == 200
+    assert outcome["body"]["response"] == "echo: native esm"

@@ -7,7 +7,10 @@ export const config = { runtime: "edge" };
 // process.env. Web-standard APIs only, so it runs unchanged on the Edge and
 // Node.js runtimes.
 
-import agent from "../agent.json";
+// The import attribute is required: on the Node.js runtime Vercel runs this
+// file as native ESM ("type": "module"), where a bare JSON import throws at
+// load (ERR_IMPORT_ATTRIBUTE_MISSING). On Edge, esbuild inlines the JSON.
+import agent from "../agent.json" with { type: "json" };
 
 declare const process: { env: Record<string, string | undefined> };
 

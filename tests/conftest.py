@@ -1,0 +1,76 @@
+"""Shared fixtures: the fake model server (one per session) and agents built into temp folders."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from framework.cli import main
+from tests.fakes.openai_server import FakeOpenAI
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "test-key-not-a-real-secret-0001"
+
+# Every special character a prompt can carry: it must reach the model byte for byte.
+NASTY_PROMPT = (
+    "Tu es « utile » 🤖 — naïve café.\n"
+    "Quotes: 'single' \"double\" \"\"\"triple\"\"\" '''also'''\n"
+    "Braces: {name} {{ jinja }} {% raw %} ${template} `backtick`\n"
+    "Backslashes: C:\\path\\to \\n \\u0041 \\\\\n"
+    "</script><!-- --> # not a comment\n"
+    "  trailing spaces and a tab\t\n"
+)
+
+
+@pytest.fixture(scope="session")
+def fake_model():
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+def write_agent(folder: Path, body: str, prompt_file: str | None = None) -> Path:
+    """Write agent.yaml (dedented) into folder, optionally with prompt.txt."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if prompt_file is not None:
+        (folder / "prompt.txt").write_text(prompt_file, encoding="utf-8")
+    path = folder / "agent.yaml"
+    path.write_text(textwrap.dedent(body), encoding="utf-8")
+    return path
+
+
+def build(agent_yaml: Path, out: Path, *extra: str) -> int:
+    return main(["build", "-f", str(agent_yaml), "-o", str(out), *extra])
+
+
+CONTRACT_AGENT = """\
+    name: contract-bot
+    prompt: {file: prompt.txt}
+    model: fake-model-1
+    max_tokens: 77
+    temperature: 0.5
+    timeout: 4
+    cors:
+      origins: [https://app.example]
+    targets:
+      aws: {}
+      gcp: {}
+      azure: {}
+      vercel: {}
+"""
+
+
+@pytest.fixture(scope="session")
+def contract_build(tmp_path_factory) -> Path:
+    """The contract agent (nasty prompt, 4 s timeout, one CORS origin) built for every target."""
+    folder = tmp_path_factory.mktemp("contract")
+    agent = write_agent(folder, CONTRACT_AGENT, prompt_file=NASTY_PROMPT)
+    assert build(agent, folder / "generated") == 0
+    return folder / "generated"
+
+
+def copy_app(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
