@@ -54,6 +54,8 @@ class Agent:
     api_key_env: str
     public: bool
     cors_origins: tuple[str, ...]
+    # environment variable name -> {cloud: reference to its secret store}; the API key is always listed
+    secrets: Mapping[str, Mapping[str, str]]
     targets: tuple[TargetSettings, ...]
 
     def target(self, name: str) -> TargetSettings:
@@ -76,6 +78,9 @@ class Agent:
             "api_key_env": self.api_key_env,
             "cors": {"origins": list(self.cors_origins)},
             "retries": 2,
+            # references only (ARNs, parameter names): the function resolves them at cold start
+            "secret_refs": {name: refs[settings.name] for name, refs in sorted(self.secrets.items())
+                            if settings.name in refs and settings.name == "aws"},
         }
 
 
@@ -123,5 +128,9 @@ def build_agent(data: Mapping[str, Any], system_prompt: str, prompt_file: str | 
         api_key_env=top["api_key_env"],
         public=top["public"],
         cors_origins=tuple((data.get("cors") or {}).get("origins", ())),
+        secrets=MappingProxyType({
+            top["api_key_env"]: {},
+            **{name: MappingProxyType(dict(refs)) for name, refs in (data.get("secrets") or {}).items()},
+        }),
         targets=tuple(targets),
     )

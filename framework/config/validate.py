@@ -133,6 +133,8 @@ class _Translator:
         if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
             bound = "at least" if "inimum" in kind else "at most"
             return [self.problem(path, f"must be {bound} {error.validator_value}; got {value}")]
+        if kind == "pattern" and "propertyNames" in error.schema_path:
+            return [self.problem(path + (value,), f"the name {value!r} {hint}", key=True)]
         if kind == "pattern":
             return [self.problem(path, hint or f"does not have the expected form ({error.validator_value})")]
         if kind == "minLength":

@@ -6,8 +6,32 @@ import os
 
 from agent_runtime import Agent
 
-# Cold start: configuration and model client are built once per instance, never per request.
-AGENT = Agent.from_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.json"))
+CONFIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.json")
+
+
+def _resolve_secrets(refs):
+    """Read referenced secrets (Secrets Manager ARN or ssm:/name) into the environment, once.
+
+    boto3 ships with Lambda's Python runtime; it is imported only when a secret is referenced.
+    """
+    missing = {name: ref for name, ref in refs.items() if not os.environ.get(name)}
+    if not missing:
+        return
+    import boto3
+
+    for name, ref in sorted(missing.items()):
+        if ref.startswith("ssm:"):
+            answer = boto3.client("ssm").get_parameter(Name=ref[4:], WithDecryption=True)
+            os.environ[name] = answer["Parameter"]["Value"]
+        else:
+            os.environ[name] = boto3.client("secretsmanager").get_secret_value(SecretId=ref)["SecretString"]
+
+
+# Cold start: secrets, configuration and model client are set up once per instance, never per request.
+with open(CONFIG_FILE, encoding="utf-8") as _handle:
+    _CONFIG = json.load(_handle)
+_resolve_secrets(_CONFIG.get("secret_refs", {}))
+AGENT = Agent(_CONFIG)
 
 
 def _request(event):
