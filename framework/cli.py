@@ -32,7 +32,70 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--target", choices=TARGET_NAMES, help="build only this target")
     build.add_argument("--check", action="store_true",
                        help="write nothing; exit 1 if generated/ differs from a fresh build (CI gate)")
+    serve = commands.add_parser("serve", help="run one target's app locally in its platform's runtime")
+    serve.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
+    serve.add_argument("-o", "--output", default="generated", help="generated folder (default: generated)")
+    serve.add_argument("--target", choices=TARGET_NAMES, help="the platform (needed when agent.yaml lists several)")
+    serve.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default: 8080)")
+    serve.add_argument("--quiet", action="store_true", help="do not print each request")
+
+    invoke = commands.add_parser("invoke", help="send one message to a target's app run locally, print the answer")
+    invoke.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
+    invoke.add_argument("-o", "--output", default="generated", help="generated folder (default: generated)")
+    invoke.add_argument("--target", choices=TARGET_NAMES, help="the platform (needed when agent.yaml lists several)")
+    invoke.add_argument("-m", "--message", required=True, help="the user message")
+    invoke.add_argument("--json", action="store_true", help="print the raw response body")
+    invoke.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                        help="ask for a streamed answer (where the target streams)")
     return parser
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from framework.local import session
+
+    prepared = session.prepare(args.file, args.output, args.target)
+    env = session.model_environment(prepared.agent)
+    if prepared.rebuilt:
+        print(f"rebuilt {args.output}/ from {args.file}", file=sys.stderr)
+    app = session.launch(prepared, args.port, env, log=not args.quiet)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"Serving {prepared.agent.name} ({prepared.settings.name}) at {app.url}", flush=True)
+    print(f"  try: curl -X POST {app.url} -H 'Content-Type: application/json' -d '{{\"message\": \"Hello\"}}'",
+          flush=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.close()
+    return 0
+
+
+def _cmd_invoke(args: argparse.Namespace) -> int:
+    import json
+
+    from framework.local import session
+
+    prepared = session.prepare(args.file, args.output, args.target)
+    env = session.model_environment(prepared.agent)
+    with session.invoke(prepared, args.message, args.stream, env) as answer:
+        if answer.content_type.startswith("application/json"):
+            body = b"".join(answer.chunks)
+            try:
+                text = body.decode() if args.json else json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+            except ValueError:
+                text = body.decode("utf-8", "replace")
+            print(text)
+        else:  # a stream: show it as it arrives
+            for chunk in answer.chunks:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+            print()
+    return 0 if 200 <= answer.status < 300 else 1
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -81,7 +144,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"validate": _cmd_validate, "build": _cmd_build}
+_COMMANDS = {"validate": _cmd_validate, "build": _cmd_build, "serve": _cmd_serve, "invoke": _cmd_invoke}
 
 
 def main(argv: list[str] | None = None) -> int:

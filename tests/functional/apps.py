@@ -188,3 +188,27 @@ def functions_framework(app_dir: Path, env: dict[str, str | None]):
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextmanager
+def serve_cli(target: str, agent_yaml: Path, output: Path, env: dict[str, str | None]):
+    """`python -m framework serve --target T` as a subprocess on a free port; yields the agent's URL."""
+    port = free_port()
+    merged = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "framework", "serve", "--target", target, "--port", str(port), "--quiet",
+         "-f", str(agent_yaml), "-o", str(output)],
+        env=merged, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # "Serving NAME (TARGET) at URL"
+        if not line.startswith("Serving "):
+            proc.kill()
+            raise RuntimeError(f"serve --target {target} did not start: {line}{proc.stderr.read()}")
+        yield line.rsplit(" at ", 1)[1].strip()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

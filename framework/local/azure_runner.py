@@ -1,0 +1,75 @@
+"""Azure Functions locally: the function registered on the generated FunctionApp, called with
+azure.functions.HttpRequest objects at its route under host.json's route prefix (/api/agent)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import urllib.parse
+
+from framework.local.base import LocalOptions
+from framework.local.http import Front, Request, Response, json_error, with_deadline
+
+# A function past host.json's functionTimeout fails its invocation: the host answers 500.
+TIMEOUT_STATUS = 500
+
+
+def _load_app(options: LocalOptions):
+    """Import function_app.py as the Python worker does: app folder on sys.path, app settings in os.environ."""
+    os.environ.update(options.env)
+    sys.path.insert(0, str(options.app_dir))
+    spec = importlib.util.spec_from_file_location("function_app", options.app_dir / "function_app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.app
+
+
+class AzureApp:
+    def __init__(self, options: LocalOptions):
+        import azure.functions as func
+
+        host = json.loads((options.app_dir / "host.json").read_text(encoding="utf-8"))
+        prefix = host.get("extensions", {}).get("http", {}).get("routePrefix", "api").strip("/")
+        app = _load_app(options)
+        routes = {}
+        for function in app.get_functions():
+            trigger = function.get_trigger()
+            path = "/" + "/".join(part for part in (prefix, trigger.route.strip("/")) if part)
+            methods = {str(getattr(m, "value", m)).upper() for m in (trigger.methods or [])}
+            routes[path.lower()] = (function.get_user_function(), methods)
+        timeout = options.timeout
+
+        def handle(request: Request) -> Response:
+            url = urllib.parse.urlsplit(request.path)
+            route = routes.get(url.path.rstrip("/").lower())
+            if route is None or (route[1] and request.method not in route[1]):
+                return Response(404)  # the host answers unrouted paths and methods with an empty 404
+            user_function, _ = route
+            http_request = func.HttpRequest(
+                method=request.method,
+                url=f"http://{options.host}:{self.port}{request.path}",
+                headers=request.headers,
+                params=dict(urllib.parse.parse_qsl(url.query)),
+                route_params={},
+                body=request.body,
+            )
+
+            def call() -> Response:
+                reply = user_function(http_request)
+                return Response(reply.status_code, dict(reply.headers), reply.get_body())
+
+            return with_deadline(call, timeout, lambda: json_error(
+                TIMEOUT_STATUS, f"the function timed out after {timeout:g} s (functionTimeout)"))
+
+        self._front = Front(handle, options.host, options.port, options.log).start()
+        self.port = self._front.port
+        self.url = f"http://{options.host}:{self.port}/{prefix}/agent"
+
+    def close(self) -> None:
+        self._front.close()
+
+
+def start(options: LocalOptions) -> AzureApp:
+    return AzureApp(options)

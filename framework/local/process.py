@@ -1,0 +1,50 @@
+"""A local upstream server run as a child process (functions-framework, the Edge harness)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from framework.errors import FrameworkError
+from framework.local.http import wait_for_port
+
+
+class LocalRunError(FrameworkError):
+    """The local runtime could not be started."""
+
+    exit_code = 1
+
+
+class Child:
+    """Start `command`, wait until it listens on `port`; its output goes to our stderr when `log`."""
+
+    def __init__(self, command: list[str], port: int, env: dict[str, str], cwd: Path, log: bool,
+                 what: str, startup: float = 60.0):
+        self.proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._output: list[bytes] = []
+        self._pump = threading.Thread(target=self._read, args=(log,), daemon=True)
+        self._pump.start()
+        if not wait_for_port(port, startup, lambda: self.proc.poll() is None):
+            self.close()
+            tail = b"".join(self._output)[-2000:].decode(errors="replace")
+            raise LocalRunError(f"{what} did not start:\n{tail}")
+
+    def _read(self, log: bool) -> None:
+        for line in iter(self.proc.stdout.readline, b""):
+            self._output.append(line)
+            del self._output[:-200]
+            if log:
+                sys.stderr.buffer.write(line)
+                sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

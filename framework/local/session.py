@@ -1,0 +1,117 @@
+"""serve and invoke: build if stale, check the environment, start the target's local runner."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from framework.build import render_all
+from framework.config.validate import validate_file
+from framework.errors import FrameworkError, UsageError
+from framework.local.base import LocalApp, LocalOptions, start
+from framework.model import Agent, TargetSettings
+from framework.writer import differences, write
+
+
+class MissingKeyError(FrameworkError):
+    """No model API key in the environment: serving would only produce errors."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Prepared:
+    agent: Agent
+    settings: TargetSettings
+    app_dir: Path
+    rebuilt: bool
+
+
+def prepare(file: str, output: str, target: str | None) -> Prepared:
+    """Validate, pick the target, and rebuild generated/ if it is out of date."""
+    validated = validate_file(file)
+    names = [t.name for t in validated.agent.targets]
+    if target is None:
+        if len(names) != 1:
+            raise UsageError(f"agent.yaml lists several targets ({', '.join(names)}); choose one with --target")
+        target = names[0]
+    if target not in names:
+        raise UsageError(f"target {target!r} is not in {file} (it lists: {', '.join(names)})")
+    out = Path(output)
+    build = render_all(validated)
+    rebuilt = bool(differences(build, out, full=True))
+    if rebuilt:
+        write(build, out, full=True)
+    return Prepared(validated.agent, validated.agent.target(target), out / target, rebuilt)
+
+
+def model_environment(agent: Agent, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The app's environment: ours, which must hold the model API key (never faked)."""
+    env = dict(os.environ if environ is None else environ)
+    if not env.get(agent.api_key_env):
+        raise MissingKeyError(
+            f"{agent.api_key_env} is not set. Set it to your model API key, for example:\n"
+            f"  export {agent.api_key_env}=sk-...\n"
+            "For a local OpenAI-compatible server (Ollama, vLLM, LM Studio) set any non-empty key and its address:\n"
+            f"  export {agent.api_key_env}=local OPENAI_BASE_URL=http://127.0.0.1:11434/v1")
+    return env
+
+
+def launch(prepared: Prepared, port: int, env: dict[str, str], log: bool = False) -> LocalApp:
+    settings = prepared.settings
+    options = LocalOptions(
+        app_dir=prepared.app_dir.resolve(),
+        port=port,
+        timeout=float(settings.timeout),
+        concurrency=settings.concurrency.max,
+        env=env,
+        function_name=prepared.agent.name,
+        memory=settings.memory,
+        settings=dict(settings.options),
+        log=log,
+    )
+    return start(settings.name, options)
+
+
+@dataclass
+class Answer:
+    status: int
+    content_type: str
+    chunks: Iterator[bytes]
+
+
+def post(url: str, message: str, stream: bool | None = None, timeout: float = 3600) -> Answer:
+    """One POST {"message": ...} to a local app; the body is read as it arrives."""
+    payload: dict = {"message": message}
+    if stream is not None:
+        payload["stream"] = stream
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    conn.request("POST", parts.path or "/", body=json.dumps(payload).encode(),
+                 headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            while chunk := response.read1(65536):
+                yield chunk
+        finally:
+            conn.close()
+
+    return Answer(response.status, response.getheader("Content-Type") or "", chunks())
+
+
+@contextmanager
+def invoke(prepared: Prepared, message: str, stream: bool | None, env: dict[str, str]) -> Iterator[Answer]:
+    """Start the app on a free port and send one request; the app stops when the block ends."""
+    app = launch(prepared, 0, env)
+    try:
+        yield post(app.url, message, stream)
+    finally:
+        app.close()
