@@ -9,7 +9,7 @@ NPM_DIR := tests/js
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e '.[local]'
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed setup.cfg
@@ -36,6 +36,9 @@ test: install-test
 
 bench: install-test
 	$(PY) bench/build.py
+	$(PY) bench/coldstart.py
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PY) bench/serve.py
 
 clean:
 	rm -rf $(VENV) $(NPM_DIR)/node_modules .pytest_cache

@@ -47,6 +47,30 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--json", action="store_true", help="print the raw response body")
     invoke.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                         help="ask for a streamed answer (where the target streams)")
+
+    deploy_help = {
+        "plan": "show what deploy would create, update or delete (exit 0: no changes, 2: changes pending)",
+        "deploy": "build, show the plan, confirm, apply it to the cloud; print the function URL",
+        "destroy": "delete every resource the framework created for this agent (and nothing else)",
+        "info": "what is deployed now, per target, with URLs",
+    }
+    for name, text in deploy_help.items():
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
+        sub.add_argument("-o", "--output", default="generated",
+                         help="generated folder, checked for staleness (default: generated)")
+        sub.add_argument("--target", choices=TARGET_NAMES, help="the platform (default: every deployable one)")
+        sub.add_argument("--format", choices=("text", "json"), default="text", help="text (people) or json")
+        if name in ("deploy", "destroy"):
+            sub.add_argument("-y", "--yes", action="store_true", help="apply without asking (CI)")
+
+    init_ci = commands.add_parser("init-ci", help="write a GitHub Actions workflow: plan on pull requests, "
+                                  "deploy on main, AWS credentials by OIDC role")
+    init_ci.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
+    init_ci.add_argument("--workflow", default=".github/workflows/agent.yml",
+                         help="where to write it (default: .github/workflows/agent.yml)")
+    init_ci.add_argument("--branch", default="main", help="the branch that deploys (default: main)")
+    init_ci.add_argument("--force", action="store_true", help="overwrite an existing workflow")
     return parser
 
 
@@ -82,6 +106,8 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
 
     prepared = session.prepare(args.file, args.output, args.target)
     env = session.model_environment(prepared.agent)
+    if prepared.rebuilt:
+        print(f"rebuilt {args.output}/ from {args.file}", file=sys.stderr)
     with session.invoke(prepared, args.message, args.stream, env) as answer:
         if answer.content_type.startswith("application/json"):
             body = b"".join(answer.chunks)
@@ -144,7 +170,41 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"validate": _cmd_validate, "build": _cmd_build, "serve": _cmd_serve, "invoke": _cmd_invoke}
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from framework.deploy import commands
+
+    return commands.plan(args.file, args.target, args.output, args.format)
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from framework.deploy import commands
+
+    return commands.deploy(args.file, args.target, args.output, args.format, args.yes)
+
+
+def _cmd_destroy(args: argparse.Namespace) -> int:
+    from framework.deploy import commands
+
+    return commands.destroy(args.file, args.target, args.output, args.format, args.yes)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from framework.deploy import commands
+
+    return commands.info(args.file, args.target, args.output, args.format)
+
+
+def _cmd_init_ci(args: argparse.Namespace) -> int:
+    from framework.deploy.ci import init_ci
+
+    path = init_ci(args.file, args.workflow, branch=args.branch, force=args.force)
+    print(f"wrote {path}: set the repository variable AWS_DEPLOY_ROLE_ARN to the IAM role GitHub may assume")
+    return 0
+
+
+_COMMANDS = {"validate": _cmd_validate, "build": _cmd_build, "serve": _cmd_serve, "invoke": _cmd_invoke,
+             "plan": _cmd_plan, "deploy": _cmd_deploy, "destroy": _cmd_destroy, "info": _cmd_info,
+             "init-ci": _cmd_init_ci}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,3 +46,23 @@ class UsageError(FrameworkError):
     """The command line asks for something that cannot be done."""
 
     exit_code = 2
+
+
+class DeployError(FrameworkError):
+    """A deploy, plan or destroy could not be done (the cloud refused, a resource is not ours, ...)."""
+
+
+class PackageError(DeployError):
+    """The deployable package cannot be made (pip failed, over the platform's size limits)."""
+
+
+class DockerUnavailableError(DeployError):
+    """The container-image path needs a running Docker engine and there is none."""
+
+
+class ConfirmationRequired(UsageError):
+    """A change needs confirmation but there is no terminal to ask on (and no --yes)."""
+
+
+class Cancelled(FrameworkError):
+    """The user answered no at the confirmation prompt: nothing was changed."""

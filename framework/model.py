@@ -51,6 +51,7 @@ class Agent:
     max_tokens: int
     temperature: float | None
     base_url: str | None
+    client: str
     api_key_env: str
     public: bool
     cors_origins: tuple[str, ...]
@@ -72,6 +73,7 @@ class Agent:
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "base_url": self.base_url,
+            "client": self.client,
             "system_prompt": self.system_prompt,
             "timeout": settings.timeout,
             "stream": settings.stream,
@@ -125,6 +127,7 @@ def build_agent(data: Mapping[str, Any], system_prompt: str, prompt_file: str | 
         max_tokens=top["max_tokens"],
         temperature=data.get("temperature"),
         base_url=data.get("base_url"),
+        client=top["client"],
         api_key_env=top["api_key_env"],
         public=top["public"],
         cors_origins=tuple((data.get("cors") or {}).get("origins", ())),

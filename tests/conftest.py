@@ -71,6 +71,18 @@ def contract_build(tmp_path_factory) -> Path:
     return folder / "generated"
 
 
+@pytest.fixture(scope="session")
+def contract_build_openai(tmp_path_factory) -> Path:
+    """The same contract agent with `client: openai`: the official SDK instead of the built-in client."""
+    folder = tmp_path_factory.mktemp("contract-openai")
+    agent = write_agent(folder, CONTRACT_AGENT.replace("    model: fake-model-1\n",
+                                                       "    model: fake-model-1\n    client: openai\n"),
+                        prompt_file=NASTY_PROMPT)
+    assert build(agent, folder / "generated") == 0
+    assert "openai" in (folder / "generated" / "gcp" / "requirements.txt").read_text()
+    return folder / "generated"
+
+
 def copy_app(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst

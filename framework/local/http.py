@@ -28,7 +28,7 @@ class Request:
 @dataclass
 class Response:
     status: int
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str | list[str]] = field(default_factory=dict)  # a list sends the field once per value
     body: bytes | Iterable[bytes] = b""
 
 
@@ -53,15 +53,36 @@ class _Server(ThreadingHTTPServer):
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "agent-local"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
 
     def log_message(self, format: str, *args) -> None:
         if self.server.log:  # type: ignore[attr-defined]
             sys.stderr.write(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else ''}\n")
 
-    def _dispatch(self) -> None:
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():  # fetch/curl streaming uploads
+            parts = []
+            while size := int(self.rfile.readline(65537).split(b";", 1)[0].strip() or b"0", 16):
+                parts.append(self.rfile.read(size))
+                self.rfile.readline(65537)  # the CRLF that ends each chunk
+            while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                pass  # trailer fields
+            return b"".join(parts)
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        return self.rfile.read(length) if length else b""
+
+    def _dispatch(self) -> None:
+        try:
+            body = self._read_body()
+        except ValueError:  # a Content-Length or chunk size that is not a number
+            self.close_connection = True
+            self._write(json_error(400, "malformed request body framing"))
+            return
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():  # a repeated field is one comma-joined value (RFC 9110 5.3)
+            name = name.lower()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        request = Request(self.command, self.path, headers, body)
         try:
             response = self.server.handler(request)  # type: ignore[attr-defined]
         except Exception as exc:  # the front must answer, whatever the app did
@@ -72,7 +93,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         for name, value in response.headers.items():
             if name.lower() not in HOP_BY_HOP:
-                self.send_header(name, value)
+                for one in value if isinstance(value, (list, tuple)) else (value,):  # a list: one line each
+                    self.send_header(name, one)
         if isinstance(response.body, (bytes, bytearray)):
             self.send_header("Content-Length", str(len(response.body)))
             self.end_headers()

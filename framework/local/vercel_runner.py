@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from framework.local.base import LocalOptions
@@ -26,25 +27,37 @@ def cache_dir() -> Path:
 
 
 def ensure_runtime() -> Path:
-    """The harness in a folder with its npm packages (edge-runtime, esbuild), installed once per lock file."""
-    lock = (HERE / "package-lock.json").read_bytes()
-    folder = cache_dir() / f"edge-runner-{hashlib.sha256(lock).hexdigest()[:16]}"
+    """The harness in a folder with its npm packages (edge-runtime, esbuild), installed once per
+    lock file and harness. The folder appears complete or not at all: it is installed under a
+    temporary name and renamed, so concurrent `serve`s (or test workers) never share a half install."""
+    sources = {name: (HERE / name).read_bytes() for name in ("package.json", "package-lock.json", "edge_harness.mjs")}
+    digest = hashlib.sha256(b"\0".join(sources.values())).hexdigest()[:16]
+    folder = cache_dir() / f"edge-runner-{digest}"
     harness = folder / "edge_harness.mjs"
     if (folder / "node_modules" / ".installed").is_file():
-        if harness.read_bytes() != (HERE / "edge_harness.mjs").read_bytes():
-            shutil.copyfile(HERE / "edge_harness.mjs", harness)
         return harness
     if shutil.which("node") is None or shutil.which("npm") is None:
         raise LocalRunError("serving the vercel target needs Node.js 20+ and npm on PATH "
                             "(Debian/Ubuntu: apt-get install nodejs npm)")
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("package.json", "package-lock.json", "edge_harness.mjs"):
-        shutil.copyfile(HERE / name, folder / name)
-    result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=folder,
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        raise LocalRunError(f"could not install the Edge runtime with npm:\n{result.stderr[-2000:]}")
-    (folder / "node_modules" / ".installed").touch()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", dir=folder.parent))
+    try:
+        for name, data in sources.items():
+            (staging / name).write_bytes(data)
+        result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=staging,
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise LocalRunError(f"could not install the Edge runtime with npm:\n{result.stderr[-2000:]}")
+        (staging / "node_modules" / ".installed").touch()
+        if folder.is_dir() and not (folder / "node_modules" / ".installed").is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # left half-installed by an older version
+        try:
+            os.rename(staging, folder)
+        except OSError:  # another process finished first: use its copy
+            if not (folder / "node_modules" / ".installed").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return harness
 
 

@@ -71,6 +71,7 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
         "api_key_env": agent.api_key_env,
         "auth_type": "NONE" if agent.public else "AWS_IAM",
         "invoke_mode": "RESPONSE_STREAM" if settings.stream else "BUFFERED",
+        "client": agent.client,
     }
     return [
         template_file(name, "lambda_function.py", context),

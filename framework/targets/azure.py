@@ -115,7 +115,7 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
         "extensionBundle": {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.*, 5.0.0)"},
         "logging": {"logLevel": {"default": "Information"}},
     }
-    context = {"auth_level": "ANONYMOUS" if agent.public else "FUNCTION"}
+    context = {"auth_level": "ANONYMOUS" if agent.public else "FUNCTION", "client": agent.client}
     return [
         template_file(name, "function_app.py", context),
         runtime_file(name),

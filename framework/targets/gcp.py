@@ -54,5 +54,5 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
         template_file(name, "main.py", {}),
         runtime_file(name),
         json_file(f"{name}/agent.json", agent.runtime_config(settings)),
-        template_file(name, "requirements.txt", {}),
+        template_file(name, "requirements.txt", {"client": agent.client}),
     ]

@@ -39,6 +39,10 @@ def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
         out.append(Finding(("public",), (
             "Vercel Functions answer anyone who has the URL (there is no per-function login); "
             "remove targets.vercel or set `public: true`")))
+    if agent.client == "openai":
+        out.append(Finding(("client",), (
+            "the Vercel function always calls the model with fetch (no package to bundle); "
+            "`client: openai` applies to the Python targets only"), "warning"))
     if _target_key(settings, "concurrency"):
         out.append(Finding(settings.path_of("concurrency"), (
             "Vercel scales functions by itself: instances can be neither capped nor kept warm; "

@@ -47,7 +47,41 @@ def error(status: int, message: str, headers: dict | None = None) -> Reply:
     return _json_reply(status, {"error": message}, headers)
 
 
-class ChatClient:
+class _Client:
+    """Retries and deadline, shared by both clients; `_post_once` is the transport."""
+
+    _retries = 2
+
+    def complete(self, payload: dict, deadline: float) -> dict:
+        """One answer within the deadline: 429/5xx and network errors are retried with backoff
+        (Retry-After honoured) while time remains; anything else fails at once."""
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ModelError(504, "timeout")
+            try:
+                status, headers, data = self._post_once(payload, remaining)
+            except TimeoutError:
+                raise ModelError(504, "timeout") from None
+            if 200 <= status < 300:
+                try:
+                    return json.loads(data)
+                except ValueError:
+                    raise ModelError(502, "the model endpoint sent a malformed answer") from None
+            if status and status not in _RETRY_STATUSES:
+                raise ModelError(502, f"the model endpoint answered HTTP {status}")
+            failure = f"the model endpoint answered HTTP {status}" if status else "could not reach the model endpoint"
+            retry_after = _retry_after(headers.get("retry-after"))
+            pause = retry_after if retry_after is not None else 0.5 * (2 ** attempt) * (0.5 + random.random() / 2)
+            # no retry left, or none that could finish in time: report the last failure now
+            if attempt >= self._retries or time.monotonic() + pause >= deadline:
+                raise ModelError(502, failure)
+            time.sleep(pause)
+            attempt += 1
+
+
+class ChatClient(_Client):
     """Minimal Chat Completions client: keep-alive per thread, deadline, bounded retries."""
 
     def __init__(self, base_url: str, api_key: str, retries: int):
@@ -82,7 +116,17 @@ class ChatClient:
             conn.close()
         self._local.conn = None
 
-    def _post_once(self, body: bytes, timeout: float) -> tuple[int, dict, bytes]:
+    def _post_once(self, payload: dict, timeout: float) -> tuple[int, dict, bytes]:
+        """(status, lower-case headers, body); status 0 when the endpoint cannot be reached."""
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        try:
+            return self._send(body, timeout)
+        except TimeoutError:
+            raise
+        except (OSError, http.client.HTTPException):
+            return 0, {}, b""
+
+    def _send(self, body: bytes, timeout: float) -> tuple[int, dict, bytes]:
         # A kept-alive connection may have been closed by the server while we were idle:
         # that first failure is not the model's fault, so reconnect once without counting a retry.
         for fresh in (False, True):
@@ -105,34 +149,31 @@ class ChatClient:
                 raise
         raise ConnectionError("unreachable")  # pragma: no cover
 
-    def complete(self, payload: dict, deadline: float) -> dict:
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        attempt = 0
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ModelError(504, "timeout")
-            try:
-                status, headers, data = self._post_once(body, remaining)
-            except TimeoutError:
-                raise ModelError(504, "timeout") from None
-            except (OSError, http.client.HTTPException):
-                status, headers, data = 0, {}, b""
-            if 200 <= status < 300:
-                try:
-                    return json.loads(data)
-                except ValueError:
-                    raise ModelError(502, "the model endpoint sent a malformed answer") from None
-            if status and status not in _RETRY_STATUSES:
-                raise ModelError(502, f"the model endpoint answered HTTP {status}")
-            failure = f"the model endpoint answered HTTP {status}" if status else "could not reach the model endpoint"
-            retry_after = _retry_after(headers.get("retry-after"))
-            pause = retry_after if retry_after is not None else 0.5 * (2 ** attempt) * (0.5 + random.random() / 2)
-            # no retry left, or none that could finish in time: report the last failure now
-            if attempt >= self._retries or time.monotonic() + pause >= deadline:
-                raise ModelError(502, failure)
-            time.sleep(pause)
-            attempt += 1
+class SdkClient(_Client):
+    """The same contract through the official `openai` package (agent.yaml `client: openai`).
+
+    Imported at cold start only when chosen: it costs most of a cold start. Its own retries are
+    off so that ours (bounded by the function's deadline) apply to both clients alike.
+    """
+
+    def __init__(self, base_url: str, api_key: str, retries: int):
+        import openai
+
+        self._errors = openai
+        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+        self._retries = retries
+
+    def _post_once(self, payload: dict, timeout: float) -> tuple[int, dict, bytes]:
+        errors = self._errors
+        try:
+            raw = self._client.chat.completions.with_raw_response.create(**payload, timeout=timeout)
+        except errors.APITimeoutError:
+            raise TimeoutError from None
+        except errors.APIStatusError as exc:
+            return exc.status_code, {k.lower(): v for k, v in exc.response.headers.items()}, b""
+        except errors.APIConnectionError:
+            return 0, {}, b""
+        return raw.http_response.status_code, {}, raw.http_response.content
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -162,7 +203,8 @@ class Agent:
         self.api_key_env = config["api_key_env"]
         api_key = env.get(self.api_key_env) or ""
         base_url = config.get("base_url") or env.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        self.client = ChatClient(base_url, api_key, int(config.get("retries", 2))) if api_key else None
+        client = SdkClient if config.get("client") == "openai" else ChatClient
+        self.client = client(base_url, api_key, int(config.get("retries", 2))) if api_key else None
         self._origins = list(config.get("cors", {}).get("origins", []))
         self._template = {"model": config["model"], "max_tokens": config["max_tokens"]}
         if config.get("temperature") is not None:

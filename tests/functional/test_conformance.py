@@ -19,7 +19,9 @@ import pytest
 from tests.conftest import API_KEY, NASTY_PROMPT
 from tests.functional.apps import azure_caller, http_call, lambda_caller, serve_cli
 
-APPS = ("aws-handler", "azure-function", "serve-gcp", "serve-azure", "serve-vercel")
+APPS = ("aws-handler", "azure-function", "serve-aws", "serve-gcp", "serve-azure", "serve-vercel",
+        # the official openai SDK (agent.yaml `client: openai`) must hold the same contract
+        "aws-handler+openai", "serve-gcp+openai")
 JSON = {"Content-Type": "application/json"}
 
 
@@ -56,8 +58,10 @@ def running(kind: str, build_dir, **env: str | None):
 
 
 @pytest.fixture(scope="module", params=APPS)
-def app(request, contract_build, fake_model):
-    with running(request.param, contract_build, OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY=API_KEY) as call:
+def app(request, fake_model):
+    kind, _, client = request.param.partition("+")
+    build_dir = request.getfixturevalue("contract_build_openai" if client else "contract_build")
+    with running(kind, build_dir, OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY=API_KEY) as call:
         call.kind = request.param
         yield call
 
@@ -234,6 +238,7 @@ STREAM_REQUEST = {
     "aws-handler": 400, "azure-function": 400, "serve-aws": 400, "serve-gcp": 400, "serve-azure": 400,
     # Vercel's Edge runtime streams a Web Response body (the seed's pattern).
     "serve-vercel": 200,
+    "aws-handler+openai": 400, "serve-gcp+openai": 400,
 }
 
 

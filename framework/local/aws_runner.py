@@ -1,0 +1,310 @@
+"""AWS Lambda locally, the way a function URL runs it: an HTTP front turns each request into a
+function URL event (payload 2.0) and maps the result back; the generated handler runs under AWS's
+own runtime interface client (awslambdaric) in worker processes that poll a local Lambda Runtime API.
+
+As in Lambda: one invocation at a time per worker, at most `concurrency.max` workers (beyond that:
+429 throttle), workers started on demand and kept warm, `context.get_remaining_time_in_millis()`
+counting down from the timeout, and an invocation still running at the timeout cut off (502) with
+its worker discarded. Buffered mode only (InvokeMode BUFFERED): 6 MB each way.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import threading
+import time
+import urllib.parse
+from datetime import UTC, datetime
+
+from framework.local.base import LocalOptions
+from framework.local.http import Front, Request, Response, json_error
+from framework.local.lambda_runtime_api import REQUEST_LIMIT, RESPONSE_LIMIT, Invocation, Outcome, Worker, trace_id
+from framework.local.process import LocalRunError
+
+AWSLAMBDARIC = "awslambdaric>=3.0,<5"
+DEFAULT_HANDLER = "lambda_function.lambda_handler"
+ACCOUNT_ID = "123456789012"  # the placeholder account AWS's own documentation uses
+INIT_LIMIT = 10.0  # seconds: Lambda's limit on an on-demand environment's init phase
+FAILURE_STATUS = 502  # what a function URL answers when the function fails, times out or answers badly
+
+# Lambda's own throttle answer on a function URL (reserved concurrency reached).
+THROTTLE = Response(429, {"Content-Type": "application/json", "x-amzn-ErrorType": "TooManyRequestsException"},
+                    b'{"Reason":"ReservedFunctionConcurrentInvocationLimitExceeded","Type":"User",'
+                    b'"message":"Rate Exceeded."}')
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_TEXT_SUFFIXES = ("/json", "+json", "/xml", "+xml", "/javascript", "/ecmascript", "/x-www-form-urlencoded",
+                  "/yaml", "/x-yaml", "/graphql", "/csv")
+
+
+# --- request: HTTP -> function URL event (payload format 2.0) ----------------------------------------
+
+def is_text(content_type: str, body: bytes) -> bool:
+    """A body travels as plain text when its type is textual (or unset) and it is UTF-8; else base64."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime and not (mime.startswith("text/") or mime.endswith(_TEXT_SUFFIXES)):
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def function_url_event(request: Request, request_id: str, trace: str, api_id: str, port: int) -> dict:
+    raw_path, _, raw_query = request.path.partition("?")
+    raw_path = raw_path or "/"
+    headers = {name: value for name, value in request.headers.items() if name != "cookie"}
+    host = headers.get("host") or f"127.0.0.1:{port}"
+    headers.update({"host": host, "x-amzn-trace-id": trace.split(";", 1)[0],
+                    "x-forwarded-for": "127.0.0.1", "x-forwarded-port": str(port), "x-forwarded-proto": "http"})
+    now = datetime.now(UTC)
+    event: dict = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": raw_query,
+    }
+    cookies = [c.strip() for c in request.headers.get("cookie", "").split(";") if c.strip()]
+    if cookies:
+        event["cookies"] = cookies
+    event["headers"] = headers
+    if raw_query:
+        params: dict[str, str] = {}
+        for name, value in urllib.parse.parse_qsl(raw_query, keep_blank_values=True):
+            params[name] = f"{params[name]},{value}" if name in params else value
+        event["queryStringParameters"] = params
+    event["requestContext"] = {
+        "accountId": "anonymous",
+        "apiId": api_id,
+        "domainName": host,
+        "domainPrefix": host.split(".", 1)[0].split(":", 1)[0],
+        "http": {
+            "method": request.method,
+            "path": urllib.parse.unquote(raw_path),
+            "protocol": "HTTP/1.1",
+            "sourceIp": "127.0.0.1",
+            "userAgent": request.headers.get("user-agent", ""),
+        },
+        "requestId": request_id,
+        "routeKey": "$default",
+        "stage": "$default",
+        "time": f"{now:%d}/{_MONTHS[now.month - 1]}/{now:%Y:%H:%M:%S} +0000",
+        "timeEpoch": int(now.timestamp() * 1000),
+    }
+    text = is_text(request.headers.get("content-type", ""), request.body)
+    if request.body:
+        event["body"] = request.body.decode("utf-8") if text else base64.b64encode(request.body).decode("ascii")
+    event["isBase64Encoded"] = not text
+    return event
+
+
+# --- response: the function's result -> HTTP ------------------------------------------------------
+
+def _bad_response(why: str) -> Response:
+    return json_error(FAILURE_STATUS, f"the function returned an invalid response: {why}")
+
+
+def function_url_response(payload: bytes, content_type: str = "application/json") -> Response:
+    """Map a result as function URLs do: a dict with statusCode is an HTTP response (headers, cookies,
+    body, isBase64Encoded); any other JSON result is a 200 application/json carrying that JSON."""
+    try:
+        result = json.loads(payload)
+    except ValueError:  # not JSON (a custom serialiser): passed through as it is
+        return Response(200, {"Content-Type": content_type or "application/octet-stream"}, payload)
+    if not (isinstance(result, dict) and "statusCode" in result):
+        return Response(200, {"Content-Type": "application/json"}, payload)
+    try:
+        status = int(result["statusCode"])
+    except (TypeError, ValueError):
+        return _bad_response(f"statusCode {result['statusCode']!r} is not a number")
+    if not 100 <= status <= 599:
+        return _bad_response(f"statusCode {status} is not an HTTP status")
+    raw_headers = result.get("headers") or {}
+    if not isinstance(raw_headers, dict):
+        return _bad_response("headers is not an object")
+    headers: dict[str, str | list[str]] = {str(k): _header_value(v) for k, v in raw_headers.items()}
+    cookies = result.get("cookies") or []
+    if cookies:
+        if not isinstance(cookies, list):
+            return _bad_response("cookies is not a list")
+        existing = [headers.pop(k) for k in [k for k in headers if k.lower() == "set-cookie"]]
+        headers["Set-Cookie"] = [str(v) for v in existing] + [str(c) for c in cookies]
+    body = result.get("body")
+    if body is None:
+        raw = b""
+    elif isinstance(body, str):
+        if result.get("isBase64Encoded"):
+            try:
+                raw = base64.b64decode(body, validate=True)
+            except (binascii.Error, ValueError):
+                return _bad_response("body is not valid base64 although isBase64Encoded is true")
+        else:
+            raw = body.encode("utf-8")
+    else:
+        raw = json.dumps(body).encode("utf-8")
+    return Response(status, headers, raw)
+
+
+def _header_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def failure(outcome: Outcome, timeout: float) -> Response:
+    """The client's answer when an invocation did not produce a result (never a traceback)."""
+    if outcome.kind == "timeout":
+        return json_error(FAILURE_STATUS, f"the function timed out after {timeout:g} s (Task timed out)")
+    if outcome.kind == "error":
+        return json_error(FAILURE_STATUS, f"the function raised an unhandled {outcome.error_type} "
+                                          "(see the function's log)")
+    if outcome.kind == "too-large":
+        return json_error(FAILURE_STATUS, f"the function's response is larger than Lambda's {RESPONSE_LIMIT}-byte "
+                                          "limit (Function.ResponseSizeTooLarge)")
+    if outcome.kind == "init-timeout":
+        return json_error(FAILURE_STATUS, f"the function's init phase did not finish within {INIT_LIMIT:g} s "
+                                          "(Runtime.InitError)")
+    if outcome.error_type:  # the runtime reported an init error, then exited
+        return json_error(FAILURE_STATUS, f"the function failed to initialize: {outcome.error_type} "
+                                          "(see the function's log)")
+    return json_error(FAILURE_STATUS, "the function's process exited during the invocation (Runtime.ExitError)")
+
+
+# --- the app ---------------------------------------------------------------------------------------
+
+def _log(line: str) -> None:
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class AwsApp:
+    def __init__(self, options: LocalOptions):
+        if importlib.util.find_spec("awslambdaric") is None:
+            raise LocalRunError(
+                "serving the aws target locally needs AWS's Lambda runtime interface client in this Python:\n"
+                f"  {sys.executable} -m pip install '{AWSLAMBDARIC}'")
+        if not (options.app_dir / "lambda_function.py").is_file() and "handler" not in options.settings:
+            raise LocalRunError(f"{options.app_dir} holds no lambda_function.py: build the aws target first")
+        self._options = options
+        self._timeout = float(options.timeout)
+        self._max = max(1, int(options.concurrency))
+        self._lock = threading.Lock()
+        self._workers: list[Worker] = []
+        self._closed = False
+        region = options.env.get("AWS_REGION") or options.env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        name = options.function_name
+        self._arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
+        self._api_id = hashlib.sha256(self._arn.encode()).hexdigest()[:32]
+        app_dir = str(options.app_dir)
+        handler = str(options.settings.get("handler") or DEFAULT_HANDLER)
+        # Variables the runtime client would misread here: the multi-concurrency mode and its log socket.
+        env = {k: v for k, v in options.env.items()
+               if k not in ("AWS_LAMBDA_MAX_CONCURRENCY", "AWS_LAMBDA_RUNTIME_API", "_LAMBDA_TELEMETRY_LOG_FD",
+                            "_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET")}
+        python_path = os.pathsep.join(p for p in (app_dir, env.get("PYTHONPATH", "")) if p)
+        # https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html (reserved variables)
+        self._env = {
+            **env,
+            "_HANDLER": handler,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}",
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(options.memory),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "LAMBDA_TASK_ROOT": app_dir,
+            "PYTHONPATH": python_path,
+            "TZ": ":UTC",
+        }
+        self._front = Front(self._handle, options.host, options.port, options.log).start()
+        self.url = f"http://{options.host}:{self._front.port}/"
+
+    # --- workers ----------------------------------------------------------------------------------
+    def _acquire(self) -> Worker | None:
+        """A warm idle worker, else a new one while under concurrency.max, else None (throttle)."""
+        with self._lock:
+            if self._closed:
+                return None
+            for worker in self._workers:
+                if not worker.busy:
+                    worker.busy = True
+                    return worker
+            if len(self._workers) >= self._max:
+                return None
+            stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{os.urandom(16).hex()}"
+            worker = Worker(self._options.app_dir, {**self._env, "AWS_LAMBDA_LOG_STREAM_NAME": stream},
+                            self._timeout, self._arn, self._freed, self._exited)
+            self._workers.append(worker)
+            return worker
+
+    def _freed(self, worker: Worker) -> None:
+        with self._lock:
+            if worker in self._workers:
+                worker.busy = False
+
+    def _exited(self, worker: Worker) -> None:
+        with self._lock:
+            if worker in self._workers:
+                self._workers.remove(worker)
+
+    # --- requests ---------------------------------------------------------------------------------
+    def _handle(self, request: Request) -> Response:
+        invocation = Invocation(b"", trace=trace_id())
+        event = function_url_event(request, invocation.request_id, invocation.trace, self._api_id, self._front.port)
+        invocation.event = json.dumps(event, ensure_ascii=False).encode("utf-8")
+        if len(invocation.event) > REQUEST_LIMIT:
+            return json_error(413, f"the request is larger than Lambda's {REQUEST_LIMIT}-byte invocation payload "
+                                   "limit (RequestEntityTooLargeException)")
+        worker = self._acquire()
+        if worker is None:
+            if self._closed:
+                return json_error(503, "the local server is shutting down")
+            return THROTTLE
+        started = time.monotonic()
+        worker.submit(invocation)
+        if not invocation.started.wait(INIT_LIMIT):
+            self._exited(worker)
+            invocation.finish(Outcome("init-timeout"))
+            worker.kill()
+        elif not invocation.done.wait(max(0.0, invocation.deadline - time.monotonic())):
+            # Lambda discards an environment whose invocation timed out: out of the pool (nobody may
+            # pick it up), the outcome settled (its death must not pass for a crash), then killed.
+            self._exited(worker)
+            if invocation.finish(Outcome("timeout")):
+                _log(f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z "
+                     f"{invocation.request_id} Task timed out after {self._timeout:.2f} seconds")
+            worker.kill()
+        outcome = invocation.outcome
+        assert outcome is not None
+        if self._options.log:
+            _log(f"REPORT RequestId: {invocation.request_id}\tDuration: {(time.monotonic() - started) * 1000:.2f} ms"
+                 f"\tMemory Size: {self._options.memory} MB\tStatus: {outcome.kind}")
+        if outcome.kind == "response":
+            return function_url_response(outcome.payload, outcome.content_type)
+        return failure(outcome, self._timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            workers, self._workers = list(self._workers), []
+        self._front.close()
+        for worker in workers:
+            worker.stop()
+
+
+def start(options: LocalOptions) -> AwsApp:
+    return AwsApp(options)
