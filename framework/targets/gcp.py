@@ -17,6 +17,10 @@ MAX_MEMORY = 32768
 # greater than 1 requires a function to have 1 or more vCPUs"; 2 GiB is the smallest size that
 # gets a whole vCPU by default (same memory page).
 MIN_MEMORY_FOR_CONCURRENCY = 2048
+# Streaming: Cloud Run functions run on Cloud Run, which streams HTTP responses (chunked, SSE) for
+# up to the request timeout ("Introducing HTTP/gRPC server streaming for Cloud Run", Google Cloud
+# blog), and Google's functions-framework-python ships examples/cloud_run_streaming_http; the
+# generated main.py returns the body as a generator, which Flask streams.
 
 
 def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
@@ -38,10 +42,6 @@ def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
             f"more than one request per instance needs at least one vCPU, which Cloud Functions gives "
             f"from {MIN_MEMORY_FOR_CONCURRENCY} MB; set `memory: {MIN_MEMORY_FOR_CONCURRENCY}` under targets.gcp "
             "or `request_concurrency: 1`")))
-    if settings.stream:
-        out.append(Finding(settings.path_of("stream"), (
-            "this framework's Cloud Functions app does not stream responses; set `stream: false` "
-            "under targets.gcp (targets.vercel streams)")))
     return out
 
 

@@ -22,7 +22,7 @@ _JSON = {"Content-Type": "application/json"}
 
 
 class Reply:
-    """A platform-neutral HTTP answer."""
+    """A platform-neutral HTTP answer; `body` is bytes, or an iterator of bytes when streamed."""
 
     __slots__ = ("status", "headers", "body")
 
@@ -53,7 +53,21 @@ class _Client:
     _retries = 2
 
     def complete(self, payload: dict, deadline: float) -> dict:
-        """One answer within the deadline: 429/5xx and network errors are retried with backoff
+        """One answer within the deadline."""
+        data = self._attempts(lambda timeout: self._post_once(payload, timeout), deadline)
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise ModelError(502, "the model endpoint sent a malformed answer") from None
+
+    def stream(self, payload: dict, deadline: float):
+        """The answer's text pieces as the model writes them; a failure before the first piece
+        raises ModelError, a failure later ends the stream (the client has its status already)."""
+        payload = {**payload, "stream": True, "stream_options": {"include_usage": True}}
+        return self._attempts(lambda timeout: self._open_stream(payload, timeout, deadline), deadline)
+
+    def _attempts(self, send, deadline: float):
+        """Call send(timeout) until a 2xx: 429/5xx and network errors are retried with backoff
         (Retry-After honoured) while time remains; anything else fails at once."""
         attempt = 0
         while True:
@@ -61,14 +75,11 @@ class _Client:
             if remaining <= 0:
                 raise ModelError(504, "timeout")
             try:
-                status, headers, data = self._post_once(payload, remaining)
+                status, headers, result = send(remaining)
             except TimeoutError:
                 raise ModelError(504, "timeout") from None
             if 200 <= status < 300:
-                try:
-                    return json.loads(data)
-                except ValueError:
-                    raise ModelError(502, "the model endpoint sent a malformed answer") from None
+                return result
             if status and status not in _RETRY_STATUSES:
                 raise ModelError(502, f"the model endpoint answered HTTP {status}")
             failure = f"the model endpoint answered HTTP {status}" if status else "could not reach the model endpoint"
@@ -149,6 +160,57 @@ class ChatClient(_Client):
                 raise
         raise ConnectionError("unreachable")  # pragma: no cover
 
+    def _open_stream(self, payload: dict, timeout: float, deadline: float):
+        """(status, headers, text pieces) of a streamed completion, on a connection of its own."""
+        cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        conn = cls(self._host, self._port, timeout=timeout)
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        try:
+            conn.request("POST", self._path, body=body, headers={**self._headers, "Accept": "text/event-stream"})
+            response = conn.getresponse()
+        except TimeoutError:
+            conn.close()
+            raise
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            return 0, {}, None
+        headers = {k.lower(): v for k, v in response.getheaders()}
+        if not 200 <= response.status < 300:
+            response.read()
+            conn.close()
+            return response.status, headers, None
+        return response.status, headers, _sse_pieces(conn, response, deadline)
+
+
+def _sse_pieces(conn: http.client.HTTPConnection, response, deadline: float):
+    """Text deltas from an OpenAI-style server-sent event stream, until [DONE] or the deadline."""
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            conn.sock.settimeout(remaining)
+            try:
+                line = response.readline()
+            except (TimeoutError, OSError, http.client.HTTPException):
+                return
+            if not line:
+                return
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                return
+            try:
+                piece = json.loads(data)["choices"][0]["delta"].get("content")
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                continue  # a malformed or usage-only event carries no text
+            if piece:
+                yield piece
+    finally:
+        conn.close()
+
+
 class SdkClient(_Client):
     """The same contract through the official `openai` package (agent.yaml `client: openai`).
 
@@ -176,6 +238,32 @@ class SdkClient(_Client):
         return raw.http_response.status_code, {}, raw.http_response.content
 
 
+    def _open_stream(self, payload: dict, timeout: float, deadline: float):
+        errors = self._errors
+        try:
+            chunks = self._client.chat.completions.create(**payload, timeout=timeout)
+        except errors.APITimeoutError:
+            raise TimeoutError from None
+        except errors.APIStatusError as exc:
+            return exc.status_code, {k.lower(): v for k, v in exc.response.headers.items()}, None
+        except errors.APIConnectionError:
+            return 0, {}, None
+
+        def pieces():
+            try:
+                for chunk in chunks:
+                    if time.monotonic() >= deadline:
+                        return
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        yield chunk.choices[0].delta.content
+            except (errors.APIError, ValueError):
+                return
+            finally:
+                chunks.close()
+
+        return 200, {}, pieces()
+
+
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -196,9 +284,11 @@ def _allowed_origin(origins: list, origin: str | None) -> str | None:
 class Agent:
     """The agent behind every platform: built once per cold start, then `handle` per request."""
 
-    def __init__(self, config: dict, environ: dict | None = None):
+    def __init__(self, config: dict, environ: dict | None = None, can_stream: bool = False):
         env = os.environ if environ is None else environ
         self.config = config
+        self.can_stream = can_stream  # whether the platform adapter can send a streamed body
+        self.default_stream = bool(config.get("stream")) and can_stream
         self.timeout = float(config["timeout"])
         self.api_key_env = config["api_key_env"]
         api_key = env.get(self.api_key_env) or ""
@@ -212,9 +302,9 @@ class Agent:
         self._system = {"role": "system", "content": config["system_prompt"]}
 
     @classmethod
-    def from_file(cls, path: str) -> Agent:
+    def from_file(cls, path: str, can_stream: bool = False) -> Agent:
         with open(path, encoding="utf-8") as handle:
-            return cls(json.load(handle))
+            return cls(json.load(handle), can_stream=can_stream)
 
     def cors_headers(self, origin: str | None, preflight: bool = False) -> dict:
         allowed = _allowed_origin(self._origins, origin)
@@ -240,15 +330,20 @@ class Agent:
         cors = self.cors_headers(origin)
         if method != "POST":
             return error(405, f"method {method} not allowed; use POST", {"Allow": ALLOWED, **cors})
-        message, problem = _parse(body)
+        message, stream, problem = _parse(body)
         if problem:
             return error(400, problem, cors)
+        if stream and not self.can_stream:
+            return error(400, "this platform does not stream responses; send the request without \"stream\": true",
+                         cors)
         if self.client is None:
             return error(500, f"{self.api_key_env} is not set in the function's environment", cors)
         budget = self.timeout if remaining is None else min(self.timeout, remaining)
         deadline = time.monotonic() + max(0.5, budget - 1.0)  # answer before the platform cuts us off
         payload = {**self._template, "messages": [self._system, {"role": "user", "content": message}]}
         try:
+            if self.default_stream if stream is None else stream:
+                return self._streamed(payload, deadline, cors)
             answer = self.client.complete(payload, deadline)
             text, tokens = _read_answer(answer)
         except ModelError as exc:
@@ -257,28 +352,40 @@ class Agent:
             return error(exc.status, str(exc), cors)
         return _json_reply(200, {"response": text, "tokens": tokens}, cors)
 
+    def _streamed(self, payload: dict, deadline: float, cors: dict) -> Reply:
+        """200 text/plain whose body yields the answer as it is written. The first piece is awaited
+        here, so that a failure before it is still a JSON error with its status."""
+        pieces = self.client.stream(payload, deadline)
+        first = next(pieces, "")
 
-def _parse(body: bytes) -> tuple[str, str | None]:
-    """The user's message, or a plain sentence saying what is wrong with the request."""
+        def body():
+            yield first.encode("utf-8")
+            for piece in pieces:
+                yield piece.encode("utf-8")
+
+        headers = {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache", **cors}
+        return Reply(200, headers, body())
+
+
+def _parse(body: bytes) -> tuple[str, bool | None, str | None]:
+    """(message, stream asked or None, problem): a plain sentence saying what is wrong, if anything."""
     try:
         data = json.loads(body or b"")
     except ValueError:
-        return "", "the request body is not valid JSON"
+        return "", None, "the request body is not valid JSON"
     if not isinstance(data, dict):
-        return "", "the request body must be a JSON object"
+        return "", None, "the request body must be a JSON object"
     if "message" not in data:
-        return "", "the field 'message' is required"
+        return "", None, "the field 'message' is required"
     message = data["message"]
     if not isinstance(message, str):
-        return "", "the field 'message' must be a string"
+        return "", None, "the field 'message' must be a string"
     if not message.strip():
-        return "", "the field 'message' must not be empty"
-    stream = data.get("stream", False)
-    if not isinstance(stream, bool):
-        return "", "the field 'stream' must be true or false"
-    if stream:
-        return "", "this platform does not stream responses; send the request without \"stream\": true"
-    return message, None
+        return "", None, "the field 'message' must not be empty"
+    stream = data.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        return "", None, "the field 'stream' must be true or false"
+    return message, stream, None
 
 
 def _read_answer(answer: dict) -> tuple[str, int]:

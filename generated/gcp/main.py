@@ -9,7 +9,8 @@ import os
 from agent_runtime import Agent
 
 # Cold start: configuration and model client are built once per instance, never per request.
-AGENT = Agent.from_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.json"))
+# Cloud Run functions stream a response whose body is an iterator (Flask streams generators).
+AGENT = Agent.from_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.json"), can_stream=True)
 
 
 def agent_handler(request):

@@ -49,7 +49,9 @@ def running(kind: str, build_dir, **env: str | None):
     if kind.startswith("serve-"):
         target = kind.removeprefix("serve-")
         with serve_cli(target, build_dir.parent / "agent.yaml", build_dir, env) as url:
-            yield http_call(url)
+            call = http_call(url)
+            call.url = url
+            yield call
         return
     with environment(**env):  # the app reads its environment once, at cold start (import)
         call = lambda_caller(build_dir / "aws", timeout_s=4) if kind == "aws-handler" else azure_caller(
@@ -232,13 +234,11 @@ def test_concurrent_requests_each_get_their_own_answer(app, request):
 
 # Where platforms differ, the difference is stated with the platform's documented reason.
 STREAM_REQUEST = {
-    # The Python apps answer one JSON body: Lambda streams natively only on Node.js runtimes,
-    # Cloud Functions and Azure Functions (Python) stream only through frameworks the generated
-    # apps do not use; agent.yaml refuses `stream: true` for them, and a request asking is refused too.
-    "aws-handler": 400, "azure-function": 400, "serve-aws": 400, "serve-gcp": 400, "serve-azure": 400,
-    # Vercel's Edge runtime streams a Web Response body (the seed's pattern).
-    "serve-vercel": 200,
-    "aws-handler+openai": 400, "serve-gcp+openai": 400,
+    # Lambda streams natively only on Node.js runtimes and Azure Functions (Python) only through its
+    # FastAPI extension; the generated apps answer one JSON body, so a request asking is refused.
+    "aws-handler": 400, "azure-function": 400, "serve-aws": 400, "serve-azure": 400, "aws-handler+openai": 400,
+    # Cloud Run functions and Vercel stream the body as the model writes it.
+    "serve-gcp": 200, "serve-gcp+openai": 200, "serve-vercel": 200,
 }
 
 
@@ -251,3 +251,30 @@ def test_a_request_asking_for_a_stream(app, request):
         assert raw.decode() == f"echo: {tag}"
     else:
         assert "does not stream" in json.loads(raw)["error"]
+
+
+@pytest.mark.parametrize("kind", [k for k, status in STREAM_REQUEST.items() if status == 200])
+def test_a_stream_starts_before_the_model_has_finished(kind, contract_build, contract_build_openai, fake_model,
+                                                       request):
+    """The first piece reaches the caller while the model is still writing (it waits between pieces)."""
+    import http.client
+    import urllib.parse
+
+    base, _, client = kind.partition("+")
+    build_dir = contract_build_openai if client else contract_build
+    with running(base, build_dir, OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY=API_KEY) as call:
+        tag = token(request)
+        message = f"[[delay:0.3]] one two three four {tag}"
+        url = urllib.parse.urlsplit(call.url)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        try:
+            conn.request("POST", url.path or "/", body=json.dumps({"message": message, "stream": True}), headers=JSON)
+            response = conn.getresponse()
+            assert response.status == 200
+            first = response.read1(65536)
+            sent_at_first = fake_model.chunks_sent(tag)
+            rest = response.read()
+        finally:
+            conn.close()
+    assert (first + rest).decode() == f"echo: {message}"
+    assert first and sent_at_first < fake_model.chunks_sent(tag)
