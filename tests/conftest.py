@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import textwrap
 from pathlib import Path
@@ -86,3 +87,28 @@ def contract_build_openai(tmp_path_factory) -> Path:
 def copy_app(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+def require_node() -> None:
+    """Node.js and npm run the Vercel app; without them the tests fail (CI installs them), never skip."""
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"{' and '.join(missing)} not found on PATH: the Vercel runner's tests need Node.js 20+ "
+                    "and npm (Debian/Ubuntu: apt-get install nodejs npm)", pytrace=False)
+
+
+def shared_lock(tmp_path_factory: pytest.TempPathFactory, name: str):
+    """An exclusive lock shared by the xdist workers of this run (they share basetemp's parent)."""
+    handle = (tmp_path_factory.getbasetemp().parent / f"{name}.lock").open("w")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
+@pytest.fixture(scope="session")
+def edge_runtime(tmp_path_factory) -> Path:
+    """The Vercel runner's npm packages (edge-runtime, esbuild), installed once per machine."""
+    from framework.local import vercel_runner
+
+    require_node()
+    with shared_lock(tmp_path_factory, "edge-runtime-install"):
+        return vercel_runner.ensure_runtime()

@@ -8,11 +8,9 @@ answer, through `framework.local.base.start` exactly as `serve` does. The comman
 
 from __future__ import annotations
 
-import fcntl
 import http.client
 import json
 import os
-import shutil
 import subprocess
 import sys
 import urllib.parse
@@ -21,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from framework.local import vercel_runner
 from framework.local.base import LocalOptions, start
 from tests.conftest import build, write_agent
 from tests.functional.apps import free_port
@@ -117,28 +114,6 @@ def call(url: str, method: str = "POST", payload: dict | None = None, path: str 
 
 def release(app_dir: Path) -> None:
     (app_dir / "release").touch()
-
-
-def require_node() -> None:
-    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
-    if missing:
-        pytest.fail(f"{' and '.join(missing)} not found on PATH: the Vercel runner's tests need Node.js 20+ "
-                    "and npm (Debian/Ubuntu: apt-get install nodejs npm)", pytrace=False)
-
-
-def shared_lock(tmp_path_factory: pytest.TempPathFactory, name: str):
-    """An exclusive lock shared by the xdist workers of this run (they share basetemp's parent)."""
-    handle = (tmp_path_factory.getbasetemp().parent / f"{name}.lock").open("w")
-    fcntl.flock(handle, fcntl.LOCK_EX)
-    return handle
-
-
-@pytest.fixture(scope="module")
-def edge_runtime(tmp_path_factory) -> Path:
-    """The Vercel runner's npm packages, installed once (workers must not npm ci one folder together)."""
-    require_node()
-    with shared_lock(tmp_path_factory, "edge-runtime-install"):
-        return vercel_runner.ensure_runtime()
 
 
 # ------------------------------------------------------------------------------ timeouts, per platform

@@ -10,7 +10,6 @@ front), against the session's fake model server. Everything listens on 127.0.0.1
 
 from __future__ import annotations
 
-import fcntl
 import http.client
 import json
 import os
@@ -24,7 +23,7 @@ import pytest
 
 from framework.local import vercel_runner
 from framework.local.base import LocalOptions
-from tests.conftest import NASTY_PROMPT, build, write_agent
+from tests.conftest import NASTY_PROMPT, build, require_node, shared_lock, write_agent
 from tests.functional.apps import free_port, serve_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,21 +64,6 @@ NODEJS_AGENT = """\
 VARIANTS = {"edge": EDGE_AGENT, "nodejs": NODEJS_AGENT}
 
 
-def shared_lock(tmp_path_factory: pytest.TempPathFactory, name: str):
-    """An exclusive lock shared by the xdist workers of this run (they share basetemp's parent)."""
-    path = tmp_path_factory.getbasetemp().parent / f"{name}.lock"
-    handle = path.open("w")
-    fcntl.flock(handle, fcntl.LOCK_EX)
-    return handle
-
-
-def require_node() -> None:
-    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
-    if missing:
-        pytest.fail(f"{' and '.join(missing)} not found on PATH: the Vercel target's tests need Node.js 20+ "
-                    "and npm (Debian/Ubuntu: apt-get install nodejs npm)", pytrace=False)
-
-
 @pytest.fixture(scope="module")
 def tsc(tmp_path_factory) -> Path:
     """tests/js/node_modules/.bin/tsc, installed with `npm ci` once when missing."""
@@ -90,14 +74,6 @@ def tsc(tmp_path_factory) -> Path:
                                     capture_output=True, text=True, timeout=300)
             assert result.returncode == 0, f"npm ci in tests/js failed:\n{result.stderr}"
     return TSC
-
-
-@pytest.fixture(scope="module")
-def edge_runtime(tmp_path_factory) -> Path:
-    """The runner's npm packages, installed once (serialised: workers must not npm ci one folder together)."""
-    require_node()
-    with shared_lock(tmp_path_factory, "edge-runtime-install"):
-        return vercel_runner.ensure_runtime()
 
 
 @pytest.fixture(scope="module")
@@ -182,23 +158,6 @@ def test_a_streaming_agent_streams_by_default_and_asks_for_usage(stream_app, fak
     assert sent.json["model"] == "fake-edge-1" and sent.json["max_tokens"] == 55
     assert "temperature" not in sent.json  # not set in agent.yaml: the model's own default
     assert sent.headers["authorization"] == f"Bearer {API_KEY}"  # from the configured api_key_env
-
-
-def test_the_stream_arrives_while_the_model_is_still_writing(stream_app, fake_model, request):
-    tag = f"tok-{request.node.name}"
-    message = f"{tag} [[delay:0.25]] a b"
-    response, conn = open_post(stream_app, {"message": message})
-    try:
-        assert response.status == 200
-        assert response.getheader("Content-Type") == "text/plain; charset=utf-8"
-        first = response.read1(65536)
-        sent_at_first = fake_model.chunks_sent(tag)
-        rest = response.read()
-    finally:
-        conn.close()
-    assert (first + rest).decode() == f"echo: {message}"
-    # The first text reached the caller before the model had sent everything.
-    assert first and sent_at_first < fake_model.chunks_sent(tag)
 
 
 def test_a_malformed_event_in_the_stream_is_skipped(stream_app, request):
