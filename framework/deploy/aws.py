@@ -1,0 +1,618 @@
+"""AWS Lambda deploy, the pure part: desired state, a snapshot of what is deployed, and the planner.
+
+`plan_deploy(desired, snapshot)` and `plan_destroy(name, snapshot)` are pure functions returning a
+Plan; reading the snapshot and executing the plan live in aws_api.py (the only module importing
+boto3). Every resource the framework creates carries the tag `agent-framework:agent = <name>`;
+anything without it is never changed or deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
+from framework.errors import DeployError
+
+TAG_AGENT = "agent-framework:agent"
+TAG_CONTENT = "agent-framework:content"
+TAG_CODE = "agent-framework:code-sha256"
+ALIAS = "live"
+HANDLER = "lambda_function.lambda_handler"
+SECRETS_POLICY = "agent-framework-secrets"
+SID_URL = "agent-framework-url-public"
+SID_INVOKE = "agent-framework-url-invoke"
+SID_PREFIX = "agent-framework-"
+TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                   "Action": "sts:AssumeRole"}],
+}
+
+
+def role_name(agent: str) -> str:
+    return f"{agent}-agent-exec"
+
+
+def basic_policy(partition: str) -> str:
+    return f"arn:{partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+
+
+def resolve_region(options: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> str:
+    environ = os.environ if environ is None else environ
+    region = options.get("region") or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise DeployError("no AWS region: set `region:` under targets.aws in agent.yaml "
+                          "(or AWS_REGION in the environment)")
+    return region
+
+
+# ---------------------------------------------------------------- desired state
+
+
+@dataclass(frozen=True)
+class Desired:
+    name: str
+    region: str
+    package_type: str  # "Zip" | "Image"
+    runtime: str
+    architecture: str
+    timeout: int
+    memory: int
+    reserved: int
+    provisioned: int
+    auth_type: str  # "NONE" | "AWS_IAM"
+    invoke_mode: str  # "BUFFERED" | "RESPONSE_STREAM"
+    content: str  # hex hash of the code (zip entries, or the image's inputs)
+    code_sha256: str | None = None  # zip: the package's CodeSha256
+    role_arn: str | None = None  # given in agent.yaml: no role is managed
+    # environment variables from the deploying environment: name -> digest, or None when not set here
+    secret_env: Mapping[str, str | None] = field(default_factory=dict)
+    secret_refs: Mapping[str, str] = field(default_factory=dict)  # name -> Secrets Manager ARN or ssm:/name
+
+    @property
+    def role_name(self) -> str:
+        return role_name(self.name)
+
+    @property
+    def description(self) -> str:
+        return f"Serverless agent {self.name} (agent-framework)"
+
+    @property
+    def image_tag(self) -> str:
+        return self.content[:20]
+
+
+def desired_state(agent, settings, *, region: str, content: str, code_sha256: str | None,
+                  secrets) -> Desired:
+    """From the validated agent, its AWS settings and the package; `secrets` is a SecretValues."""
+    options = settings.options
+    refs = {name: refs["aws"] for name, refs in agent.secrets.items() if "aws" in refs}
+    from_env = {name: (secrets.digest(name) if name in secrets else None)
+                for name in agent.secrets if name not in refs}
+    return Desired(
+        name=agent.name, region=region,
+        package_type="Image" if options.get("package") == "image" else "Zip",
+        runtime=options["runtime"], architecture=options["architecture"],
+        timeout=settings.timeout, memory=settings.memory,
+        reserved=settings.concurrency.max, provisioned=settings.concurrency.warm,
+        auth_type="NONE" if agent.public else "AWS_IAM",
+        invoke_mode="RESPONSE_STREAM" if settings.stream else "BUFFERED",
+        content=content, code_sha256=code_sha256, role_arn=options.get("role"),
+        secret_env=dict(sorted(from_env.items())), secret_refs=dict(sorted(refs.items())),
+    )
+
+
+# ---------------------------------------------------------------- snapshot of the deployed state
+
+
+@dataclass(frozen=True)
+class RoleState:
+    arn: str
+    tags: Mapping[str, str]
+    trust: Mapping[str, Any]
+    attached: tuple[str, ...]
+    inline: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """What $LATEST or a published version runs (environment values as digests, never values)."""
+
+    package_type: str
+    runtime: str | None
+    handler: str | None
+    timeout: int
+    memory: int
+    role: str
+    description: str
+    architecture: str
+    environment: Mapping[str, str]
+    code_sha256: str
+    image_uri: str | None = None
+
+
+@dataclass(frozen=True)
+class FunctionState:
+    arn: str
+    tags: Mapping[str, str]
+    config: FunctionConfig
+    reserved: int | None
+
+
+@dataclass(frozen=True)
+class UrlState:
+    url: str
+    auth_type: str
+    invoke_mode: str
+
+
+@dataclass(frozen=True)
+class RepositoryState:
+    uri: str
+    arn: str
+    tags: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    account: str
+    partition: str = "aws"
+    role: RoleState | None = None
+    function: FunctionState | None = None
+    alias_version: str | None = None
+    alias_config: FunctionConfig | None = None
+    url: UrlState | None = None
+    statements: Mapping[str, str] = field(default_factory=dict)  # our Sids -> action
+    provisioned: int | None = None
+    repository: RepositoryState | None = None
+    image_pushed: bool = False
+
+
+# ---------------------------------------------------------------- planner
+
+
+def _short(sha: str | None) -> str | None:
+    return sha[:12] if sha else sha
+
+
+def _owned(tags: Mapping[str, str], name: str) -> bool:
+    return tags.get(TAG_AGENT) == name
+
+
+def _not_ours(kind: str, name: str, agent: str, where: str) -> DeployError:
+    return DeployError(
+        f"{kind} {name} already exists in {where} but was not created by this framework for this agent "
+        f"(it lacks the tag {TAG_AGENT}={agent}); the framework never changes what it does not own: "
+        "rename the agent, or remove or rename that resource yourself")
+
+
+def secrets_policy(desired: Desired, snap: Snapshot) -> dict[str, Any] | None:
+    arns = sorted(ref for ref in desired.secret_refs.values() if not ref.startswith("ssm:"))
+    params = sorted(f"arn:{snap.partition}:ssm:{desired.region}:{snap.account}:parameter/{ref[4:].lstrip('/')}"
+                    for ref in desired.secret_refs.values() if ref.startswith("ssm:"))
+    statements = []
+    if arns:
+        statements.append({"Sid": "ReadSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+                           "Resource": arns})
+    if params:
+        statements.append({"Sid": "ReadParameters", "Effect": "Allow", "Action": ["ssm:GetParameter"],
+                           "Resource": params})
+    return {"Version": "2012-10-17", "Statement": statements} if statements else None
+
+
+def normalize_policy(document: Mapping[str, Any] | None) -> Any:
+    """Policies compare equal whatever the order of lists or single values vs one-item lists."""
+    if document is None:
+        return None
+
+    def norm(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: norm(v) for k, v in sorted(value.items())}
+        if isinstance(value, list):
+            items = [norm(v) for v in value]
+            return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
+        return value
+
+    out = dict(norm(document))
+    for statement in out.get("Statement", []):
+        for key in ("Action", "Resource"):
+            if isinstance(statement.get(key), str):
+                statement[key] = [statement[key]]
+    return out
+
+
+def _plan_role(desired: Desired, snap: Snapshot) -> Resource:
+    name = desired.role_name
+    policy = secrets_policy(desired, snap)
+    basic = basic_policy(snap.partition)
+    role = snap.role
+    tags = [{"Key": TAG_AGENT, "Value": desired.name}]
+    if role is None:
+        ops = [Operation("iam.create_role", {
+            "RoleName": name, "AssumeRolePolicyDocument": json.dumps(TRUST_POLICY, sort_keys=True),
+            "Description": f"Execution role of the serverless agent {desired.name} (agent-framework)",
+            "Tags": tags}, "CreateRole"),
+            Operation("iam.attach_role_policy", {"RoleName": name, "PolicyArn": basic}, "AttachRolePolicy")]
+        changes = [Change("policies", None, ["AWSLambdaBasicExecutionRole"] + ([SECRETS_POLICY] if policy else []))]
+        if policy:
+            ops.append(Operation("iam.put_role_policy", {"RoleName": name, "PolicyName": SECRETS_POLICY,
+                                                         "PolicyDocument": json.dumps(policy, sort_keys=True)},
+                                 "PutRolePolicy"))
+            changes.append(Change("secrets readable", None, sorted(desired.secret_refs.values())))
+        return Resource("iam role", name, CREATE, tuple(changes), tuple(ops))
+    if not _owned(role.tags, desired.name):
+        raise _not_ours("IAM role", name, desired.name, "this AWS account")
+    ops, changes = [], []
+    if normalize_policy(role.trust) != normalize_policy(TRUST_POLICY):
+        changes.append(Change("trust policy", "changed outside the framework", "lambda.amazonaws.com"))
+        ops.append(Operation("iam.update_assume_role_policy", {
+            "RoleName": name, "PolicyDocument": json.dumps(TRUST_POLICY, sort_keys=True)}, "UpdateAssumeRolePolicy"))
+    if basic not in role.attached:
+        changes.append(Change("AWSLambdaBasicExecutionRole", "detached", "attached"))
+        ops.append(Operation("iam.attach_role_policy", {"RoleName": name, "PolicyArn": basic}, "AttachRolePolicy"))
+    current = role.inline.get(SECRETS_POLICY)
+    if normalize_policy(current) != normalize_policy(policy):
+        if policy is None:
+            changes.append(Change("secrets readable", "some", None))
+            ops.append(Operation("iam.delete_role_policy", {"RoleName": name, "PolicyName": SECRETS_POLICY},
+                                 "DeleteRolePolicy"))
+        else:
+            old = sorted(s for st in (current or {}).get("Statement", []) for s in _as_list(st.get("Resource")))
+            changes.append(Change("secrets readable", old or None, sorted(desired.secret_refs.values())))
+            ops.append(Operation("iam.put_role_policy", {"RoleName": name, "PolicyName": SECRETS_POLICY,
+                                                         "PolicyDocument": json.dumps(policy, sort_keys=True)},
+                                 "PutRolePolicy"))
+    return Resource("iam role", name, UPDATE if ops else UNCHANGED, tuple(changes), tuple(ops))
+
+
+def _as_list(value: Any) -> list:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def _desired_env(desired: Desired, deployed: Mapping[str, str] | None) -> tuple[dict[str, str | None], list[str]]:
+    """name -> digest the function should have ('None' = keep the deployed value), and names missing."""
+    env, missing = {}, []
+    for name, value in desired.secret_env.items():
+        if value is not None:
+            env[name] = value
+        elif deployed and name in deployed:
+            env[name] = None  # not set here: keep what the function has
+        else:
+            missing.append(name)
+    return env, missing
+
+
+def _env_args(env: Mapping[str, str | None]) -> dict[str, Any]:
+    return {"Variables": {name: ({"$secret": name} if value is not None else {"$keep": name})
+                          for name, value in sorted(env.items())}}
+
+
+def _config_changes(desired: Desired, config: FunctionConfig, role_arn: str,
+                    env: Mapping[str, str | None]) -> tuple[list[Change], dict[str, Any]]:
+    """Configuration fields that differ (display changes, and the update's arguments)."""
+    changes, args = [], {}
+    wanted = {"Timeout": ("timeout", desired.timeout, config.timeout),
+              "MemorySize": ("memory", desired.memory, config.memory),
+              "Role": ("role", role_arn, config.role),
+              "Description": ("description", desired.description, config.description)}
+    if desired.package_type == "Zip":
+        wanted["Runtime"] = ("runtime", desired.runtime, config.runtime)
+        wanted["Handler"] = ("handler", HANDLER, config.handler)
+    for key, (label, new, old) in wanted.items():
+        if new != old:
+            changes.append(Change(label, old, new))
+            args[key] = new
+    env_changed = False
+    for name in sorted(set(env) | set(config.environment)):
+        if name not in env:
+            changes.append(Change(f"environment {name}", "(set)", "(removed)"))
+            env_changed = True
+        elif name not in config.environment:
+            changes.append(Change(f"environment {name}", None, "(value hidden)"))
+            env_changed = True
+        elif env[name] is not None and env[name] != config.environment[name]:
+            changes.append(Change(f"environment {name}", "(value hidden)", "(new value hidden)"))
+            env_changed = True
+    if env_changed:
+        args["Environment"] = _env_args(env)
+    return changes, args
+
+
+def _code_current(desired: Desired, function: FunctionState) -> bool:
+    config = function.config
+    if desired.package_type == "Image":
+        return config.image_uri is not None and config.image_uri.endswith(f":{desired.image_tag}")
+    # Same zip bytes, or the same content uploaded by us with another zlib (tags record both).
+    return config.code_sha256 == desired.code_sha256 or (
+        function.tags.get(TAG_CONTENT) == desired.content and function.tags.get(TAG_CODE) == config.code_sha256)
+
+
+def image_uri(desired: Desired, snap: Snapshot) -> str:
+    base = snap.repository.uri if snap.repository else (
+        f"{snap.account}.dkr.ecr.{desired.region}.amazonaws.com{'.cn' if snap.partition == 'aws-cn' else ''}"
+        f"/{desired.name}")
+    return f"{base}:{desired.image_tag}"
+
+
+def _code_args(desired: Desired, snap: Snapshot) -> dict[str, Any]:
+    if desired.package_type == "Image":
+        return {"ImageUri": image_uri(desired, snap)}
+    return {"ZipFile": {"$package": desired.code_sha256}}
+
+
+def _plan_function(desired: Desired, snap: Snapshot, role_arn: str) -> tuple[Resource, list[str], str]:
+    """The function resource, the secrets missing from the deploying environment, $LATEST's code sha."""
+    name = desired.name
+    function = snap.function
+    env, missing = _desired_env(desired, function.config.environment if function else None)
+    tags = {TAG_AGENT: name, TAG_CONTENT: desired.content}
+    if desired.code_sha256:
+        tags[TAG_CODE] = desired.code_sha256
+    if function is None:
+        args: dict[str, Any] = {
+            "FunctionName": name, "Role": role_arn, "PackageType": desired.package_type,
+            "Code": _code_args(desired, snap), "Timeout": desired.timeout, "MemorySize": desired.memory,
+            "Description": desired.description, "Architectures": [desired.architecture],
+            "Environment": _env_args({k: v for k, v in env.items()}), "Tags": tags, "Publish": False}
+        if desired.package_type == "Zip":
+            args.update(Runtime=desired.runtime, Handler=HANDLER)
+        changes = [Change("code", None, _short(desired.code_sha256) or image_uri(desired, snap)),
+                   Change("runtime", None, desired.runtime if desired.package_type == "Zip" else "container image"),
+                   Change("architecture", None, desired.architecture),
+                   Change("timeout", None, desired.timeout), Change("memory", None, desired.memory)]
+        changes += [Change(f"environment {n}", None, "(value hidden)") for n in sorted(env)]
+        return (Resource("lambda function", name, CREATE, tuple(changes),
+                         (Operation("lambda.create_function", args, "CreateFunction"),)),
+                missing, desired.code_sha256 or "")
+    if not _owned(function.tags, name):
+        raise _not_ours("Lambda function", name, name, f"region {desired.region}")
+    config = function.config
+    if config.package_type != desired.package_type:
+        raise DeployError(
+            f"the function {name} is deployed as a {config.package_type.lower()} package and agent.yaml asks for "
+            f"{desired.package_type.lower()}: Lambda cannot switch a function's package type; run "
+            "`python -m framework destroy` first, then deploy")
+    ops, changes = [], []
+    latest_sha = config.code_sha256
+    code_current = _code_current(desired, function)
+    if not code_current or config.architecture != desired.architecture:
+        code = _code_args(desired, snap)
+        if not code_current:
+            old = _short(config.code_sha256) if desired.package_type == "Zip" else config.image_uri
+            changes.append(Change("code", old, _short(desired.code_sha256) or code["ImageUri"]))
+        if config.architecture != desired.architecture:
+            changes.append(Change("architecture", config.architecture, desired.architecture))
+        ops.append(Operation("lambda.update_function_code", {
+            "FunctionName": name, **code, "Architectures": [desired.architecture]}, "UpdateFunctionCode"))
+        latest_sha = desired.code_sha256 or ""
+    elif desired.code_sha256 and config.code_sha256 != desired.code_sha256:
+        tags[TAG_CODE] = config.code_sha256  # same content zipped by another zlib: keep what is there
+    config_changes, config_args = _config_changes(desired, config, role_arn, env)
+    if config_args:
+        changes += config_changes
+        ops.append(Operation("lambda.update_function_configuration", {"FunctionName": name, **config_args},
+                             "UpdateFunctionConfiguration"))
+    stale_tags = {k: v for k, v in tags.items() if function.tags.get(k) != v}
+    if stale_tags:
+        changes += [Change(f"tag {k}", _short(function.tags.get(k)), _short(v)) for k, v in sorted(stale_tags.items())]
+        ops.append(Operation("lambda.tag_resource", {"Resource": function.arn, "Tags": stale_tags}, "TagResource"))
+    return (Resource("lambda function", name, UPDATE if ops else UNCHANGED, tuple(changes), tuple(ops),
+                     detail="" if ops else f"code {_short(config.code_sha256) or config.image_uri}"),
+            missing, latest_sha)
+
+
+def _same_version(alias: FunctionConfig, latest: FunctionConfig, latest_sha: str) -> bool:
+    return alias.code_sha256 == latest_sha and alias == FunctionConfig(**{**latest.__dict__,
+                                                                          "code_sha256": alias.code_sha256})
+
+
+def _plan_alias(desired: Desired, snap: Snapshot, latest_changes: bool, latest_sha: str) -> Resource:
+    name = f"{desired.name}:{ALIAS}"
+    publish = Operation("lambda.publish_version", {"FunctionName": desired.name}, "PublishVersion")
+    if snap.alias_version is None:
+        create = Operation("lambda.create_alias", {"FunctionName": desired.name, "Name": ALIAS,
+                                                   "FunctionVersion": {"$output": "version"}}, "CreateAlias")
+        return Resource("version + alias", name, CREATE, (Change("version", None, "(new)"),), (publish, create))
+    assert snap.function is not None
+    if (not latest_changes and snap.alias_config is not None
+            and _same_version(snap.alias_config, snap.function.config, latest_sha)):
+        return Resource("version + alias", name, UNCHANGED, detail=f"version {snap.alias_version}")
+    update = Operation("lambda.update_alias", {"FunctionName": desired.name, "Name": ALIAS,
+                                               "FunctionVersion": {"$output": "version"}}, "UpdateAlias")
+    return Resource("version + alias", name, UPDATE, (Change("version", snap.alias_version, "(new)"),),
+                    (publish, update))
+
+
+def _plan_reserved(desired: Desired, snap: Snapshot) -> Resource:
+    current = snap.function.reserved if snap.function else None
+    label = "reserved concurrency"
+    if current == desired.reserved:
+        return Resource(label, desired.name, UNCHANGED, detail=str(current))
+    op = Operation("lambda.put_function_concurrency", {
+        "FunctionName": desired.name, "ReservedConcurrentExecutions": desired.reserved}, "PutFunctionConcurrency")
+    action = CREATE if current is None else UPDATE
+    return Resource(label, desired.name, action, (Change("max", current, desired.reserved),), (op,))
+
+
+def _plan_provisioned(desired: Desired, snap: Snapshot) -> Resource:
+    label, name = "provisioned concurrency", f"{desired.name}:{ALIAS}"
+    current = snap.provisioned
+    if (current or 0) == desired.provisioned:
+        return Resource(label, name, UNCHANGED, detail=str(current or 0))
+    if desired.provisioned == 0:
+        return Resource(label, name, DELETE, (Change("warm", current, 0),), (Operation(
+            "lambda.delete_provisioned_concurrency_config", {"FunctionName": desired.name, "Qualifier": ALIAS},
+            "DeleteProvisionedConcurrencyConfig"),))
+    op = Operation("lambda.put_provisioned_concurrency_config", {
+        "FunctionName": desired.name, "Qualifier": ALIAS, "ProvisionedConcurrentExecutions": desired.provisioned},
+        "PutProvisionedConcurrencyConfig")
+    return Resource(label, name, CREATE if current is None else UPDATE,
+                    (Change("warm", current, desired.provisioned),), (op,))
+
+
+def _plan_url(desired: Desired, snap: Snapshot) -> Resource:
+    label, name = "function url", f"{desired.name}:{ALIAS}"
+    url = snap.url
+    if url is None:
+        return Resource(label, name, CREATE, (Change("auth", None, desired.auth_type),
+                                              Change("invoke mode", None, desired.invoke_mode)),
+                        (Operation("lambda.create_function_url_config", {
+                            "FunctionName": desired.name, "Qualifier": ALIAS, "AuthType": desired.auth_type,
+                            "InvokeMode": desired.invoke_mode}, "CreateFunctionUrlConfig"),))
+    changes, args = [], {}
+    if url.auth_type != desired.auth_type:
+        changes.append(Change("auth", url.auth_type, desired.auth_type))
+        args["AuthType"] = desired.auth_type
+    if url.invoke_mode.upper() != desired.invoke_mode:
+        changes.append(Change("invoke mode", url.invoke_mode, desired.invoke_mode))
+        args["InvokeMode"] = desired.invoke_mode
+    if not args:
+        return Resource(label, name, UNCHANGED, detail=url.url)
+    return Resource(label, name, UPDATE, tuple(changes), (Operation("lambda.update_function_url_config", {
+        "FunctionName": desired.name, "Qualifier": ALIAS, **args}, "UpdateFunctionUrlConfig"),))
+
+
+def _wanted_statements(desired: Desired) -> dict[str, dict[str, Any]]:
+    if desired.auth_type != "NONE":
+        return {}
+    base = {"FunctionName": desired.name, "Qualifier": ALIAS, "Principal": "*"}
+    return {
+        # Public function URL: both permissions are required for URLs created since October 2025
+        # (https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html).
+        SID_URL: {**base, "StatementId": SID_URL, "Action": "lambda:InvokeFunctionUrl", "FunctionUrlAuthType": "NONE"},
+        SID_INVOKE: {**base, "StatementId": SID_INVOKE, "Action": "lambda:InvokeFunction",
+                     "InvokedViaFunctionUrl": True},
+    }
+
+
+def _plan_permissions(desired: Desired, snap: Snapshot) -> Resource:
+    label, name = "public url permission", f"{desired.name}:{ALIAS}"
+    wanted = _wanted_statements(desired)
+    ops, changes = [], []
+    for sid, action in sorted(snap.statements.items()):
+        if sid not in wanted or wanted[sid]["Action"] != action:
+            changes.append(Change(sid, action, None))
+            ops.append(Operation("lambda.remove_permission", {"FunctionName": desired.name, "Qualifier": ALIAS,
+                                                              "StatementId": sid}, "RemovePermission"))
+    for sid, args in wanted.items():
+        if snap.statements.get(sid) != args["Action"]:
+            changes.append(Change(sid, snap.statements.get(sid), f"{args['Action']} for everyone"))
+            ops.append(Operation("lambda.add_permission", args, "AddPermission"))
+    if not ops:
+        return Resource(label, name, UNCHANGED, detail="public" if wanted else "IAM auth, no public statement")
+    if not snap.statements:
+        action = CREATE
+    elif not wanted:
+        action = DELETE
+    else:
+        action = UPDATE
+    return Resource(label, name, action, tuple(changes), tuple(ops))
+
+
+def _plan_image(desired: Desired, snap: Snapshot) -> list[Resource]:
+    resources = []
+    repo = snap.repository
+    tags = [{"Key": TAG_AGENT, "Value": desired.name}]
+    if repo is None:
+        resources.append(Resource("ecr repository", desired.name, CREATE, (), (Operation(
+            "ecr.create_repository", {"repositoryName": desired.name, "tags": tags,
+                                      "imageScanningConfiguration": {"scanOnPush": True}}, "CreateRepository"),)))
+    elif not _owned(repo.tags, desired.name):
+        raise _not_ours("ECR repository", desired.name, desired.name, f"region {desired.region}")
+    else:
+        resources.append(Resource("ecr repository", desired.name, UNCHANGED, detail=repo.uri))
+    uri = image_uri(desired, snap)
+    if snap.image_pushed:
+        resources.append(Resource("container image", uri, UNCHANGED))
+    else:
+        resources.append(Resource("container image", uri, CREATE, (Change("image", None, uri),), (Operation(
+            "docker.push_image", {"ImageUri": uri, "Architecture": desired.architecture}, "docker build + push"),)))
+    return resources
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    plan: Plan
+    missing_secrets: tuple[str, ...]
+
+
+def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
+    """Pure: what to do so that `snap` becomes `desired`."""
+    resources: list[Resource] = []
+    notes: list[str] = []
+    if desired.package_type == "Image":
+        resources += _plan_image(desired, snap)
+    if desired.role_arn:
+        role_arn = desired.role_arn
+        notes.append(f"execution role given in agent.yaml ({role_arn}): not managed by the framework")
+    else:
+        role_arn = f"arn:{snap.partition}:iam::{snap.account}:role/{desired.role_name}"
+        resources.append(_plan_role(desired, snap))
+    function, missing, latest_sha = _plan_function(desired, snap, role_arn)
+    resources.append(function)
+    resources.append(_plan_reserved(desired, snap))
+    resources.append(_plan_alias(desired, snap, bool(function.operations), latest_sha))
+    resources.append(_plan_provisioned(desired, snap))
+    resources.append(_plan_url(desired, snap))
+    resources.append(_plan_permissions(desired, snap))
+    kept = [n for n, v in desired.secret_env.items() if v is None and n not in missing]
+    for name in kept:
+        notes.append(f"{name} is not set in this environment: the deployed function keeps its current value")
+    for name in missing:
+        notes.append(f"{name} is not set in this environment and the function does not have it yet: deploy needs it "
+                     f"(export {name}=..., or reference a secret: secrets: {{{name}: {{aws: ssm:/...}}}})")
+    title = f"{desired.name} on AWS Lambda (region {desired.region}, account {snap.account})"
+    return DeployPlan(Plan("aws", title, tuple(resources), tuple(notes)), tuple(missing))
+
+
+def plan_destroy(name: str, region: str, snap: Snapshot) -> Plan:
+    """Pure: delete what carries our tag for this agent; list what is left alone."""
+    resources, notes = [], []
+    function = snap.function
+    if function is not None:
+        if _owned(function.tags, name):
+            resources.append(Resource("lambda function", name, DELETE, (
+                Change("with", "versions, alias live, function url, concurrency", None),),
+                (Operation("lambda.delete_function", {"FunctionName": name}, "DeleteFunction"),)))
+        else:
+            notes.append(f"left alone: Lambda function {name} (not created by this framework for this agent)")
+    role = snap.role
+    rname = role_name(name)
+    if role is not None:
+        if _owned(role.tags, name):
+            ops = [Operation("iam.detach_role_policy", {"RoleName": rname, "PolicyArn": arn}, "DetachRolePolicy")
+                   for arn in sorted(role.attached)]
+            ops += [Operation("iam.delete_role_policy", {"RoleName": rname, "PolicyName": policy}, "DeleteRolePolicy")
+                    for policy in sorted(role.inline)]
+            ops.append(Operation("iam.delete_role", {"RoleName": rname}, "DeleteRole"))
+            resources.append(Resource("iam role", rname, DELETE, (), tuple(ops)))
+        else:
+            notes.append(f"left alone: IAM role {rname} (not created by this framework for this agent)")
+    repo = snap.repository
+    if repo is not None:
+        if _owned(repo.tags, name):
+            resources.append(Resource("ecr repository", name, DELETE, (Change("with", "its images", None),), (
+                Operation("ecr.delete_repository", {"repositoryName": name, "force": True}, "DeleteRepository"),)))
+        else:
+            notes.append(f"left alone: ECR repository {name} (not created by this framework for this agent)")
+    title = f"destroy {name} on AWS Lambda (region {region}, account {snap.account})"
+    return Plan("aws", title, tuple(resources), tuple(notes))
+
+
+def outputs(desired_name: str, snap: Snapshot, results: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What a deploy reports: function ARN, alias, version, URL (from the snapshot and what was done)."""
+    results = results or {}
+    function_arn = results.get("function_arn") or (snap.function.arn if snap.function else None)
+    version = results.get("version") or snap.alias_version
+    return {
+        "function": desired_name,
+        "function_arn": function_arn,
+        "alias": ALIAS,
+        "alias_arn": f"{function_arn}:{ALIAS}" if function_arn else None,
+        "version": version,
+        "url": results.get("url") or (snap.url.url if snap.url else None),
+    }

@@ -1,0 +1,401 @@
+"""AWS Lambda deploy, the I/O part (the only module that imports boto3): read the deployed state
+into a Snapshot, and the handlers that apply a Plan's operations, waiting after each update.
+
+Retries: botocore's standard retry mode (throttling, 5xx and transient errors, with backoff).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, WaiterError
+
+from framework.deploy import aws
+from framework.deploy.executor import Context, Executor, Progress, Registry
+from framework.deploy.package import Package, image_content, package_lambda
+from framework.deploy.plan import Plan
+from framework.deploy.secrets import SecretValues, digest
+from framework.errors import DeployError, DockerUnavailableError
+from framework.render import File
+
+title = "AWS Lambda"
+RETRIES = {"mode": "standard", "max_attempts": 8}
+_NOT_FOUND = {"ResourceNotFoundException", "NoSuchEntity", "RepositoryNotFoundException", "ImageNotFoundException",
+              "ProvisionedConcurrencyConfigNotFoundException", "NotFoundException"}
+
+
+class Api:
+    """boto3 clients for one region, from one session (tests pass a session with event hooks)."""
+
+    def __init__(self, region: str, session: boto3.Session | None = None, sleep: Callable[[float], None] = time.sleep):
+        self.region = region
+        self.session = session or boto3.Session()
+        self.sleep = sleep
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str):
+        if service not in self._clients:
+            config = Config(retries=dict(RETRIES), user_agent_extra="agent-framework")
+            self._clients[service] = self.session.client(service, region_name=self.region, config=config)
+        return self._clients[service]
+
+
+def _missing(error: ClientError) -> bool:
+    code = error.response.get("Error", {}).get("Code", "")
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in _NOT_FOUND or status == 404
+
+
+def _or_none(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except ClientError as error:
+        if _missing(error):
+            return None
+        raise
+
+
+@contextlib.contextmanager
+def translate_errors(secrets: SecretValues | None = None) -> Iterator[None]:
+    """boto errors -> DeployError with a clear message (secret values scrubbed)."""
+    redact = secrets.redact if secrets else (lambda text: text)
+    try:
+        yield
+    except ClientError as error:
+        info = error.response.get("Error", {})
+        operation = getattr(error, "operation_name", "a call")
+        raise DeployError(redact(f"AWS refused {operation}: {info.get('Code')}: {info.get('Message')}"))
+    except NoCredentialsError:
+        raise DeployError("no AWS credentials found: configure them (aws configure, AWS_PROFILE, or in CI an OIDC "
+                          "role with aws-actions/configure-aws-credentials)")
+    except WaiterError as error:
+        raise DeployError(redact(f"the function did not become ready: {error}"))
+    except BotoCoreError as error:
+        raise DeployError(redact(f"could not talk to AWS: {error}"))
+
+
+# ---------------------------------------------------------------- reading the deployed state
+
+
+def _config(answer: Mapping[str, Any]) -> aws.FunctionConfig:
+    c = answer["Configuration"]
+    env = (c.get("Environment") or {}).get("Variables") or {}
+    return aws.FunctionConfig(
+        package_type=c.get("PackageType") or "Zip", runtime=c.get("Runtime"), handler=c.get("Handler"),
+        timeout=c["Timeout"], memory=c["MemorySize"], role=c["Role"], description=c.get("Description") or "",
+        architecture=(c.get("Architectures") or ["x86_64"])[0],
+        environment={name: digest(value) for name, value in sorted(env.items())},
+        code_sha256=c.get("CodeSha256") or "", image_uri=(answer.get("Code") or {}).get("ImageUri"))
+
+
+def _read_role(api: Api, name: str) -> aws.RoleState | None:
+    iam = api.client("iam")
+    answer = _or_none(lambda: iam.get_role(RoleName=name))
+    if answer is None:
+        return None
+    role = answer["Role"]
+    tags = {t["Key"]: t["Value"] for t in role.get("Tags") or []}
+    attached = tuple(sorted(p["PolicyArn"] for page in iam.get_paginator("list_attached_role_policies")
+                            .paginate(RoleName=name) for p in page["AttachedPolicies"]))
+    inline = {}
+    for page in iam.get_paginator("list_role_policies").paginate(RoleName=name):
+        for policy in page["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+            inline[policy] = json.loads(document) if isinstance(document, str) else document
+    trust = role.get("AssumeRolePolicyDocument") or {}
+    return aws.RoleState(arn=role["Arn"], tags=tags, trust=json.loads(trust) if isinstance(trust, str) else trust,
+                         attached=attached, inline=inline)
+
+
+def read_snapshot(api: Api, name: str, *, image_tag: str | None = None, repository: bool = False) -> aws.Snapshot:
+    """Everything the planner needs, read-only (Get*/List*/Describe* calls)."""
+    identity = api.client("sts").get_caller_identity()
+    account, partition = identity["Account"], identity["Arn"].split(":")[1]
+    role = _read_role(api, aws.role_name(name))
+    lam = api.client("lambda")
+    answer = _or_none(lambda: lam.get_function(FunctionName=name))
+    function = alias_version = alias_config = url = provisioned = None
+    statements: dict[str, str] = {}
+    if answer is not None:
+        function = aws.FunctionState(
+            arn=answer["Configuration"]["FunctionArn"], tags=dict(answer.get("Tags") or {}), config=_config(answer),
+            reserved=(answer.get("Concurrency") or {}).get("ReservedConcurrentExecutions"))
+        alias = _or_none(lambda: lam.get_alias(FunctionName=name, Name=aws.ALIAS))
+        if alias is not None:
+            alias_version = alias["FunctionVersion"]
+            version = _or_none(lambda: lam.get_function(FunctionName=name, Qualifier=alias_version))
+            alias_config = _config(version) if version else None
+            found = _or_none(lambda: lam.get_function_url_config(FunctionName=name, Qualifier=aws.ALIAS))
+            if found is not None:
+                url = aws.UrlState(url=found["FunctionUrl"], auth_type=found["AuthType"],
+                                   invoke_mode=found.get("InvokeMode") or "BUFFERED")
+            policy = _or_none(lambda: lam.get_policy(FunctionName=name, Qualifier=aws.ALIAS))
+            for statement in json.loads(policy["Policy"])["Statement"] if policy else []:
+                sid = statement.get("Sid", "")
+                if sid.startswith(aws.SID_PREFIX):
+                    statements[sid] = statement.get("Action")
+            # moto 5.2 answers 404 to this call (not implemented): read as "none configured"
+            config = _or_none(lambda: lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier=aws.ALIAS))
+            if config is not None:
+                provisioned = config.get("RequestedProvisionedConcurrentExecutions")
+    repo = pushed = None
+    if repository or image_tag:
+        ecr = api.client("ecr")
+        found = _or_none(lambda: ecr.describe_repositories(repositoryNames=[name]))
+        if found is not None:
+            data = found["repositories"][0]
+            tags = ecr.list_tags_for_resource(resourceArn=data["repositoryArn"]).get("tags") or []
+            repo = aws.RepositoryState(uri=data["repositoryUri"], arn=data["repositoryArn"],
+                                       tags={t["Key"]: t["Value"] for t in tags})
+            if image_tag:
+                pushed = _or_none(lambda: ecr.describe_images(repositoryName=name, imageIds=[{"imageTag": image_tag}]))
+    return aws.Snapshot(account=account, partition=partition, role=role, function=function,
+                        alias_version=alias_version, alias_config=alias_config, url=url, statements=statements,
+                        provisioned=provisioned, repository=repo, image_pushed=bool(pushed))
+
+
+# ---------------------------------------------------------------- handlers (the only mutations)
+
+REGISTRY = Registry()
+
+
+def _simple(kind: str, service: str, method: str, ignore_missing: bool = False) -> None:
+    def handler(ctx: Context, args: dict[str, Any]) -> None:
+        call = getattr(ctx.api.client(service), method)
+        if ignore_missing:
+            _or_none(lambda: call(**args))
+        else:
+            call(**args)
+    REGISTRY.handler(kind)(handler)
+
+
+for _kind, _service, _method, _ignore in (
+    ("iam.create_role", "iam", "create_role", False),
+    ("iam.update_assume_role_policy", "iam", "update_assume_role_policy", False),
+    ("iam.attach_role_policy", "iam", "attach_role_policy", False),
+    ("iam.put_role_policy", "iam", "put_role_policy", False),
+    ("iam.delete_role_policy", "iam", "delete_role_policy", True),
+    ("iam.detach_role_policy", "iam", "detach_role_policy", True),
+    ("iam.delete_role", "iam", "delete_role", True),
+    ("lambda.tag_resource", "lambda", "tag_resource", False),
+    ("lambda.put_function_concurrency", "lambda", "put_function_concurrency", False),
+    ("lambda.put_provisioned_concurrency_config", "lambda", "put_provisioned_concurrency_config", False),
+    ("lambda.delete_provisioned_concurrency_config", "lambda", "delete_provisioned_concurrency_config", True),
+    ("lambda.add_permission", "lambda", "add_permission", False),
+    ("lambda.remove_permission", "lambda", "remove_permission", True),
+    ("lambda.delete_function", "lambda", "delete_function", True),
+    ("ecr.delete_repository", "ecr", "delete_repository", True),
+):
+    _simple(_kind, _service, _method, _ignore)
+
+
+def _wait(ctx: Context, waiter: str, **args: Any) -> None:
+    ctx.api.client("lambda").get_waiter(waiter).wait(**args, WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+
+
+@REGISTRY.handler("lambda.create_function")
+def _create_function(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    lam = ctx.api.client("lambda")
+    for attempt in range(10):
+        try:
+            answer = lam.create_function(**args)
+            break
+        except ClientError as error:
+            # A new IAM role takes a few seconds to be usable by Lambda (eventual consistency).
+            message = error.response.get("Error", {}).get("Message", "")
+            if attempt == 9 or "cannot be assumed" not in message:
+                raise
+            ctx.api.sleep(min(2 ** attempt, 10))
+    _wait(ctx, "function_active_v2", FunctionName=args["FunctionName"])
+    return {"function_arn": answer["FunctionArn"]}
+
+
+@REGISTRY.handler("lambda.update_function_code")
+def _update_code(ctx: Context, args: dict[str, Any]) -> None:
+    ctx.api.client("lambda").update_function_code(**args)
+    _wait(ctx, "function_updated_v2", FunctionName=args["FunctionName"])
+
+
+@REGISTRY.handler("lambda.update_function_configuration")
+def _update_configuration(ctx: Context, args: dict[str, Any]) -> None:
+    ctx.api.client("lambda").update_function_configuration(**args)
+    _wait(ctx, "function_updated_v2", FunctionName=args["FunctionName"])
+
+
+@REGISTRY.handler("lambda.publish_version")
+def _publish(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    answer = ctx.api.client("lambda").publish_version(**args)
+    _wait(ctx, "published_version_active", FunctionName=args["FunctionName"], Qualifier=answer["Version"])
+    return {"version": answer["Version"]}
+
+
+@REGISTRY.handler("lambda.create_alias")
+def _create_alias(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    ctx.api.client("lambda").create_alias(**args)
+    return {"version": args["FunctionVersion"]}
+
+
+@REGISTRY.handler("lambda.update_alias")
+def _update_alias(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    ctx.api.client("lambda").update_alias(**args)
+    return {"version": args["FunctionVersion"]}
+
+
+@REGISTRY.handler("lambda.create_function_url_config")
+def _create_url(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    return {"url": ctx.api.client("lambda").create_function_url_config(**args)["FunctionUrl"]}
+
+
+@REGISTRY.handler("lambda.update_function_url_config")
+def _update_url(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    return {"url": ctx.api.client("lambda").update_function_url_config(**args)["FunctionUrl"]}
+
+
+@REGISTRY.handler("ecr.create_repository")
+def _create_repository(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    answer = ctx.api.client("ecr").create_repository(**args)
+    return {"repository_uri": answer["repository"]["repositoryUri"]}
+
+
+# ---------------------------------------------------------------- container image (docker CLI)
+
+
+def check_docker(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> None:
+    if shutil.which("docker") is None:
+        raise DockerUnavailableError(
+            "`package: image` builds and pushes a container image with the docker CLI, which is not installed "
+            "here (no Docker engine on this machine): install and start Docker, or remove `package: image` "
+            "under targets.aws to deploy the default zip package")
+    try:
+        result = run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise DockerUnavailableError(f"`package: image` needs a running Docker engine, but `docker info` failed: "
+                                     f"{error}; start Docker, or remove `package: image` under targets.aws")
+    if result.returncode != 0:
+        reason = (result.stderr or result.stdout or "").strip().splitlines()
+        raise DockerUnavailableError(
+            "`package: image` needs a running Docker engine, but none answers (`docker info`: "
+            f"{reason[0] if reason else 'failed'}); start Docker, or remove `package: image` under targets.aws "
+            "to deploy the default zip package")
+
+
+def _docker(*args: str, stdin: str | None = None) -> None:
+    result = subprocess.run(["docker", *args], input=stdin, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or "").strip().splitlines()[-5:])
+        raise DeployError(f"docker {args[0]} failed:\n{tail}")
+
+
+@REGISTRY.handler("docker.push_image")
+def _push_image(ctx: Context, args: dict[str, Any]) -> None:
+    uri = args["ImageUri"]
+    registry = uri.split("/", 1)[0]
+    token = ctx.api.client("ecr").get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    user, password = base64.b64decode(token).decode().split(":", 1)
+    _docker("login", "--username", user, "--password-stdin", registry, stdin=password)
+    platform = "linux/arm64" if args["Architecture"] == "arm64" else "linux/amd64"
+    with tempfile.TemporaryDirectory(prefix="agent-image-") as folder:
+        for file in ctx.files:
+            path = Path(folder) / file.path.split("/", 1)[1]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(file.content)
+        # --provenance=false: Lambda refuses the multi-platform manifest lists buildx makes by default
+        _docker("build", "--platform", platform, "--provenance=false", "-t", uri, folder)
+    _docker("push", uri)
+
+
+# ---------------------------------------------------------------- the deployer (used by commands.py)
+
+
+class Deployer:
+    """One agent on AWS Lambda: prepare (package + desired state), read, plan, apply, destroy, info."""
+
+    title = title
+
+    def __init__(self, agent, settings, files: Sequence[File], *, session: boto3.Session | None = None,
+                 environ: Mapping[str, str] | None = None, cache: Path | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.agent = agent
+        self.settings = settings
+        self.files = list(files)
+        self.environ = os.environ if environ is None else environ
+        self.region = aws.resolve_region(settings.options, self.environ)
+        self.api = Api(self.region, session, sleep)
+        self.cache = cache
+        names = [n for n, refs in agent.secrets.items() if "aws" not in refs]
+        self.secrets = SecretValues.from_environ(names, self.environ)
+        self.package: Package | None = None
+        self.desired: aws.Desired | None = None
+
+    def errors(self):
+        return translate_errors(self.secrets)
+
+    def prepare(self) -> aws.Desired:
+        options = self.settings.options
+        if options.get("package") == "image":
+            content, sha = image_content(self.files), None
+        else:
+            self.package = package_lambda(self.files, options["runtime"], options["architecture"], cache=self.cache)
+            content, sha = self.package.content, self.package.code_sha256
+        self.desired = aws.desired_state(self.agent, self.settings, region=self.region, content=content,
+                                         code_sha256=sha, secrets=self.secrets)
+        return self.desired
+
+    def snapshot(self, *, destroy: bool = False) -> aws.Snapshot:
+        image = self.desired is not None and self.desired.package_type == "Image"
+        return read_snapshot(self.api, self.agent.name, image_tag=self.desired.image_tag if image else None,
+                             repository=destroy or image)
+
+    def plan(self, snap: aws.Snapshot) -> aws.DeployPlan:
+        assert self.desired is not None
+        return aws.plan_deploy(self.desired, snap)
+
+    def destroy_plan(self, snap: aws.Snapshot) -> Plan:
+        return aws.plan_destroy(self.agent.name, self.region, snap)
+
+    def preflight(self, deploy_plan: aws.DeployPlan) -> None:
+        """Refuse before the first call what would fail half-way."""
+        if deploy_plan.missing_secrets:
+            names = ", ".join(deploy_plan.missing_secrets)
+            raise DeployError(
+                f"{names} must be set in this environment for the first deploy (the value is copied into the "
+                "function's environment, never printed or written), or referenced in a secret store: "
+                f"secrets: {{{deploy_plan.missing_secrets[0]}: {{aws: ssm:/your/parameter}}}} in agent.yaml")
+        if any(op.kind == "docker.push_image" for op in deploy_plan.plan.operations):
+            check_docker()
+
+    def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]:
+        def keep(name: str) -> str:
+            answer = self.api.client("lambda").get_function_configuration(FunctionName=self.agent.name)
+            return answer["Environment"]["Variables"][name]
+        context = Context(api=self.api, secrets=self.secrets.values(),
+                          package=self.package.data if self.package else None, keep=keep, files=self.files)
+        return Executor(REGISTRY, context, progress).run(plan)
+
+    def outputs(self, snap: aws.Snapshot, results: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return aws.outputs(self.agent.name, snap, results)
+
+    def info(self) -> dict[str, Any]:
+        snap = read_snapshot(self.api, self.agent.name)
+        function = snap.function
+        if function is None or not function.tags.get(aws.TAG_AGENT) == self.agent.name:
+            return {"target": "aws", "deployed": False, "region": self.region,
+                    "note": "not deployed" if function is None else "a function with this name exists but is not ours"}
+        return {"target": "aws", "deployed": True, "region": self.region, **self.outputs(snap),
+                "content": function.tags.get(aws.TAG_CONTENT), "code_sha256": function.config.code_sha256,
+                "runtime": function.config.runtime, "architecture": function.config.architecture,
+                "timeout": function.config.timeout, "memory": function.config.memory,
+                "reserved_concurrency": function.reserved, "provisioned_concurrency": snap.provisioned or 0,
+                "auth": snap.url.auth_type if snap.url else None}
