@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--format", choices=("text", "json"), default="text", help="text (people) or json")
         if name in ("deploy", "destroy"):
             sub.add_argument("-y", "--yes", action="store_true", help="apply without asking (CI)")
+            sub.add_argument("--fail-fast", action="store_true",
+                             help="stop at the first target that fails (default: go on with the others)")
 
     init_ci = commands.add_parser("init-ci", help="write a GitHub Actions workflow: plan on pull requests, "
                                   "deploy on main, AWS credentials by OIDC role")
@@ -179,13 +181,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_deploy(args: argparse.Namespace) -> int:
     from framework.deploy import commands
 
-    return commands.deploy(args.file, args.target, args.output, args.format, args.yes)
+    return commands.deploy(args.file, args.target, args.output, args.format, args.yes, fail_fast=args.fail_fast)
 
 
 def _cmd_destroy(args: argparse.Namespace) -> int:
     from framework.deploy import commands
 
-    return commands.destroy(args.file, args.target, args.output, args.format, args.yes)
+    return commands.destroy(args.file, args.target, args.output, args.format, args.yes, fail_fast=args.fail_fast)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -385,7 +385,9 @@ class Deployer:
         return Executor(REGISTRY, context, progress).run(plan)
 
     def outputs(self, snap: aws.Snapshot, results: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return aws.outputs(self.agent.name, snap, results)
+        out = aws.outputs(self.agent.name, snap, results)
+        summary = f"{out['function']} version {out['version']} (alias {out['alias']}) in {self.region}"
+        return {"target": "aws", "summary": summary, **out}
 
     def info(self) -> dict[str, Any]:
         snap = read_snapshot(self.api, self.agent.name)
@@ -393,9 +395,18 @@ class Deployer:
         if function is None or not function.tags.get(aws.TAG_AGENT) == self.agent.name:
             return {"target": "aws", "deployed": False, "region": self.region,
                     "note": "not deployed" if function is None else "a function with this name exists but is not ours"}
-        return {"target": "aws", "deployed": True, "region": self.region, **self.outputs(snap),
-                "content": function.tags.get(aws.TAG_CONTENT), "code_sha256": function.config.code_sha256,
-                "runtime": function.config.runtime, "architecture": function.config.architecture,
-                "timeout": function.config.timeout, "memory": function.config.memory,
-                "reserved_concurrency": function.reserved, "provisioned_concurrency": snap.provisioned or 0,
-                "auth": snap.url.auth_type if snap.url else None}
+        config = function.config
+        report = {"target": "aws", "deployed": True, "region": self.region, **self.outputs(snap),
+                  "content": function.tags.get(aws.TAG_CONTENT), "code_sha256": config.code_sha256,
+                  "runtime": config.runtime, "architecture": config.architecture,
+                  "timeout": config.timeout, "memory": config.memory,
+                  "reserved_concurrency": function.reserved, "provisioned_concurrency": snap.provisioned or 0,
+                  "auth": snap.url.auth_type if snap.url else None}
+        report["details"] = {
+            "auth": report["auth"],
+            "function": report["function_arn"],
+            "code": f"{config.code_sha256} (content {str(report['content'])[:12]})",
+            "settings": f"{config.runtime} {config.architecture}, timeout {config.timeout} s, memory "
+                        f"{config.memory} MB, concurrency max {function.reserved} warm {snap.provisioned or 0}",
+        }
+        return report

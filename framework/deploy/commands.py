@@ -11,12 +11,13 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from framework.deploy import DEPLOYERS, deployer_module
-from framework.deploy.plan import Operation, Plan, Resource, format_json, format_text
-from framework.errors import Cancelled, ConfirmationRequired, DeployError, UsageError
+from framework.deploy.plan import CREATE, DELETE, UPDATE, Operation, Plan, Resource, format_json, format_text
+from framework.errors import Cancelled, ConfirmationRequired, DeployError, FrameworkError, UsageError
 
 PLAN_NO_CHANGES, PLAN_CHANGES = 0, 2
 
@@ -95,66 +96,188 @@ def _apply(deployer, plan: Plan, stderr: TextIO) -> dict[str, Any]:
         raise
 
 
-def plan(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO = sys.stdout,
-         stderr: TextIO = sys.stderr, **options: Any) -> int:
-    deployer = make_deployer(file, target, output, stderr, **options)
-    with deployer.errors():
-        deployer.prepare()
-        result = deployer.plan(deployer.snapshot())
-    print(format_json(result.plan) if fmt == "json" else format_text(result.plan), file=stdout)
-    return PLAN_CHANGES if result.plan.has_changes else PLAN_NO_CHANGES
+def _streams(stdin: TextIO | None, stdout: TextIO | None, stderr: TextIO | None) -> tuple[TextIO, TextIO, TextIO]:
+    """The given streams, else the process's, looked up at call time (tests and callers swap them)."""
+    return stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
 
 
-def deploy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, stdin: TextIO = sys.stdin,
-           stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr, environ: Mapping[str, str] | None = None,
-           **options: Any) -> int:
-    environ = os.environ if environ is None else environ
-    deployer = make_deployer(file, target, output, stderr, environ=environ, **options)
-    shown = stderr if fmt == "json" else stdout
-    with deployer.errors():
-        deployer.prepare()
-        snap = deployer.snapshot()
-        result = deployer.plan(snap)
-        print(format_text(result.plan), file=shown, flush=True)
-        results: dict[str, Any] = {}
-        if result.plan.has_changes:
-            deployer.preflight(result)
-            _confirm(f"Apply these changes to {deployer.title}?", yes, stdin, stderr, environ)
-            results = _apply(deployer, result.plan, stderr)
-        outputs = deployer.outputs(snap, results)
-    outputs["changed"] = result.plan.has_changes
+def _targets(file: str, target: str | None) -> list[str]:
+    """The targets to work on: the one asked for, else every deployable target agent.yaml lists."""
+    if target is not None:
+        return [target]
+    from framework.config.validate import validate_file
+
+    listed = [t.name for t in validate_file(file).agent.targets]
+    deployable = [name for name in listed if name in DEPLOYERS]
+    if not deployable:
+        raise DeployError(f"agent.yaml lists {', '.join(listed)}; the framework deploys only to "
+                          f"{', '.join(DEPLOYERS)} so far: deploy generated/<target>/ with the platform's tool")
+    return deployable
+
+
+@dataclass
+class _Step:
+    """One target's part of a multi-target run: its deployer, plan and outcome."""
+
+    target: str
+    deployer: Any = None
+    result: Any = None  # the planner's result (deploy) or the Plan (destroy)
+    snapshot: Any = None
+    error: FrameworkError | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def plan(self) -> Plan | None:
+        return getattr(self.result, "plan", self.result)
+
+
+def _planned(file: str, target: str | None, output: str, stderr: TextIO, destroy: bool,
+             fail_fast: bool = False, **options: Any) -> list[_Step]:
+    """Read and plan every target; a target that fails to plan is recorded, the others go on."""
+    steps = []
+    for name in _targets(file, target):
+        step = _Step(name)
+        steps.append(step)
+        try:
+            step.deployer = make_deployer(file, name, output, stderr, **options)
+            with step.deployer.errors():
+                if destroy:
+                    step.result = step.deployer.destroy_plan(step.deployer.snapshot(destroy=True))
+                else:
+                    step.deployer.prepare()
+                    step.snapshot = step.deployer.snapshot()
+                    step.result = step.deployer.plan(step.snapshot)
+        except FrameworkError as error:
+            if target is not None or fail_fast:
+                raise
+            step.error = error
+    return steps
+
+
+def _report_failures(steps: list[_Step], verb: str, stderr: TextIO) -> int:
+    failed = [step for step in steps if step.error is not None]
+    for step in failed:
+        print(f"error: {step.target}: {step.error}", file=stderr)
+    if failed:
+        names = ", ".join(step.target for step in failed)
+        print(f"{verb} failed for: {names}", file=stderr)
+        return 1
+    return 0
+
+
+def _plans_text(steps: list[_Step], verb: str = "deploy") -> str:
+    texts = [format_text(step.plan, verb=verb) for step in steps if step.plan is not None]
+    if len(texts) > 1:
+        totals = {CREATE: 0, UPDATE: 0, DELETE: 0}
+        for step in steps:
+            if step.plan is not None:
+                for action, count in step.plan.counts().items():
+                    if action in totals:
+                        totals[action] += count
+        texts.append(f"All targets: {totals[CREATE]} to create, {totals[UPDATE]} to update, "
+                     f"{totals[DELETE]} to delete.")
+    return "\n\n".join(texts)
+
+
+def plan(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO | None = None,
+         stderr: TextIO | None = None, **options: Any) -> int:
+    """Print the change set of one target (--target) or of every deployable target."""
+    _, stdout, stderr = _streams(None, stdout, stderr)
+    steps = _planned(file, target, output, stderr, destroy=False, **options)
     if fmt == "json":
-        print(json.dumps(outputs, indent=2, sort_keys=True), file=stdout)
+        if target is not None:
+            print(format_json(steps[0].plan), file=stdout)
+        else:
+            data = {step.target: step.plan.to_dict() for step in steps if step.plan is not None}
+            print(json.dumps({"targets": data}, indent=2, sort_keys=True), file=stdout)
     else:
-        verb = "Deployed" if result.plan.has_changes else "Up to date:"
-        print(f"{verb} {outputs['function']} version {outputs['version']} (alias {outputs['alias']})", file=stdout)
-        print(f"URL: {outputs['url']}", file=stdout)
-    return 0
+        print(_plans_text(steps), file=stdout)
+    if _report_failures(steps, "plan", stderr):
+        return 1
+    return PLAN_CHANGES if any(step.plan.has_changes for step in steps) else PLAN_NO_CHANGES
 
 
-def destroy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, stdin: TextIO = sys.stdin,
-            stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr, environ: Mapping[str, str] | None = None,
-            **options: Any) -> int:
+def deploy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, stdin: TextIO | None = None,
+           stdout: TextIO | None = None, stderr: TextIO | None = None, environ: Mapping[str, str] | None = None,
+           fail_fast: bool = False, **options: Any) -> int:
+    """Plan every target, confirm once, apply target by target: a failing target does not stop the
+    others (unless fail_fast); the exit code is 1 when any failed, naming them."""
+    stdin, stdout, stderr = _streams(stdin, stdout, stderr)
     environ = os.environ if environ is None else environ
-    deployer = make_deployer(file, target, output, stderr, environ=environ, **options)
+    steps = _planned(file, target, output, stderr, destroy=False, fail_fast=fail_fast, environ=environ, **options)
     shown = stderr if fmt == "json" else stdout
-    with deployer.errors():
-        plan_ = deployer.destroy_plan(deployer.snapshot(destroy=True))
-        print(format_text(plan_, verb="destroy") if plan_.resources or plan_.notes else
-              f"Nothing to destroy: no resource of {deployer.agent.name} on {deployer.title}.", file=shown)
-        if plan_.has_changes:
-            _confirm(f"Delete these resources from {deployer.title}?", yes, stdin, stderr, environ)
-            _apply(deployer, plan_, stderr)
+    print(_plans_text(steps), file=shown, flush=True)
+    changing = [step for step in steps if step.error is None and step.plan.has_changes]
+    for step in changing:
+        with step.deployer.errors():
+            step.deployer.preflight(step.result)
+    if changing:
+        where = ", ".join(step.deployer.title for step in changing)
+        _confirm(f"Apply these changes to {where}?", yes, stdin, stderr, environ)
+    for step in steps:
+        if step.error is not None:
+            continue
+        if len(steps) > 1:
+            print(f"{step.deployer.title}:", file=stderr, flush=True)
+        try:
+            with step.deployer.errors():
+                results = _apply(step.deployer, step.plan, stderr) if step.plan.has_changes else {}
+                step.outputs = {**step.deployer.outputs(step.snapshot, results), "changed": step.plan.has_changes}
+        except FrameworkError as error:
+            if fail_fast or target is not None:
+                raise
+            step.error = error
+    done = [step for step in steps if step.error is None]
     if fmt == "json":
-        print(json.dumps({"destroyed": [f"{r.kind} {r.name}" for r in plan_.resources],
-                          "left_alone": list(plan_.notes)}, indent=2, sort_keys=True), file=stdout)
-    elif plan_.has_changes:
-        print(f"Destroyed {deployer.agent.name} on {deployer.title}.", file=stdout)
-    return 0
+        data = done[0].outputs if target is not None else {step.target: step.outputs for step in done}
+        print(json.dumps(data, indent=2, sort_keys=True), file=stdout)
+    else:
+        for step in done:
+            verb = "Deployed" if step.outputs["changed"] else "Up to date:"
+            print(f"{verb} {step.outputs['summary']}", file=stdout)
+            print(f"URL: {step.outputs['url']}", file=stdout)
+    return _report_failures(steps, "deploy", stderr)
 
 
-def info(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO = sys.stdout,
-         stderr: TextIO = sys.stderr, **options: Any) -> int:
+def destroy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, stdin: TextIO | None = None,
+            stdout: TextIO | None = None, stderr: TextIO | None = None, environ: Mapping[str, str] | None = None,
+            fail_fast: bool = False, **options: Any) -> int:
+    stdin, stdout, stderr = _streams(stdin, stdout, stderr)
+    environ = os.environ if environ is None else environ
+    steps = _planned(file, target, output, stderr, destroy=True, fail_fast=fail_fast, environ=environ, **options)
+    shown = stderr if fmt == "json" else stdout
+    for step in steps:
+        if step.error is None:
+            plan_ = step.plan
+            print(format_text(plan_, verb="destroy") if plan_.resources or plan_.notes else
+                  f"Nothing to destroy: no resource of {step.deployer.agent.name} on {step.deployer.title}.",
+                  file=shown)
+    changing = [step for step in steps if step.error is None and step.plan.has_changes]
+    if changing:
+        where = ", ".join(step.deployer.title for step in changing)
+        _confirm(f"Delete these resources from {where}?", yes, stdin, stderr, environ)
+    for step in changing:
+        try:
+            with step.deployer.errors():
+                _apply(step.deployer, step.plan, stderr)
+        except FrameworkError as error:
+            if fail_fast or target is not None:
+                raise
+            step.error = error
+    if fmt == "json":
+        data = {step.target: {"destroyed": [f"{r.kind} {r.name}" for r in step.plan.resources],
+                              "left_alone": list(step.plan.notes)} for step in steps if step.error is None}
+        print(json.dumps(data[target] if target is not None else data, indent=2, sort_keys=True), file=stdout)
+    else:
+        for step in changing:
+            if step.error is None:
+                print(f"Destroyed {step.deployer.agent.name} on {step.deployer.title}.", file=stdout)
+    return _report_failures(steps, "destroy", stderr)
+
+
+def info(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO | None = None,
+         stderr: TextIO | None = None, **options: Any) -> int:
+    _, stdout, stderr = _streams(None, stdout, stderr)
     from framework.config.validate import validate_file
 
     agent = validate_file(file).agent
@@ -175,12 +298,8 @@ def info(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO
         if not report.get("deployed"):
             print(f"{report['target']}: {report.get('note', 'not deployed')}", file=stdout)
             continue
-        print(f"{report['target']}: {report['function']} version {report['version']} (alias {report['alias']}) "
-              f"in {report['region']}", file=stdout)
-        print(f"  url:         {report['url']} (auth {report['auth']})", file=stdout)
-        print(f"  function:    {report['function_arn']}", file=stdout)
-        print(f"  code:        {report['code_sha256']} (content {str(report['content'])[:12]})", file=stdout)
-        print(f"  settings:    {report['runtime']} {report['architecture']}, timeout {report['timeout']} s, "
-              f"memory {report['memory']} MB, concurrency max {report['reserved_concurrency']} "
-              f"warm {report['provisioned_concurrency']}", file=stdout)
+        print(f"{report['target']}: {report['summary']}", file=stdout)
+        print(f"  {'url:':<12} {report['url']}", file=stdout)
+        for label, value in report.get("details", {}).items():
+            print(f"  {label + ':':<12} {value}", file=stdout)
     return 0
