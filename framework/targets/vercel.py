@@ -125,7 +125,8 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
     }
     return [
         File(f"{name}/{ROUTE_FILE}", _route(runtime)),
-        json_file(f"{name}/agent.json", agent.runtime_config(settings)),
+        json_file(f"{name}/agent.json", {**agent.runtime_config(settings),
+                                         "first_byte_timeout": EDGE_FIRST_BYTE if runtime == "edge" else None}),
         json_file(f"{name}/package.json", package),
         json_file(f"{name}/tsconfig.json", tsconfig),
         json_file(f"{name}/vercel.json", vercel),

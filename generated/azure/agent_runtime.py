@@ -17,7 +17,7 @@ import urllib.parse
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ALLOWED = "POST, OPTIONS"
-_RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+_RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -39,7 +39,8 @@ class ModelError(Exception):
 
 
 def _json_reply(status: int, payload: dict, headers: dict | None = None) -> Reply:
-    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    # "replace": a lone surrogate from the model must not turn an answer into a crash
+    body = json.dumps(payload, ensure_ascii=False).encode("utf-8", "replace")
     return Reply(status, {**_JSON, **(headers or {})}, body)
 
 
@@ -80,7 +81,7 @@ class _Client:
                 raise ModelError(504, "timeout") from None
             if 200 <= status < 300:
                 return result
-            if status and status not in _RETRY_STATUSES:
+            if status and status not in _RETRY_STATUSES and status < 500:
                 raise ModelError(502, f"the model endpoint answered HTTP {status}")
             failure = f"the model endpoint answered HTTP {status}" if status else "could not reach the model endpoint"
             retry_after = _retry_after(headers.get("retry-after"))
@@ -129,7 +130,7 @@ class ChatClient(_Client):
 
     def _post_once(self, payload: dict, timeout: float) -> tuple[int, dict, bytes]:
         """(status, lower-case headers, body); status 0 when the endpoint cannot be reached."""
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        body = json.dumps(payload).encode("ascii")  # \u escapes: valid JSON for any text
         try:
             return self._send(body, timeout)
         except TimeoutError:
@@ -138,6 +139,7 @@ class ChatClient(_Client):
             return 0, {}, b""
 
     def _send(self, body: bytes, timeout: float) -> tuple[int, dict, bytes]:
+        deadline = time.monotonic() + timeout
         # A kept-alive connection may have been closed by the server while we were idle:
         # that first failure is not the model's fault, so reconnect once without counting a retry.
         for fresh in (False, True):
@@ -146,7 +148,7 @@ class ChatClient(_Client):
             try:
                 conn.request("POST", self._path, body=body, headers=self._headers)
                 response = conn.getresponse()
-                data = response.read()
+                data = _read_within(conn, response, deadline)
                 headers = {k.lower(): v for k, v in response.getheaders()}
                 if response.will_close:
                     self._drop()
@@ -164,7 +166,7 @@ class ChatClient(_Client):
         """(status, headers, text pieces) of a streamed completion, on a connection of its own."""
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         conn = cls(self._host, self._port, timeout=timeout)
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        body = json.dumps(payload).encode("ascii")
         try:
             conn.request("POST", self._path, body=body, headers={**self._headers, "Accept": "text/event-stream"})
             response = conn.getresponse()
@@ -182,19 +184,44 @@ class ChatClient(_Client):
         return response.status, headers, _sse_pieces(conn, response, deadline)
 
 
+def _read_within(conn: http.client.HTTPConnection, response, deadline: float) -> bytes:
+    """The whole body by the deadline: a socket timeout bounds each read, not a body that trickles in."""
+    parts = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        conn.sock.settimeout(remaining)
+        part = response.read1(65536)
+        parts.append(part)
+        if not part or response.length == 0:
+            response.read()  # marks the response finished, so the kept-alive connection can be reused
+            return b"".join(parts)
+
+
 def _sse_pieces(conn: http.client.HTTPConnection, response, deadline: float):
-    """Text deltas from an OpenAI-style server-sent event stream, until [DONE] or the deadline."""
+    """Text deltas from an OpenAI-style server-sent event stream, until [DONE] or the deadline. Before
+    the first piece a failure raises ModelError (the caller can still answer with a JSON error)."""
+    started = False
     try:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                if not started:
+                    raise ModelError(504, "timeout")
                 return
             conn.sock.settimeout(remaining)
             try:
                 line = response.readline()
-            except (TimeoutError, OSError, http.client.HTTPException):
+            except TimeoutError:
+                if not started:
+                    raise ModelError(504, "timeout") from None
                 return
+            except (OSError, http.client.HTTPException):
+                line = b""
             if not line:
+                if not started:
+                    raise ModelError(502, "the model endpoint ended the stream without an answer")
                 return
             if not line.startswith(b"data:"):
                 continue
@@ -205,7 +232,8 @@ def _sse_pieces(conn: http.client.HTTPConnection, response, deadline: float):
                 piece = json.loads(data)["choices"][0]["delta"].get("content")
             except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                 continue  # a malformed or usage-only event carries no text
-            if piece:
+            if isinstance(piece, str) and piece:
+                started = True
                 yield piece
     finally:
         conn.close()
@@ -250,16 +278,23 @@ class SdkClient(_Client):
             return 0, {}, None
 
         def pieces():
+            started = False
             try:
                 for chunk in chunks:
                     if time.monotonic() >= deadline:
-                        return
+                        break
                     if chunk.choices and chunk.choices[0].delta.content:
+                        started = True
                         yield chunk.choices[0].delta.content
+            except errors.APITimeoutError:
+                if not started:
+                    raise ModelError(504, "timeout") from None
             except (errors.APIError, ValueError):
-                return
+                pass
             finally:
                 chunks.close()
+            if not started:
+                raise ModelError(502, "the model endpoint ended the stream without an answer")
 
         return 200, {}, pieces()
 
@@ -291,7 +326,10 @@ class Agent:
         self.default_stream = bool(config.get("stream")) and can_stream
         self.timeout = float(config["timeout"])
         self.api_key_env = config["api_key_env"]
-        api_key = env.get(self.api_key_env) or ""
+        api_key = (env.get(self.api_key_env) or "").strip()  # a key saved from a file often ends in a newline
+        self.key_problem = None
+        if any(c in api_key for c in "\r\n\0"):
+            api_key, self.key_problem = "", f"{self.api_key_env} holds characters not allowed in an HTTP header"
         base_url = config.get("base_url") or env.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         client = SdkClient if config.get("client") == "openai" else ChatClient
         self.client = client(base_url, api_key, int(config.get("retries", 2))) if api_key else None
@@ -337,7 +375,7 @@ class Agent:
             return error(400, "this platform does not stream responses; send the request without \"stream\": true",
                          cors)
         if self.client is None:
-            return error(500, f"{self.api_key_env} is not set in the function's environment", cors)
+            return error(500, self.key_problem or f"{self.api_key_env} is not set in the function's environment", cors)
         budget = self.timeout if remaining is None else min(self.timeout, remaining)
         deadline = time.monotonic() + max(0.5, budget - 1.0)  # answer before the platform cuts us off
         payload = {**self._template, "messages": [self._system, {"role": "user", "content": message}]}
@@ -359,9 +397,9 @@ class Agent:
         first = next(pieces, "")
 
         def body():
-            yield first.encode("utf-8")
+            yield first.encode("utf-8", "replace")
             for piece in pieces:
-                yield piece.encode("utf-8")
+                yield piece.encode("utf-8", "replace")
 
         headers = {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache", **cors}
         return Reply(200, headers, body())
@@ -371,7 +409,7 @@ def _parse(body: bytes) -> tuple[str, bool | None, str | None]:
     """(message, stream asked or None, problem): a plain sentence saying what is wrong, if anything."""
     try:
         data = json.loads(body or b"")
-    except ValueError:
+    except (ValueError, RecursionError):
         return "", None, "the request body is not valid JSON"
     if not isinstance(data, dict):
         return "", None, "the request body must be a JSON object"
@@ -393,6 +431,8 @@ def _read_answer(answer: dict) -> tuple[str, int]:
         text = answer["choices"][0]["message"].get("content") or ""
     except (KeyError, IndexError, TypeError, AttributeError):
         raise ModelError(502, "the model endpoint sent a malformed answer") from None
-    usage = answer.get("usage") if isinstance(answer, dict) else None
-    tokens = usage.get("total_tokens", 0) if isinstance(usage, dict) else 0
-    return text, int(tokens or 0)
+    if not isinstance(text, str):
+        raise ModelError(502, "the model endpoint sent a malformed answer")
+    usage = answer.get("usage")
+    tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
+    return text, tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else 0

@@ -278,3 +278,16 @@ def test_a_stream_starts_before_the_model_has_finished(kind, contract_build, con
             conn.close()
     assert (first + rest).decode() == f"echo: {message}"
     assert first and sent_at_first < fake_model.chunks_sent(tag)
+
+
+@pytest.mark.parametrize("kind", [k for k, status in STREAM_REQUEST.items() if status == 200])
+def test_a_stream_that_stalls_before_its_first_word_is_a_json_504(kind, contract_build, contract_build_openai,
+                                                                   fake_model, request):
+    """The model answers 200 and then waits past the deadline: the caller still gets a JSON error."""
+    base, _, client = kind.partition("+")
+    build_dir = contract_build_openai if client else contract_build
+    with running(base, build_dir, OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY=API_KEY) as call:
+        status, headers, raw = call("POST", json.dumps({"message": f"[[delay:20]] a {token(request)}",
+                                                        "stream": True}).encode(), JSON)
+    assert status == 504
+    assert json.loads(raw) == {"error": "the model did not answer within 4 s"}

@@ -91,3 +91,31 @@ def test_azure_function_is_routed_at_api_agent_for_every_method(contract_build, 
     with serve("azure", contract_build / "azure", OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY=API_KEY) as call:
         assert call.route == "/api/agent"
         assert call.auth_level == func.AuthLevel.ANONYMOUS
+
+
+@pytest.mark.parametrize("target", ["aws", "azure"])
+def test_an_api_key_saved_with_a_trailing_newline_still_works(target, contract_build, fake_model, request):
+    with serve(target, contract_build / target, OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY=API_KEY + "\n") as call:
+        status, _, raw = call("POST", json.dumps({"message": request.node.name}).encode(), JSON)
+    assert status == 200
+    (sent,) = fake_model.find(request.node.name)
+    assert sent.headers["authorization"] == f"Bearer {API_KEY}"
+
+
+def test_an_api_key_that_cannot_be_a_header_is_a_clear_500_not_a_crash(contract_build, fake_model):
+    with serve("aws", contract_build / "aws", OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY="ab\ncd") as call:
+        status, _, raw = call("POST", b'{"message": "hi"}', JSON)
+    assert status == 500
+    assert json.loads(raw) == {"error": "OPENAI_API_KEY holds characters not allowed in an HTTP header"}
+    assert b"ab" not in raw.replace(b"OPENAI", b"")
+
+
+@pytest.mark.parametrize("body", [
+    b'{"message": "hi", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # deeper than the JSON parser goes
+    b'{"message": "\\ud800 lone surrogate"}',
+])
+def test_odd_json_bodies_never_crash_the_handler(body, contract_build, fake_model):
+    with serve("aws", contract_build / "aws", OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY=API_KEY) as call:
+        status, headers, raw = call("POST", body, JSON)
+    assert status in (200, 400)
+    assert "error" in json.loads(raw) or "response" in json.loads(raw)

@@ -23,6 +23,7 @@ interface AgentConfig {
   system_prompt: string;
   timeout: number;
   stream: boolean;
+  first_byte_timeout?: number | null;
   api_key_env: string;
   cors: { origins: string[] };
   retries: number;
@@ -36,6 +37,9 @@ const AGENT = agent as unknown as AgentConfig;
 
 const TIMEOUT_S = Number(AGENT.timeout);
 const DEADLINE_MS = Math.max(1, TIMEOUT_S - 1) * 1000;
+// Edge must start its response within 25 s: a JSON answer, or a stream's first piece, must come by then.
+const FIRST_BYTE_S = typeof AGENT.first_byte_timeout === "number" ? AGENT.first_byte_timeout : null;
+const FIRST_BYTE_MS = FIRST_BYTE_S === null ? DEADLINE_MS : Math.min(DEADLINE_MS, Math.max(1, FIRST_BYTE_S - 1) * 1000);
 const RETRIES = Math.max(0, Math.floor(Number(AGENT.retries) || 0));
 const DEFAULT_STREAM = AGENT.stream === true;
 const API_KEY_ENV = AGENT.api_key_env;
@@ -147,7 +151,7 @@ async function callModel(payload: string, apiKey: string, signal: AbortSignal, d
       await res.body?.cancel().catch(() => undefined);
       failure = new UpstreamError(502, `the model endpoint answered HTTP ${res.status}`);
       console.error(`${AGENT.name}: model endpoint answered HTTP ${res.status} (attempt ${attempt + 1})`);
-      if (res.status !== 429 && res.status < 500) throw failure;
+      if (![408, 409, 429].includes(res.status) && res.status < 500) throw failure;
       wait = retryAfterMs(res.headers.get("retry-after")) ?? wait;
     } catch (err) {
       if (err instanceof UpstreamError) throw err;
@@ -253,11 +257,18 @@ export async function POST(request: Request): Promise<Response> {
     body.stream_options = { include_usage: true };
   }
 
-  const deadline = Date.now() + DEADLINE_MS;
+  // Until the first byte the tighter limit applies; a stream may then go on until the deadline.
+  const limitMs = parsed.stream ? DEADLINE_MS : FIRST_BYTE_MS;
+  const limitS = parsed.stream || FIRST_BYTE_S === null ? TIMEOUT_S : Math.min(TIMEOUT_S, FIRST_BYTE_S);
+  const deadline = Date.now() + Math.min(limitMs, FIRST_BYTE_MS);
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), DEADLINE_MS);
-  const done = () => clearTimeout(timer);
-  const timedOut = () => fail(request, 504, `the model did not answer within ${TIMEOUT_S} s`);
+  const timer = setTimeout(() => controller.abort(), limitMs);
+  const firstByteTimer = setTimeout(() => controller.abort(), FIRST_BYTE_MS);
+  const done = () => {
+    clearTimeout(timer);
+    clearTimeout(firstByteTimer);
+  };
+  const timedOut = () => fail(request, 504, `the model did not answer within ${limitS} s`);
 
   let upstream: Response;
   try {
@@ -273,7 +284,29 @@ export async function POST(request: Request): Promise<Response> {
       done();
       return fail(request, 502, "the model endpoint sent an empty stream");
     }
-    return new Response(relayStream(upstream, controller, done), {
+    // Await the first piece here, so that a failure before it is still a JSON error with its status.
+    const relay = relayStream(upstream, controller, done).getReader();
+    const first = await relay.read();
+    clearTimeout(firstByteTimer);
+    if (first.done) {
+      done();
+      if (controller.signal.aborted) return timedOut();
+      return fail(request, 502, "the model endpoint ended the stream without an answer");
+    }
+    const stream = new ReadableStream<Uint8Array>({
+      start(out) {
+        out.enqueue(first.value);
+      },
+      async pull(out) {
+        const next = await relay.read();
+        if (next.done) out.close();
+        else out.enqueue(next.value);
+      },
+      cancel(reason) {
+        return relay.cancel(reason);
+      },
+    });
+    return new Response(stream, {
       status: 200,
       headers: {
         "Content-Type": "text/plain; charset=utf-8",

@@ -1,0 +1,499 @@
+"""Google Cloud Functions (2nd gen) deploy, the I/O part (the only module importing google-cloud):
+read the deployed state into a Snapshot, and the handlers that apply a Plan's operations, each
+waiting on its long-running operation.
+
+Clients: functions_v2.FunctionServiceClient and run_v2.ServicesClient over REST. Endpoints can be
+overridden with GCP_FUNCTIONS_ENDPOINT / GCP_RUN_ENDPOINT (e.g. http://127.0.0.1:PORT, a local fake).
+Credentials: GOOGLE_OAUTH_ACCESS_TOKEN (a plain token) if set, anonymous against a plain-http
+endpoint override, else Application Default Credentials (gcloud auth application-default login,
+a CI workload identity, the metadata server).
+Retries: the generated clients retry nothing by default (every method is wrapped with no default
+retry), so each call goes through Api.call: 429/500/502/503/504 and connection errors are retried
+with exponential backoff, honouring Retry-After.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import time
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_exceptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import functions_v2, run_v2
+from google.protobuf import field_mask_pb2
+
+from framework.deploy import gcp
+from framework.deploy.executor import Context, Executor, Progress, Registry
+from framework.deploy.package import build_zip, content_hash
+from framework.deploy.plan import Plan
+from framework.deploy.secrets import SecretValues, digest
+from framework.errors import DeployError, PackageError
+from framework.render import File
+
+title = "Google Cloud Functions"
+SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+RETRYABLE = {429, 500, 502, 503, 504}
+ATTEMPTS = 6
+MAX_DELAY = 30.0
+# The source zip goes through functions:generateUploadUrl + PUT. The v2 method's reference
+# (cloud.google.com/workflows/docs/reference/googleapis/cloudfunctions/v2/projects.locations.functions/
+# generateUploadUrl) asks for "content-type: application/zip" and says "Authorization: Bearer ... SHOULD
+# NOT be specified"; the 100 MB "max deployment size" of cloud.google.com/functions/quotas is 1st gen only
+# ("N/A" for 2nd gen), so no size limit is checked here (the zip holds only the app: Cloud Build installs
+# requirements.txt).
+OPERATION_POLLS = 720  # with delays growing to 5 s: about an hour, the longest a build may take
+STATE_WAIT_POLLS = 360
+
+
+class RetriesExhausted(DeployError):
+    pass
+
+
+def _retry_after(error: Exception) -> float | None:
+    response = getattr(error, "response", None)
+    value = getattr(response, "headers", {}).get("Retry-After") if response is not None else None
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:  # an HTTP date: wait the longest usual delay
+        return MAX_DELAY
+
+
+def _status(error: Exception) -> int | None:
+    code = getattr(error, "code", None)
+    if isinstance(code, int):
+        return code
+    response = getattr(error, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def credentials(environ: Mapping[str, str]):
+    token = environ.get("GOOGLE_OAUTH_ACCESS_TOKEN")
+    if token:
+        import google.oauth2.credentials
+        return google.oauth2.credentials.Credentials(token)
+    endpoint = environ.get("GCP_FUNCTIONS_ENDPOINT", "")
+    if endpoint.startswith("http://"):  # a local emulator: never send real credentials over plain http
+        return AnonymousCredentials()
+    found, _ = google.auth.default(scopes=SCOPES)
+    return found
+
+
+class Api:
+    """The two clients, plain HTTP for signed URLs, and retrying calls (sleep is injectable)."""
+
+    def __init__(self, environ: Mapping[str, str], sleep: Callable[[float], None] = time.sleep):
+        self.environ = environ
+        self.sleep = sleep
+        self._functions = None
+        self._run = None
+        self._credentials = None
+        self.http = requests.Session()
+
+    def _creds(self):
+        if self._credentials is None:
+            self._credentials = credentials(self.environ)
+        return self._credentials
+
+    @property
+    def functions(self) -> functions_v2.FunctionServiceClient:
+        if self._functions is None:
+            endpoint = self.environ.get("GCP_FUNCTIONS_ENDPOINT")
+            self._functions = functions_v2.FunctionServiceClient(
+                transport="rest", credentials=self._creds(),
+                client_options={"api_endpoint": endpoint} if endpoint else None)
+        return self._functions
+
+    @property
+    def run(self) -> run_v2.ServicesClient:
+        if self._run is None:
+            endpoint = self.environ.get("GCP_RUN_ENDPOINT")
+            self._run = run_v2.ServicesClient(transport="rest", credentials=self._creds(),
+                                              client_options={"api_endpoint": endpoint} if endpoint else None)
+        return self._run
+
+    def call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """function(*args, **kwargs), retried on 429/5xx and connection errors (Retry-After honoured)."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return function(*args, **kwargs)
+            except (gexc.GoogleAPICallError, requests.HTTPError, requests.ConnectionError) as error:
+                status = _status(error)
+                transient = status in RETRYABLE or isinstance(error, requests.ConnectionError)
+                if not transient:
+                    raise
+                if attempt == ATTEMPTS:
+                    reason = f"HTTP {status}" if status else "no connection"
+                    raise RetriesExhausted(
+                        f"Google Cloud kept failing {what} ({reason}) after {ATTEMPTS} tries: "
+                        f"{getattr(error, 'message', None) or error}; wait a little and run the same command again "
+                        "(what was done stays done)") from error
+                delay = _retry_after(error)
+                self.sleep(min(MAX_DELAY, delay if delay is not None else 0.5 * 2 ** (attempt - 1)))
+        raise AssertionError("unreachable")
+
+    def put(self, url: str, data: bytes, content_type: str) -> None:
+        def put() -> None:
+            # a signed URL carries its own authorisation: no Authorization header
+            self.http.put(url, data=data, headers={"content-type": content_type}, timeout=300).raise_for_status()
+        self.call("the source upload (PUT to the signed URL)", put)
+
+    def get_bytes(self, url: str) -> bytes:
+        def get() -> bytes:
+            response = self.http.get(url, timeout=60)
+            response.raise_for_status()
+            return response.content
+        return self.call("the source download", get)
+
+
+@contextlib.contextmanager
+def translate_errors(secrets: SecretValues | None = None) -> Iterator[None]:
+    """google-cloud / HTTP errors -> DeployError with a clear one-line message (secret values scrubbed)."""
+    redact = secrets.redact if secrets else (lambda text: text)
+    try:
+        yield
+    except RetriesExhausted as error:
+        raise DeployError(redact(str(error)).splitlines()[0]) from None
+    except gexc.GoogleAPICallError as error:
+        status = getattr(error, "code", "")
+        message = " ".join(str(error.message or error).split())
+        hint = ""
+        if status == 403:
+            hint = (" (the deploying identity needs roles/cloudfunctions.developer, roles/iam.serviceAccountUser "
+                    "and roles/run.admin for public access; and the Cloud Functions, Cloud Build, Artifact Registry "
+                    "and Cloud Run APIs must be enabled)")
+        elif status == 401:
+            hint = " (the credentials were refused: refresh them, e.g. gcloud auth application-default login)"
+        raise DeployError(redact(f"Google Cloud refused the request: {status} {message}{hint}")) from None
+    except auth_exceptions.DefaultCredentialsError:
+        raise DeployError("no Google Cloud credentials found: run `gcloud auth application-default login`, or in CI "
+                          "use google-github-actions/auth (workload identity federation), or set "
+                          "GOOGLE_OAUTH_ACCESS_TOKEN") from None
+    except auth_exceptions.GoogleAuthError as error:
+        raise DeployError(redact(f"Google Cloud credentials could not be used: {error}")) from None
+    except requests.HTTPError as error:
+        # never the URL: a signed URL is a credential for as long as it is valid
+        raise DeployError(redact(f"Google Cloud Storage refused the source transfer: {_http_message(error)}")) \
+            from None
+    except requests.RequestException as error:
+        raise DeployError(redact(f"could not talk to Google Cloud: {type(error).__name__}")) from None
+
+
+def _http_message(error: requests.HTTPError) -> str:
+    response = error.response
+    if response is None:
+        return "no answer"
+    try:
+        message = response.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = response.text[:200]
+    return f"{response.status_code} {' '.join(str(message).split())}"
+
+
+# ---------------------------------------------------------------- reading the deployed state
+
+
+def _function_state(function: functions_v2.Function) -> gcp.FunctionState:
+    build, service = function.build_config, function.service_config
+    storage = build.source.storage_source
+    return gcp.FunctionState(
+        name=function.name, state=functions_v2.Function.State(function.state).name, labels=dict(function.labels),
+        runtime=build.runtime, entry_point=build.entry_point,
+        source={"bucket": storage.bucket, "object": storage.object_} if storage.bucket else {},
+        timeout=service.timeout_seconds, memory=service.available_memory, cpu=service.available_cpu,
+        min_instances=service.min_instance_count, max_instances=service.max_instance_count,
+        request_concurrency=service.max_instance_request_concurrency, ingress=int(service.ingress_settings),
+        all_traffic=service.all_traffic_on_latest_revision,
+        environment={name: digest(value) for name, value in sorted(service.environment_variables.items())},
+        secrets=tuple(sorted((s.key, s.project_id, s.secret, s.version or "latest")
+                             for s in service.secret_environment_variables)),
+        url=function.url or service.uri or None, run_uri=service.uri or None, service=service.service or None,
+        revision=service.revision or None, update_time=str(function.update_time) if function.update_time else None)
+
+
+def _get_function(api: Api, name: str) -> functions_v2.Function | None:
+    try:
+        return api.call("reading the function", api.functions.get_function, name=name)
+    except gexc.NotFound:
+        return None
+
+
+def read_function(api: Api, name: str, *, wait: bool = True) -> functions_v2.Function | None:
+    """The function, after any operation in progress on it (an interrupted deploy) has finished."""
+    function = _get_function(api, name)
+    for poll in range(STATE_WAIT_POLLS if wait else 0):
+        if function is None or function.state not in (functions_v2.Function.State.DEPLOYING,
+                                                      functions_v2.Function.State.DELETING):
+            break
+        api.sleep(min(5.0, 1.0 + poll))
+        function = _get_function(api, name)
+    return function
+
+
+def _is_public(api: Api, service: str) -> bool | None:
+    try:
+        policy = api.call("reading the invoker policy", api.run.get_iam_policy, request={"resource": service})
+    except gexc.NotFound:
+        return None
+    return any(b.role == gcp.INVOKER and gcp.ALL_USERS in b.members for b in policy.bindings)
+
+
+def deployed_prompt(api: Api, name: str) -> str | None:
+    """The system prompt inside the deployed source (agent.json), for the plan's diff; None if unreadable."""
+    try:
+        answer = api.call("reading the deployed source", api.functions.generate_download_url,
+                          request={"name": name})
+        data = api.get_bytes(answer.download_url)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return json.loads(archive.read("agent.json"))["system_prompt"]
+    except (gexc.GoogleAPICallError, requests.RequestException, RetriesExhausted, zipfile.BadZipFile, KeyError,
+            ValueError):
+        return None
+
+
+def read_snapshot(api: Api, name: str, project: str, region: str, *, content: str | None = None) -> gcp.Snapshot:
+    """Everything the planner needs, read-only. `content`: the desired content hash (the deployed
+    source is downloaded for a prompt diff only when it differs)."""
+    function_name = f"projects/{project}/locations/{region}/functions/{name}"
+    found = read_function(api, function_name)
+    if found is None:
+        return gcp.Snapshot(project, region)
+    function = _function_state(found)
+    public = _is_public(api, function.service) if function.service else None
+    prompt = None
+    if (content is not None and function.labels.get(gcp.LABEL_AGENT) == name
+            and function.labels.get(gcp.LABEL_CONTENT) != content[:gcp.LABEL_LIMIT] and function.source):
+        prompt = deployed_prompt(api, function_name)
+    return gcp.Snapshot(project, region, function=function, public=public, deployed_prompt=prompt)
+
+
+# ---------------------------------------------------------------- handlers (the only mutations)
+
+REGISTRY = Registry()
+
+
+def wait_operation(api: Api, name: str, what: str) -> Any:
+    """Poll a long-running operation until done; its error becomes a DeployError."""
+    for poll in range(OPERATION_POLLS):
+        operation = api.call(f"waiting for {what}", api.functions.get_operation, request={"name": name})
+        if operation.done:
+            if operation.HasField("error"):
+                error = gexc.from_grpc_status(operation.error.code, operation.error.message)
+                if isinstance(error, gexc.AlreadyExists):
+                    raise DeployError(f"{what}: the function exists already (created by an earlier, interrupted "
+                                      "deploy?): run the same command again")
+                raise DeployError(f"{what} failed: {' '.join(operation.error.message.split())}")
+            return operation.response
+        api.sleep(min(5.0, 0.5 * (poll + 1)))
+    raise DeployError(f"{what} did not finish in time (operation {name}); run the same command again later")
+
+
+def _result(response: Any) -> dict[str, Any]:
+    function = functions_v2.Function.deserialize(response.value) if response and response.value else None
+    if function is None:
+        return {}
+    return {"url": function.url or function.service_config.uri or None, "service": function.service_config.service,
+            "revision": function.service_config.revision or None, "run_uri": function.service_config.uri or None}
+
+
+def _function(body: Mapping[str, Any]) -> functions_v2.Function:
+    return functions_v2.Function.from_json(json.dumps(body), ignore_unknown_fields=False)
+
+
+@REGISTRY.handler("gcp.upload_source")
+def _upload_source(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    api: Api = ctx.api
+    answer = api.call("functions:generateUploadUrl", api.functions.generate_upload_url,
+                      request={"parent": args["parent"]})
+    api.put(answer.upload_url, args["package"], "application/zip")
+    storage = answer.storage_source
+    return {"storage_source": {"bucket": storage.bucket, "object": storage.object_}}
+
+
+@REGISTRY.handler("gcp.create_function")
+def _create_function(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    api: Api = ctx.api
+    try:
+        operation = api.call("creating the function", api.functions.create_function, request={
+            "parent": args["parent"], "function_id": args["function_id"], "function": _function(args["function"])})
+    except gexc.Conflict:
+        # an existing function answers 409 at once (e.g. google-github-actions/deploy-cloud-functions#455:
+        # "failed to POST .../functions?functionId=...: (409)"); an operation ending in ALREADY_EXISTS is
+        # handled in wait_operation
+        raise DeployError(f"the function {args['function_id']} was created meanwhile (by another or an earlier "
+                          "interrupted deploy): run the same command again") from None
+    return _result(wait_operation(api, operation.operation.name, f"creating {args['function_id']}"))
+
+
+@REGISTRY.handler("gcp.update_function")
+def _update_function(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    api: Api = ctx.api
+    function = _function(args["function"])
+    mask = field_mask_pb2.FieldMask(paths=list(args["update_mask"]))
+    operation = api.call("updating the function", api.functions.update_function,
+                         request={"function": function, "update_mask": mask})
+    return _result(wait_operation(api, operation.operation.name, f"updating {function.name.rsplit('/', 1)[-1]}"))
+
+
+@REGISTRY.handler("gcp.set_invoker")
+def _set_invoker(ctx: Context, args: dict[str, Any]) -> None:
+    """Grant or revoke roles/run.invoker for allUsers on the service, keeping every other binding."""
+    api: Api = ctx.api
+    service, public = args["service"], args["public"]
+    for attempt in range(5):
+        policy = api.call("reading the invoker policy", api.run.get_iam_policy, request={"resource": service})
+        bindings = [b for b in policy.bindings if b.role == gcp.INVOKER]
+        present = any(gcp.ALL_USERS in b.members for b in bindings)
+        if present == public:
+            return None
+        if public:
+            if bindings:
+                bindings[0].members.append(gcp.ALL_USERS)
+            else:
+                policy.bindings.add(role=gcp.INVOKER, members=[gcp.ALL_USERS])
+        else:
+            for binding in bindings:
+                if gcp.ALL_USERS in binding.members:
+                    binding.members.remove(gcp.ALL_USERS)
+            kept = [b for b in policy.bindings if b.members]
+            del policy.bindings[:]
+            policy.bindings.extend(kept)
+        try:
+            # the etag read above travels with the policy: a concurrent change makes this fail (ABORTED)
+            api.call("setting the invoker policy", api.run.set_iam_policy,
+                     request={"resource": service, "policy": policy})
+            return None
+        except (gexc.Aborted, gexc.Conflict, gexc.FailedPrecondition):
+            if attempt == 4:
+                raise
+    return None
+
+
+@REGISTRY.handler("gcp.delete_function")
+def _delete_function(ctx: Context, args: dict[str, Any]) -> None:
+    api: Api = ctx.api
+    try:
+        operation = api.call("deleting the function", api.functions.delete_function, name=args["name"])
+    except gexc.NotFound:
+        return None
+    try:
+        wait_operation(api, operation.operation.name, f"deleting {args['name'].rsplit('/', 1)[-1]}")
+    except DeployError:
+        if _get_function(api, args["name"]) is not None:
+            raise
+    return None
+
+
+# ---------------------------------------------------------------- packaging
+
+
+def source_entries(files: Sequence[File], target: str = "gcp") -> list[tuple[str, bytes, int]]:
+    """Every generated file of the target at the zip's root: Cloud Build installs requirements.txt."""
+    return [(file.path.removeprefix(f"{target}/"), file.content, 0o644) for file in files
+            if file.path.startswith(f"{target}/")]
+
+
+def package_source(files: Sequence[File]) -> tuple[bytes, str]:
+    entries = source_entries(files)
+    names = {name for name, _, _ in entries}
+    if not {"main.py", "requirements.txt"} <= names:
+        raise PackageError("the gcp app needs main.py and requirements.txt: run `python -m framework build`")
+    return build_zip(entries), content_hash(entries)
+
+
+# ---------------------------------------------------------------- the deployer (used by commands.py)
+
+
+class Deployer:
+    """One agent on Google Cloud Functions 2nd gen: prepare, read, plan, apply, destroy, info."""
+
+    title = title
+
+    def __init__(self, agent, settings, files: Sequence[File], *, environ: Mapping[str, str] | None = None,
+                 sleep: Callable[[float], None] = time.sleep, cache: Path | None = None, **options: Any):
+        self.agent = agent
+        self.settings = settings
+        self.files = list(files)
+        self.environ = os.environ if environ is None else environ
+        self.project, self.region = gcp.resolve_location(settings.options, self.environ)
+        self.api = Api(self.environ, sleep)
+        names = [n for n, refs in agent.secrets.items() if "gcp" not in refs]
+        self.secrets = SecretValues.from_environ(names, self.environ)
+        self.package: bytes | None = None
+        self.desired: gcp.Desired | None = None
+
+    @property
+    def function_name(self) -> str:
+        return f"projects/{self.project}/locations/{self.region}/functions/{self.agent.name}"
+
+    def errors(self):
+        return translate_errors(self.secrets)
+
+    def prepare(self) -> gcp.Desired:
+        self.package, content = package_source(self.files)
+        self.desired = gcp.desired_state(self.agent, self.settings, project=self.project, region=self.region,
+                                         content=content, secrets=self.secrets)
+        return self.desired
+
+    def snapshot(self, destroy: bool = False) -> gcp.Snapshot:
+        content = None if destroy or self.desired is None else self.desired.content
+        return read_snapshot(self.api, self.agent.name, self.project, self.region, content=content)
+
+    def plan(self, snap: gcp.Snapshot) -> gcp.DeployPlan:
+        assert self.desired is not None
+        return gcp.plan_deploy(self.desired, snap)
+
+    def destroy_plan(self, snap: gcp.Snapshot) -> Plan:
+        return gcp.plan_destroy(self.agent.name, self.project, self.region, snap)
+
+    def preflight(self, deploy_plan: gcp.DeployPlan) -> None:
+        """Refuse before the first call what would fail half-way."""
+        if deploy_plan.missing_secrets:
+            names = ", ".join(deploy_plan.missing_secrets)
+            raise DeployError(
+                f"{names} must be set in this environment for the first deploy (the value is copied into the "
+                "function's environment variables, never printed or written), or referenced in Secret Manager: "
+                f"secrets: {{{deploy_plan.missing_secrets[0]}: {{gcp: projects/{self.project}/secrets/NAME}}}} "
+                "in agent.yaml")
+
+    def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]:
+        def keep(name: str) -> str:
+            function = _get_function(self.api, self.function_name)
+            if function is None or name not in function.service_config.environment_variables:
+                raise DeployError(f"{name} is not set in this environment and the deployed function lost it: "
+                                  f"export {name}=... and deploy again")
+            return function.service_config.environment_variables[name]
+        context = Context(api=self.api, secrets=self.secrets.values(), package=self.package, keep=keep,
+                          files=self.files)
+        return Executor(REGISTRY, context, progress).run(plan)
+
+    def outputs(self, snap: gcp.Snapshot, results: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return gcp.outputs(self.agent.name, self.project, self.region, snap, results)
+
+    def info(self) -> dict[str, Any]:
+        snap = read_snapshot(self.api, self.agent.name, self.project, self.region)
+        function = snap.function
+        if function is None or function.labels.get(gcp.LABEL_AGENT) != self.agent.name:
+            return {"target": "gcp", "deployed": False, "project": self.project, "region": self.region,
+                    "note": "not deployed" if function is None else "a function with this name exists but is not ours"}
+        out = self.outputs(snap)
+        details = {
+            "function": function.name, "state": function.state, "revision": function.revision,
+            "service": function.service, "run uri": function.run_uri,
+            "content": str(function.labels.get(gcp.LABEL_CONTENT))[:12],
+            "settings": f"{function.runtime}, timeout {function.timeout} s, memory {function.memory}"
+                        f"{', cpu ' + function.cpu if function.cpu else ''}, instances {function.min_instances}.."
+                        f"{function.max_instances}, {function.request_concurrency} request(s) per instance",
+            "access": "public (allUsers may invoke)" if snap.public else "authenticated callers only",
+        }
+        return {**out, "deployed": True, "details": details, "state": function.state, "public": bool(snap.public)}

@@ -1,0 +1,90 @@
+"""Fixtures for the Azure deploy tests: one fake ARM + Kudu server per session, reset per test."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from framework.deploy import commands
+from tests.deploy.helpers import FAKE_KEY
+from tests.fakes.azure_server import FakeAzure
+
+SUB = "11111111-2222-3333-4444-555555555555"
+GROUP = "agents-rg"
+TOKEN = "fake-arm-token-0123"
+STORAGE = "https://agentsdeploy.blob.core.windows.net/app-package-support-bot"
+
+AGENT = f"""\
+    name: support-bot
+    prompt: |
+      You are a helpful support assistant.
+    model: gpt-4o-mini
+    concurrency:
+      max: 10
+      warm: 0
+    targets:
+      azure:
+        subscription: {SUB}
+        resource_group: {GROUP}
+        region: westeurope
+        timeout: 230
+        storage: {STORAGE}
+"""
+
+PREMIUM = AGENT.replace(f"        storage: {STORAGE}\n", "        plan: premium\n")
+
+
+@pytest.fixture(scope="session")
+def azure_server():
+    with FakeAzure(token=TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def azure_env(azure_server, monkeypatch, tmp_path):
+    """A clean fake with the resource group, and an environment that can only reach it."""
+    azure_server.reset()
+    azure_server.add_resource_group(SUB, GROUP)
+    for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "CI",
+                 "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT", "MSI_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_ARM_ENDPOINT", azure_server.url)
+    monkeypatch.setenv("AZURE_SCM_ENDPOINT", azure_server.scm_url)
+    monkeypatch.setenv("AZURE_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("AGENT_FRAMEWORK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    return azure_server
+
+
+def write_agent(folder: Path, body: str = AGENT) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "agent.yaml"
+    path.write_text(textwrap.dedent(body), encoding="utf-8")
+    return path
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+
+FAST = {"sleep": lambda seconds: None, "backoff": 0.0, "polling_interval": 0, "retries": 4}
+
+
+def run(command: str, agent: Path, fmt: str = "text", yes: bool = True, **options) -> Run:
+    """A deploy command in-process against the fake (no sleeping), output captured."""
+    out, err = io.StringIO(), io.StringIO()
+    kwargs = {**FAST, "stdout": out, "stderr": err, **options}
+    output = str(agent.parent / "generated")
+    function = getattr(commands, command)
+    if command in ("deploy", "destroy"):
+        code = function(str(agent), "azure", output, fmt, yes, **kwargs)
+    else:
+        code = function(str(agent), "azure", output, fmt, **kwargs)
+    return Run(code, out.getvalue(), err.getvalue())

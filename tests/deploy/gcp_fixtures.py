@@ -1,0 +1,116 @@
+"""Fixtures and a small driver for the Google Cloud Functions deploy tests (fake server on 127.0.0.1).
+
+The driver follows the Deployer interface the way commands.py does (prepare -> snapshot -> plan ->
+preflight -> apply -> outputs) so these tests do not depend on the orchestrator's text output.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from framework.deploy.plan import Plan, format_text
+from tests.deploy.helpers import FAKE_KEY
+from tests.fakes.gcp_server import FakeGcp
+
+PROJECT, REGION = "my-project-123", "us-central1"
+FUNCTION = f"projects/{PROJECT}/locations/{REGION}/functions/support-bot"
+SERVICE = f"projects/{PROJECT}/locations/{REGION}/services/support-bot"
+
+AGENT = """\
+    name: support-bot
+    prompt: |
+      You are a helpful support assistant.
+      Answer briefly.
+    model: gpt-4o-mini
+    timeout: 300
+    memory: 1024
+    concurrency:
+      max: 10
+      warm: 0
+    targets:
+      gcp:
+        project: my-project-123
+        region: us-central1
+"""
+
+
+@pytest.fixture(scope="session")
+def gcp_server():
+    fake = FakeGcp().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def gcp_env(gcp_server, monkeypatch, tmp_path):
+    """A clean fake and an environment that can only reach it; the deploying env holds a fake key."""
+    gcp_server.reset()
+    for name in ("GOOGLE_OAUTH_ACCESS_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT",
+                 "CLOUDSDK_CORE_PROJECT", "CI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GCP_FUNCTIONS_ENDPOINT", gcp_server.url)
+    monkeypatch.setenv("GCP_RUN_ENDPOINT", gcp_server.url)
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("AGENT_FRAMEWORK_CACHE", str(tmp_path / "cache"))
+    return gcp_server
+
+
+def write_agent(folder: Path, body: str = AGENT) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "agent.yaml"
+    path.write_text(textwrap.dedent(body), encoding="utf-8")
+    return path
+
+
+@dataclass
+class Result:
+    plan: Plan
+    text: str
+    outputs: dict[str, Any]
+    sleeps: list[float] = field(default_factory=list)
+
+    @property
+    def apis(self) -> list[str]:
+        return [op.api for op in self.plan.operations]
+
+
+def make_deployer(agent: Path, sleeps: list[float] | None = None, sleep=None):
+    from framework.build import render_all
+    from framework.config.validate import validate_file
+    from framework.deploy.gcp_api import Deployer
+
+    validated = validate_file(str(agent))
+    files = render_all(validated, only="gcp").targets["gcp"]
+    record = sleeps if sleeps is not None else []
+    return Deployer(validated.agent, validated.agent.target("gcp"), files, environ=dict(os.environ),
+                    sleep=sleep or record.append)
+
+
+def deploy(agent: Path, *, apply: bool = True, sleep=None) -> Result:
+    sleeps: list[float] = []
+    deployer = make_deployer(agent, sleeps, sleep)
+    with deployer.errors():
+        deployer.prepare()
+        snap = deployer.snapshot()
+        result = deployer.plan(snap)
+        results: dict[str, Any] = {}
+        if apply and result.plan.has_changes:
+            deployer.preflight(result)
+            results = deployer.apply(result.plan)
+        outputs = deployer.outputs(snap, results)
+    return Result(result.plan, format_text(result.plan), outputs, sleeps)
+
+
+def destroy(agent: Path) -> Result:
+    deployer = make_deployer(agent)
+    with deployer.errors():
+        plan = deployer.destroy_plan(deployer.snapshot(destroy=True))
+        if plan.has_changes:
+            deployer.apply(plan)
+    return Result(plan, format_text(plan, verb="destroy"), {})
