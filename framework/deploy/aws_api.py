@@ -326,7 +326,7 @@ class Deployer:
 
     def __init__(self, agent, settings, files: Sequence[File], *, session: boto3.Session | None = None,
                  environ: Mapping[str, str] | None = None, cache: Path | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, **_other_clouds_options: Any):
         self.agent = agent
         self.settings = settings
         self.files = list(files)

@@ -1,0 +1,89 @@
+"""One agent.yaml, four clouds, one command: AWS through moto, Google, Azure and Vercel through their fakes."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+
+import pytest
+
+from framework.deploy import commands
+from tests.deploy.azure_fixtures import GROUP, STORAGE, SUB, azure_env, azure_server  # noqa: F401
+from tests.deploy.gcp_fixtures import gcp_env, gcp_server  # noqa: F401
+from tests.deploy.helpers import FAKE_KEY
+from tests.deploy.vercel_fixtures import fake as vercel_env  # noqa: F401
+from tests.deploy.vercel_fixtures import vercel_server  # noqa: F401
+
+AGENT = f"""\
+    name: support-bot
+    prompt: You are a helpful support assistant.
+    model: gpt-4o-mini
+    concurrency: {{max: 10, warm: 0}}
+    targets:
+      aws: {{region: us-east-1}}
+      gcp: {{project: my-project-123, region: us-central1}}
+      azure: {{subscription: {SUB}, resource_group: {GROUP}, region: westeurope, timeout: 230, storage: {STORAGE}}}
+      vercel: {{team: team_fake123, timeout: 25}}
+"""
+TITLES = ("AWS Lambda", "Google Cloud Functions", "Azure Functions", "Vercel")
+# what every cloud's waits and backoffs become in tests: no real sleeping
+FAST = {"sleep": lambda seconds: None, "backoff": 0.0, "polling_interval": 0, "poll_interval": 0}
+
+
+def run(command: str, agent: str, out: str, *flags: str) -> tuple[int, str, str]:
+    """`python -m framework COMMAND -f agent -o out` for every target, in-process and without sleeping."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    function = getattr(commands, command)
+    args = [agent, None, out, "text"] + ([True] if command in ("deploy", "destroy") else [])
+    code = function(*args, stdout=stdout, stderr=stderr, fail_fast="--fail-fast" in flags, **FAST) \
+        if command in ("deploy", "destroy") else function(*args, stdout=stdout, stderr=stderr, **FAST)
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture
+def clouds(moto_env, gcp_env, azure_env, vercel_env, tmp_path):  # noqa: F811
+    agent = tmp_path / "agent.yaml"
+    agent.write_text(textwrap.dedent(AGENT), encoding="utf-8")
+    return str(agent), str(tmp_path / "generated")
+
+
+def test_plan_shows_one_change_set_across_all_targets(clouds):
+    agent, out = clouds
+    code, text, _ = run("plan", agent, out)
+    assert code == 2
+    for title in TITLES:
+        assert f"on {title}" in text or title in text
+    assert "All targets:" in text and "to create" in text
+    assert FAKE_KEY not in text
+
+
+def test_one_deploy_ships_every_target_and_a_second_changes_nothing(clouds, gcp_env, azure_env,  # noqa: F811
+                                                                    vercel_env):  # noqa: F811
+    agent, out = clouds
+    code, text, log = run("deploy", agent, out)
+    assert code == 0 and text.count("URL: ") == 4
+    assert FAKE_KEY not in text + log
+    code, text, _ = run("plan", agent, out)
+    assert code == 0 and text.count("No changes") == 4
+    code, text, _ = run("deploy", agent, out)
+    assert code == 0 and text.count("Up to date: ") == 4
+
+
+def test_a_failing_target_does_not_stop_the_others_and_is_named(clouds, azure_env,  # noqa: F811
+                                                                vercel_env):  # noqa: F811
+    agent, out = clouds
+    azure_env.reset()  # the resource group is gone: Azure refuses, the other clouds go on
+    code, text, log = run("deploy", agent, out)
+    assert code == 1
+    assert "deploy failed for: azure" in log
+    assert text.count("URL: ") == 3
+    assert any(r.method == "POST" and "/deployments" in r.path for r in vercel_env.requests)
+
+
+def test_fail_fast_stops_before_anything_is_changed(clouds, azure_env, vercel_env):  # noqa: F811
+    agent, out = clouds
+    azure_env.reset()
+    with pytest.raises(Exception) as failure:
+        run("deploy", agent, out, "--fail-fast")
+    assert "resource group" in str(failure.value).lower() or "not found" in str(failure.value).lower()
+    assert not [r for r in vercel_env.requests if r.method in ("POST", "PATCH", "DELETE")]
