@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from framework.build import MANIFEST, Build
+from framework.errors import UsageError
 from framework.model import TARGET_NAMES
 
 # Made by running or type-checking an app in place; never generated, never compared.
@@ -16,10 +17,15 @@ _IGNORED = frozenset({"__pycache__", "node_modules", ".vercel"})
 
 
 def read_manifest(out: Path) -> dict | None:
+    """The previous build's manifest, or None when there is none or it is not one of ours."""
     try:
-        return json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
+        data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        return None
+    return data
 
 
 def _swap_in(staged: Path, final: Path) -> None:
@@ -37,6 +43,8 @@ def _swap_in(staged: Path, final: Path) -> None:
 def write(build: Build, out: Path, full: bool) -> list[str]:
     """Write every target folder and the manifest; on a full build, drop folders of targets no
     longer listed. Returns the written paths. Nothing outside `out` is touched."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"the output {out} is a file, not a folder; pass another -o")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for target, files in build.targets.items():

@@ -22,6 +22,7 @@ except AttributeError:  # pragma: no cover - libyaml missing
 
 PathT = tuple[str | int, ...]
 _IMPLICIT_TAGS = {
+    "tag:yaml.org,2002:timestamp",
     "tag:yaml.org,2002:bool",
     "tag:yaml.org,2002:int",
     "tag:yaml.org,2002:float",
@@ -35,6 +36,7 @@ class Document:
 
     file: str
     data: Any
+    text: str = ""
     values: dict[PathT, tuple[int, int]] = field(default_factory=dict)
     keys: dict[PathT, tuple[int, int]] = field(default_factory=dict)
     # plain scalars that YAML turned into bool/int/float/null: path -> text as written
@@ -65,20 +67,43 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _walk(doc: Document, node: yaml.Node, path: PathT, problems: list[Problem]) -> None:
+# agent.yaml is a few dozen values: a document that expands to far more is an alias bomb
+MAX_NODES = 10_000
+
+
+def _walk(doc: Document, node: yaml.Node, path: PathT, problems: list[Problem],
+          inside: frozenset[int] = frozenset()) -> None:
+    if id(node) in inside:
+        line, col = _mark(node)
+        raise ConfigError([Problem(doc.file, line, col, format_path(path), (
+            "this alias refers to the value that contains it; write the value out instead"))])
+    if len(doc.values) >= MAX_NODES:
+        line, col = _mark(node)
+        raise ConfigError([Problem(doc.file, line, col, format_path(path), (
+            f"the file expands to more than {MAX_NODES} values (through aliases); write the values out instead"))])
+    inside = inside | {id(node)}
     doc.values[path] = _mark(node)
     if isinstance(node, yaml.ScalarNode):
         if not node.style and node.tag in _IMPLICIT_TAGS:  # plain style: None (Python) or "" (libyaml)
             doc.implicit[path] = node.value
     elif isinstance(node, yaml.SequenceNode):
         for index, child in enumerate(node.value):
-            _walk(doc, child, path + (index,), problems)
+            _walk(doc, child, path + (index,), problems, inside)
     elif isinstance(node, yaml.MappingNode):
         seen: dict[str, tuple[int, int]] = {}
         for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                line, col = _mark(key_node)
+                problems.append(Problem(doc.file, line, col, format_path(path), (
+                    "merge keys (<<) are not supported in agent.yaml; write the settings out")))
+                continue
             if not (isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:str"):
                 line, col = _mark(key_node)
-                text = getattr(key_node, "value", "?")
+                if not isinstance(key_node, yaml.ScalarNode):
+                    problems.append(Problem(doc.file, line, col, format_path(path), (
+                        "a key must be a single word or text, not a list or a mapping")))
+                    continue
+                text = key_node.value
                 problems.append(Problem(doc.file, line, col, format_path(path), (
                     f"the key {text!r} is not read as text by YAML; write it in quotes: \"{text}\":")))
                 continue
@@ -91,7 +116,7 @@ def _walk(doc: Document, node: yaml.Node, path: PathT, problems: list[Problem]) 
                 continue
             seen[key] = _mark(key_node)
             doc.keys[path + (key,)] = _mark(key_node)
-            _walk(doc, value_node, path + (key,), problems)
+            _walk(doc, value_node, path + (key,), problems, inside)
 
 
 def parse(text: str, file: str = "agent.yaml") -> Document:
@@ -102,7 +127,7 @@ def parse(text: str, file: str = "agent.yaml") -> Document:
         if node is None:
             raise ConfigError([Problem(file, 1, 1, "(top level)",
                                        "the file is empty; start from the sample agent.yaml")])
-        doc = Document(file=file, data=None)
+        doc = Document(file=file, data=None, text=text)
         problems: list[Problem] = []
         _walk(doc, node, (), problems)
         if problems:
@@ -116,6 +141,9 @@ def parse(text: str, file: str = "agent.yaml") -> Document:
             f"{what}; check the indentation and that text with ':' or '#' is in quotes"))]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(file, 1, 1, "(YAML syntax)", str(exc))]) from None
+    except RecursionError:
+        raise ConfigError([Problem(file, 1, 1, "(YAML syntax)", (
+            "the values are nested too deeply; agent.yaml needs only a few levels"))]) from None
     finally:
         loader.dispose()
     return doc

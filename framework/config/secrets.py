@@ -25,6 +25,13 @@ def secret_kind(text: str) -> str | None:
     return None
 
 
+def redact(text: str) -> str:
+    """The text with every secret-looking part replaced: problems are printed, even in public CI logs."""
+    for _, pattern in _PATTERNS:
+        text = pattern.sub("<secret>", text)
+    return text
+
+
 def find_secrets(data: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
     """(path, kind) of every string (key or value) that looks like a secret."""
     if isinstance(data, str):

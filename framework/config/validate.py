@@ -5,6 +5,7 @@ Every problem is collected (never stop at the first) and located at a line and c
 
 from __future__ import annotations
 
+import datetime
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from framework.config.load import Document, PathT, format_path, load
-from framework.config.secrets import SECRET_FIX, find_secrets, secret_kind
+from framework.config.secrets import SECRET_FIX, find_secrets, redact, secret_kind
 from framework.errors import ConfigError, Problem
 from framework.model import Agent, build_agent
 from framework.schema import schema
@@ -56,6 +57,8 @@ def _describe(value: Any) -> str:
         return "a set of settings"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, datetime.date):
+        return "a date"
     return type(value).__name__
 
 
@@ -183,11 +186,22 @@ def schema_problems(doc: Document) -> list[Problem]:
 
 
 def _secret_problems(doc: Document) -> list[Problem]:
+    """Secrets in values and keys, then anywhere else in the text (comments included)."""
     out = []
     for path, kind in find_secrets(doc.data):
-        line, col = doc.where(path)
+        key = isinstance(path[-1], str) and secret_kind(path[-1]) is not None
+        line, col = doc.where(path, key=key)
         out.append(Problem(doc.file, line, col, format_path(path), f"this looks like {kind}; {SECRET_FIX}"))
+    flagged = {p.line for p in out}
+    for number, text in enumerate(doc.text.splitlines(), 1):
+        kind = secret_kind(text)
+        if kind and number not in flagged:
+            out.append(Problem(doc.file, number, 1, "(comment)", f"this looks like {kind}; {SECRET_FIX}"))
     return out
+
+
+def _redacted(problems: list[Problem]) -> list[Problem]:
+    return [Problem(p.file, p.line, p.col, redact(p.path), redact(p.message), p.severity) for p in problems]
 
 
 def _read_prompt(doc: Document) -> tuple[str, str | None, list[Problem]]:
@@ -199,11 +213,16 @@ def _read_prompt(doc: Document) -> tuple[str, str | None, list[Problem]]:
     path = ("prompt", "file")
     line, col = doc.where(path)
     base = Path(doc.file).resolve().parent
-    target = (base / rel).resolve()
     where = format_path(path)
+    try:
+        target = (base / rel).resolve()
+    except (OSError, ValueError):
+        return "", None, [Problem(doc.file, line, col, where, f"{rel!r} is not a usable file name")]
     if not target.is_relative_to(base):
         return "", None, [Problem(doc.file, line, col, where, (
             f"{rel!r} is outside the folder of agent.yaml; keep prompt files next to it"))]
+    if target.exists() and not target.is_file():
+        return "", None, [Problem(doc.file, line, col, where, f"{rel!r} is not a regular file")]
     try:
         text = target.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -227,10 +246,10 @@ def validate_document(doc: Document) -> Validated:
 
     secrets = _secret_problems(doc)
     # a secret pasted into a field also breaks its pattern; the secret is the one thing to say there
-    flagged = {(p.line, p.col) for p in secrets}
-    problems = [p for p in schema_problems(doc) if (p.line, p.col) not in flagged] + secrets
+    flagged = {p.line for p in secrets}
+    problems = [p for p in schema_problems(doc) if p.line not in flagged] + secrets
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(_redacted(problems))
     system_prompt, prompt_file, problems = _read_prompt(doc)
     if problems:
         raise ConfigError(problems)

@@ -228,7 +228,10 @@ class AwsApp:
             "PYTHONPATH": python_path,
             "TZ": ":UTC",
         }
-        self._front = Front(self._handle, options.host, options.port, options.log).start()
+        try:
+            self._front = Front(self._handle, options.host, options.port, options.log).start()
+        except OSError as exc:
+            raise LocalRunError(f"cannot listen on {options.host}:{options.port}: {exc.strerror}") from None
         self.url = f"http://{options.host}:{self._front.port}/"
 
     # --- workers ----------------------------------------------------------------------------------

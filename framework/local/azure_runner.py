@@ -11,6 +11,7 @@ import urllib.parse
 
 from framework.local.base import LocalOptions
 from framework.local.http import Front, Request, Response, json_error, with_deadline
+from framework.local.process import LocalRunError
 
 # A function past host.json's functionTimeout fails its invocation: the host answers 500.
 TIMEOUT_STATUS = 500
@@ -63,7 +64,10 @@ class AzureApp:
             return with_deadline(call, timeout, lambda: json_error(
                 TIMEOUT_STATUS, f"the function timed out after {timeout:g} s (functionTimeout)"))
 
-        self._front = Front(handle, options.host, options.port, options.log).start()
+        try:
+            self._front = Front(handle, options.host, options.port, options.log).start()
+        except OSError as exc:
+            raise LocalRunError(f"cannot listen on {options.host}:{options.port}: {exc.strerror}") from None
         self.port = self._front.port
         self.url = f"http://{options.host}:{self.port}/{prefix}/agent"
 

@@ -7,7 +7,7 @@ import sys
 
 from framework.local.base import LocalOptions
 from framework.local.http import Front, Request, Response, free_port, json_error, proxy
-from framework.local.process import Child
+from framework.local.process import Child, LocalRunError
 
 # Cloud Run answers a request that outlives the service's timeout with 504.
 TIMEOUT_STATUS = 504
@@ -35,7 +35,11 @@ class GcpApp:
             return proxy(upstream, request, request.path, timeout, lambda: json_error(
                 TIMEOUT_STATUS, f"the function timed out after {timeout:g} s (upstream request timeout)"))
 
-        self._front = Front(handle, options.host, options.port, options.log).start()
+        try:
+            self._front = Front(handle, options.host, options.port, options.log).start()
+        except OSError as exc:
+            self._child.close()
+            raise LocalRunError(f"cannot listen on {options.host}:{options.port}: {exc.strerror}") from None
         self.url = f"http://{options.host}:{self._front.port}/"
 
     def close(self) -> None:

@@ -77,7 +77,11 @@ class VercelApp:
                 TIMEOUT_STATUS, f"the function did not respond within {first_byte:g} s ({code})"),
                 total=timeout)
 
-        self._front = Front(handle, options.host, options.port, options.log).start()
+        try:
+            self._front = Front(handle, options.host, options.port, options.log).start()
+        except OSError as exc:
+            self._child.close()
+            raise LocalRunError(f"cannot listen on {options.host}:{options.port}: {exc.strerror}") from None
         self.url = f"http://{options.host}:{self._front.port}/api/agent"
 
     def close(self) -> None:

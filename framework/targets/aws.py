@@ -72,6 +72,11 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
         "auth_type": "NONE" if agent.public else "AWS_IAM",
         "invoke_mode": "RESPONSE_STREAM" if settings.stream else "BUFFERED",
         "client": agent.client,
+        "api_key_ref": agent.secrets[agent.api_key_env].get("aws"),
+        # SAM's policy template takes the parameter name without its leading slash
+        "ssm_parameters": sorted(r["aws"][len("ssm:/"):] for r in agent.secrets.values()
+                                 if r.get("aws", "").startswith("ssm:")),
+        "secret_arns": sorted(r["aws"] for r in agent.secrets.values() if r.get("aws", "").startswith("arn:")),
     }
     return [
         template_file(name, "lambda_function.py", context),

@@ -303,3 +303,25 @@ def test_invoke_stream_prints_the_streamed_text(cli_agent, fake_model, edge_runt
     assert result.stdout == "echo: streamed hello\n"
     (sent,) = fake_model.find("streamed hello")
     assert sent.json["stream"] is True
+
+
+def test_a_busy_port_is_a_clear_error_and_leaves_no_process(tmp_path, fake_model):
+    import socket
+
+    from tests.conftest import CONTRACT_AGENT, NASTY_PROMPT
+    from tests.conftest import write_agent as write_contract_agent
+
+    agent = write_contract_agent(tmp_path, CONTRACT_AGENT, prompt_file=NASTY_PROMPT)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "framework", "serve", "--target", "gcp", "--port", str(port), "-f", str(agent),
+             "-o", str(tmp_path / "generated")],
+            env={**os.environ, "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": fake_model.url},
+            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+    leftovers = subprocess.run(["pgrep", "-f", f"functions_framework.*{tmp_path}"], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == ""

@@ -226,3 +226,20 @@ def test_generated_files_are_readable_by_everyone(project):
     build(project / "agent.yaml", project / "generated")
     for path in (project / "generated").rglob("*"):
         assert os.stat(path).st_mode & 0o444 == 0o444 or path.is_dir()
+
+
+def test_a_manifest_that_is_not_ours_is_ignored_by_a_single_target_build(project):
+    out = project / "generated"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"files": []}')
+    assert build(project / "agent.yaml", out, "--target", "aws") == 0
+    files = json.loads((out / "manifest.json").read_text())["files"]
+    assert all(path.startswith("aws/") for path in files)
+
+
+def test_an_output_path_that_is_a_file_is_a_clear_error(project, capsys):
+    target = project / "not-a-folder"
+    target.write_text("x")
+    assert build(project / "agent.yaml", target) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert target.read_text() == "x"

@@ -111,3 +111,24 @@ def test_no_document_makes_validation_crash(data):
         validate_document(parse(yaml.safe_dump({"name": "bot", "prompt": "p", "model": "m", "targets": data})))
     except ConfigError as error:
         assert error.problems
+
+
+def test_an_alias_bomb_is_refused_quickly_with_its_line():
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for index, name in enumerate("bcdefg"):
+        previous = "abcdefg"[index]
+        levels.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 10) + "]")
+    with pytest.raises(ConfigError) as caught:
+        parse("\n".join(levels) + "\n")
+    assert "more than 10000 values" in caught.value.problems[0].message
+
+
+def test_a_secret_written_as_a_key_is_never_echoed(tmp_path, capsys):
+    secret = "sk-proj-abcdefghijklmnopqrstuvwxyz012345"
+    path = tmp_path / "agent.yaml"
+    path.write_text(f"name: bot\nprompt: hi\nmodel: m\n{secret}: 1\ntargets: {{aws: {{}}}}\n")
+    for fmt in ("text", "github", "json"):
+        assert main(["validate", "-f", str(path), "--format", fmt]) == 1
+        captured = capsys.readouterr()
+        assert secret not in captured.out + captured.err
+        assert "looks like" in captured.out + captured.err
