@@ -14,7 +14,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
+from framework.deploy.plan import (
+    CREATE,
+    DELETE,
+    UNCHANGED,
+    UPDATE,
+    Change,
+    Operation,
+    Plan,
+    Resource,
+    environment_changes,
+)
 from framework.errors import DeployError
 
 TAG_AGENT = "agent-framework:agent"
@@ -306,18 +316,9 @@ def _config_changes(desired: Desired, config: FunctionConfig, role_arn: str,
         if new != old:
             changes.append(Change(label, old, new))
             args[key] = new
-    env_changed = False
-    for name in sorted(set(env) | set(config.environment)):
-        if name not in env:
-            changes.append(Change(f"environment {name}", "(set)", "(removed)"))
-            env_changed = True
-        elif name not in config.environment:
-            changes.append(Change(f"environment {name}", None, "(value hidden)"))
-            env_changed = True
-        elif env[name] is not None and env[name] != config.environment[name]:
-            changes.append(Change(f"environment {name}", "(value hidden)", "(new value hidden)"))
-            env_changed = True
-    if env_changed:
+    env_changes = environment_changes(env, config.environment)
+    changes.extend(env_changes)
+    if env_changes:
         args["Environment"] = _env_args(env)
     return changes, args
 

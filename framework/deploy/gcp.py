@@ -17,7 +17,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
+from framework.deploy.plan import (
+    CREATE,
+    DELETE,
+    UNCHANGED,
+    UPDATE,
+    Change,
+    Operation,
+    Plan,
+    Resource,
+    environment_changes,
+)
 from framework.errors import DeployError
 
 LABEL_AGENT = "agent-framework"
@@ -328,18 +338,9 @@ def _field_changes(desired: Desired, function: FunctionState, env: Mapping[str, 
     if not function.all_traffic:
         differ("all traffic on latest revision", "service_config.all_traffic_on_latest_revision", service,
                "allTrafficOnLatestRevision", False, True)
-    env_changed = False
-    for name in sorted(set(env) | set(function.environment)):
-        if name not in env:
-            changes.append(Change(f"environment {name}", "(set)", "(removed)"))
-            env_changed = True
-        elif name not in function.environment:
-            changes.append(Change(f"environment {name}", None, "(value hidden)"))
-            env_changed = True
-        elif env[name] is not None and env[name] != function.environment[name]:
-            changes.append(Change(f"environment {name}", "(value hidden)", "(new value hidden)"))
-            env_changed = True
-    if env_changed:
+    env_changes = environment_changes(env, function.environment)
+    changes.extend(env_changes)
+    if env_changes:
         service["environmentVariables"] = _env_body(env)
         mask.append("service_config.environment_variables")
     wanted = _secret_tuples(desired)

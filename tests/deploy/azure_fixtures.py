@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import io
-import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from framework.deploy import commands
+from tests.deploy import helpers
 from tests.deploy.helpers import FAKE_KEY
 from tests.fakes.azure_server import FakeAzure
 
@@ -61,17 +60,10 @@ def azure_env(azure_server, monkeypatch, tmp_path):
 
 
 def write_agent(folder: Path, body: str = AGENT) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "agent.yaml"
-    path.write_text(textwrap.dedent(body), encoding="utf-8")
-    return path
+    return helpers.write_agent(folder, body)
 
 
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
+Run = helpers.Run
 
 
 FAST = {"sleep": lambda seconds: None, "backoff": 0.0, "polling_interval": 0, "retries": 4}

@@ -7,7 +7,6 @@ preflight -> apply -> outputs) so these tests do not depend on the orchestrator'
 from __future__ import annotations
 
 import os
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from framework.deploy.plan import Plan, format_text
+from tests.deploy import helpers
 from tests.deploy.helpers import FAKE_KEY
 from tests.fakes.gcp_server import FakeGcp
 
@@ -62,10 +62,7 @@ def gcp_env(gcp_server, monkeypatch, tmp_path):
 
 
 def write_agent(folder: Path, body: str = AGENT) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "agent.yaml"
-    path.write_text(textwrap.dedent(body), encoding="utf-8")
-    return path
+    return helpers.write_agent(folder, body)
 
 
 @dataclass

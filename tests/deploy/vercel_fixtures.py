@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import io
-import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from framework.deploy import commands
+from tests.deploy import helpers
 from tests.deploy.helpers import FAKE_KEY
 from tests.fakes.vercel_server import FakeVercel
 
@@ -50,17 +49,10 @@ def fake(vercel_server, monkeypatch):
 
 
 def write_agent(folder: Path, body: str = VERCEL_AGENT) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "agent.yaml"
-    path.write_text(textwrap.dedent(body), encoding="utf-8")
-    return path
+    return helpers.write_agent(folder, body)
 
 
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
+Run = helpers.Run
 
 
 class Sleeps(list):
