@@ -84,6 +84,17 @@ def contract_build_openai(tmp_path_factory) -> Path:
     return folder / "generated"
 
 
+@pytest.fixture(scope="session")
+def contract_build_aws_stream(tmp_path_factory) -> Path:
+    """The contract agent streaming on AWS: generated as a Node.js Lambda (awslambda.streamifyResponse)."""
+    folder = tmp_path_factory.mktemp("contract-aws-stream")
+    agent = write_agent(folder, CONTRACT_AGENT.replace("      aws: {}\n", "      aws: {stream: true}\n"),
+                        prompt_file=NASTY_PROMPT)
+    assert build(agent, folder / "generated") == 0
+    assert (folder / "generated" / "aws" / "index.mjs").is_file()
+    return folder / "generated"
+
+
 def copy_app(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst

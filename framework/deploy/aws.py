@@ -26,12 +26,12 @@ from framework.deploy.plan import (
     environment_changes,
 )
 from framework.errors import DeployError
+from framework.targets.aws import lambda_runtime
 
 TAG_AGENT = "agent-framework:agent"
 TAG_CONTENT = "agent-framework:content"
 TAG_CODE = "agent-framework:code-sha256"
 ALIAS = "live"
-HANDLER = "lambda_function.lambda_handler"
 SECRETS_POLICY = "agent-framework-secrets"
 SID_URL = "agent-framework-url-public"
 SID_INVOKE = "agent-framework-url-invoke"
@@ -69,6 +69,7 @@ class Desired:
     region: str
     package_type: str  # "Zip" | "Image"
     runtime: str
+    handler: str
     architecture: str
     timeout: int
     memory: int
@@ -100,13 +101,14 @@ def desired_state(agent, settings, *, region: str, content: str, code_sha256: st
                   secrets) -> Desired:
     """From the validated agent, its AWS settings and the package; `secrets` is a SecretValues."""
     options = settings.options
+    runtime, handler = lambda_runtime(settings)
     refs = {name: refs["aws"] for name, refs in agent.secrets.items() if "aws" in refs}
     from_env = {name: (secrets.digest(name) if name in secrets else None)
                 for name in agent.secrets if name not in refs}
     return Desired(
         name=agent.name, region=region,
         package_type="Image" if options.get("package") == "image" else "Zip",
-        runtime=options["runtime"], architecture=options["architecture"],
+        runtime=runtime, handler=handler, architecture=options["architecture"],
         timeout=settings.timeout, memory=settings.memory,
         reserved=settings.concurrency.max, provisioned=settings.concurrency.warm,
         auth_type="NONE" if agent.public else "AWS_IAM",
@@ -311,7 +313,7 @@ def _config_changes(desired: Desired, config: FunctionConfig, role_arn: str,
               "Description": ("description", desired.description, config.description)}
     if desired.package_type == "Zip":
         wanted["Runtime"] = ("runtime", desired.runtime, config.runtime)
-        wanted["Handler"] = ("handler", HANDLER, config.handler)
+        wanted["Handler"] = ("handler", desired.handler, config.handler)
     for key, (label, new, old) in wanted.items():
         if new != old:
             changes.append(Change(label, old, new))
@@ -360,7 +362,7 @@ def _plan_function(desired: Desired, snap: Snapshot, role_arn: str) -> tuple[Res
             "Description": desired.description, "Architectures": [desired.architecture],
             "Environment": _env_args({k: v for k, v in env.items()}), "Tags": tags, "Publish": False}
         if desired.package_type == "Zip":
-            args.update(Runtime=desired.runtime, Handler=HANDLER)
+            args.update(Runtime=desired.runtime, Handler=desired.handler)
         changes = [Change("code", None, _short(desired.code_sha256) or image_uri(desired, snap)),
                    Change("runtime", None, desired.runtime if desired.package_type == "Zip" else "container image"),
                    Change("architecture", None, desired.architecture),

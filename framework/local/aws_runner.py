@@ -5,7 +5,14 @@ own runtime interface client (awslambdaric) in worker processes that poll a loca
 As in Lambda: one invocation at a time per worker, at most `concurrency.max` workers (beyond that:
 429 throttle), workers started on demand and kept warm, `context.get_remaining_time_in_millis()`
 counting down from the timeout, and an invocation still running at the timeout cut off (502) with
-its worker discarded. Buffered mode only (InvokeMode BUFFERED): 6 MB each way.
+its worker discarded. Buffered mode (InvokeMode BUFFERED): 6 MB each way.
+
+Response streaming (InvokeMode RESPONSE_STREAM), which Lambda offers on its Node.js runtime only:
+an app folder holding `index.mjs` (and no `lambda_function.py`) runs under AWS's Node.js runtime
+interface client (`aws-lambda-ric`, npm, installed once into a cache folder). The handler's
+`awslambda.HttpResponseStream.from(stream, {statusCode, headers, cookies})` prelude becomes the
+HTTP status and headers, and every chunk it writes goes to the client as it arrives. A stream
+still running at the timeout is cut (the client sees it end early) and its worker discarded.
 """
 
 from __future__ import annotations
@@ -16,12 +23,17 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
+import subprocess
 import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
+from framework.local import npm
 from framework.local.base import LocalOptions
 from framework.local.http import Front, Request, Response, json_error
 from framework.local.lambda_runtime_api import REQUEST_LIMIT, RESPONSE_LIMIT, Invocation, Outcome, Worker, trace_id
@@ -29,6 +41,12 @@ from framework.local.process import LocalRunError
 
 AWSLAMBDARIC = "awslambdaric>=3.0,<5"
 DEFAULT_HANDLER = "lambda_function.lambda_handler"
+NODE_HANDLER = "index.handler"
+NODE_RIC = Path(__file__).parent / "aws"  # package.json + package-lock.json pinning aws-lambda-ric
+# What `npm ci` needs to build aws-lambda-ric's native part (curl and aws-lambda-cpp, via node-gyp).
+BUILD_TOOLS = ("make", "cmake", "autoconf", "automake", "libtoolize", "g++", "python3")
+PRELUDE_TYPE = "application/vnd.awslambda.http-integration-response"
+PRELUDE_END = b"\0" * 8  # what awslambda.HttpResponseStream writes between its JSON prelude and the body
 ACCOUNT_ID = "123456789012"  # the placeholder account AWS's own documentation uses
 INIT_LIMIT = 10.0  # seconds: Lambda's limit on an on-demand environment's init phase
 FAILURE_STATUS = 502  # what a function URL answers when the function fails, times out or answers badly
@@ -158,6 +176,33 @@ def _header_value(value: object) -> str:
     return str(value)
 
 
+def stream_head(prelude: bytes) -> Response:
+    """The status and headers of a streamed response, from HttpResponseStream's JSON prelude
+    ({statusCode, headers, cookies}); an invalid prelude is a 502 JSON error instead."""
+    try:
+        meta = json.loads(prelude) if prelude.strip() else {}
+    except ValueError:
+        return _bad_response("the streamed response's prelude is not JSON")
+    if not isinstance(meta, dict):
+        return _bad_response("the streamed response's prelude is not an object")
+    wanted = ("statusCode", "headers", "cookies")
+    result = {"statusCode": 200, **{k: v for k, v in meta.items() if k in wanted and v is not None}}
+    return function_url_response(json.dumps(result).encode())  # no body: its body is the stream's
+
+
+def ensure_ric() -> Path:
+    """AWS's Node.js runtime interface client (its bin/index.mjs), installed once per lock file."""
+    sources = {name: (NODE_RIC / name).read_bytes() for name in ("package.json", "package-lock.json")}
+    folder = npm.install(
+        sources, "lambda-node-ric",
+        "serving a streaming aws function (index.mjs) locally runs AWS's Node.js runtime interface client "
+        "(npm aws-lambda-ric), which needs Node.js 20+ and npm and compiles native code; missing on PATH: "
+        "{missing} (Debian/Ubuntu: apt-get install nodejs npm g++ make cmake autoconf automake libtool python3)",
+        "could not install AWS's Node.js runtime interface client (aws-lambda-ric) with npm",
+        tools=("node", "npm", *BUILD_TOOLS))
+    return folder / "node_modules" / "aws-lambda-ric" / "bin" / "index.mjs"
+
+
 def failure(outcome: Outcome, timeout: float) -> Response:
     """The client's answer when an invocation did not produce a result (never a traceback)."""
     if outcome.kind == "timeout":
@@ -187,13 +232,32 @@ def _log(line: str) -> None:
         pass
 
 
+def is_node_app(app_dir: Path) -> bool:
+    """A streaming function (Node.js: index.mjs), rather than the Python one."""
+    return (app_dir / "index.mjs").is_file() and not (app_dir / "lambda_function.py").is_file()
+
+
+def _node_major() -> str:
+    try:
+        version = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "20"
+    return version.strip().lstrip("v").split(".", 1)[0] or "20"
+
+
 class AwsApp:
     def __init__(self, options: LocalOptions):
-        if importlib.util.find_spec("awslambdaric") is None:
+        self._node = is_node_app(options.app_dir)
+        if self._node:
+            if shutil.which("node") is None:
+                raise LocalRunError("serving a streaming aws function (index.mjs) locally needs Node.js 20+ on PATH "
+                                    "(Debian/Ubuntu: apt-get install nodejs npm)")
+            ric = ensure_ric()
+        elif importlib.util.find_spec("awslambdaric") is None:
             raise LocalRunError(
                 "serving the aws target locally needs AWS's Lambda runtime interface client in this Python:\n"
                 f"  {sys.executable} -m pip install '{AWSLAMBDARIC}'")
-        if not (options.app_dir / "lambda_function.py").is_file() and "handler" not in options.settings:
+        elif not (options.app_dir / "lambda_function.py").is_file() and "handler" not in options.settings:
             raise LocalRunError(f"{options.app_dir} holds no lambda_function.py: build the aws target first")
         self._options = options
         self._timeout = float(options.timeout)
@@ -206,7 +270,7 @@ class AwsApp:
         self._arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
         self._api_id = hashlib.sha256(self._arn.encode()).hexdigest()[:32]
         app_dir = str(options.app_dir)
-        handler = str(options.settings.get("handler") or DEFAULT_HANDLER)
+        handler = str(options.settings.get("handler") or (NODE_HANDLER if self._node else DEFAULT_HANDLER))
         # Variables the runtime client would misread here: the multi-concurrency mode and its log socket.
         env = {k: v for k, v in options.env.items()
                if k not in ("AWS_LAMBDA_MAX_CONCURRENCY", "AWS_LAMBDA_RUNTIME_API", "_LAMBDA_TELEMETRY_LOG_FD",
@@ -216,7 +280,8 @@ class AwsApp:
         self._env = {
             **env,
             "_HANDLER": handler,
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_nodejs{_node_major()}.x" if self._node
+            else f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}",
             "AWS_LAMBDA_FUNCTION_NAME": name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(options.memory),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -225,9 +290,13 @@ class AwsApp:
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
             "LAMBDA_TASK_ROOT": app_dir,
-            "PYTHONPATH": python_path,
             "TZ": ":UTC",
         }
+        if self._node:  # the client's own CLI: the app root is its working directory, the handler its argument
+            self._command = ["node", str(ric), handler]
+        else:
+            self._env["PYTHONPATH"] = python_path
+            self._command = [sys.executable, "-m", "awslambdaric", handler]
         try:
             self._front = Front(self._handle, options.host, options.port, options.log).start()
         except OSError as exc:
@@ -248,7 +317,7 @@ class AwsApp:
                 return None
             stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{os.urandom(16).hex()}"
             worker = Worker(self._options.app_dir, {**self._env, "AWS_LAMBDA_LOG_STREAM_NAME": stream},
-                            self._timeout, self._arn, self._freed, self._exited)
+                            self._timeout, self._arn, self._freed, self._exited, self._command)
             self._workers.append(worker)
             return worker
 
@@ -281,22 +350,119 @@ class AwsApp:
             self._exited(worker)
             invocation.finish(Outcome("init-timeout"))
             worker.kill()
-        elif not invocation.done.wait(max(0.0, invocation.deadline - time.monotonic())):
-            # Lambda discards an environment whose invocation timed out: out of the pool (nobody may
-            # pick it up), the outcome settled (its death must not pass for a crash), then killed.
-            self._exited(worker)
-            if invocation.finish(Outcome("timeout")):
-                _log(f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z "
-                     f"{invocation.request_id} Task timed out after {self._timeout:.2f} seconds")
-            worker.kill()
+        elif not self._wait(invocation, lambda: invocation.stream_type is not None):
+            self._time_out(invocation, worker)
+        if invocation.stream_type is not None:
+            response = self._streamed(invocation, worker, started)
+            if response is not None:
+                return response
         outcome = invocation.outcome
         assert outcome is not None
-        if self._options.log:
-            _log(f"REPORT RequestId: {invocation.request_id}\tDuration: {(time.monotonic() - started) * 1000:.2f} ms"
-                 f"\tMemory Size: {self._options.memory} MB\tStatus: {outcome.kind}")
+        self._report(invocation, started)
         if outcome.kind == "response":
             return function_url_response(outcome.payload, outcome.content_type)
         return failure(outcome, self._timeout)
+
+    @staticmethod
+    def _wait(invocation: Invocation, ready: Callable[[], bool]) -> bool:
+        """Wait until `ready()` or the invocation's outcome, up to its deadline (False: timed out)."""
+        with invocation.changed:
+            while not (invocation.outcome is not None or ready()):
+                remaining = invocation.deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                invocation.changed.wait(remaining)
+        return True
+
+    def _time_out(self, invocation: Invocation, worker: Worker) -> None:
+        # Lambda discards an environment whose invocation timed out: out of the pool (nobody may
+        # pick it up), the outcome settled (its death must not pass for a crash), then killed.
+        self._exited(worker)
+        if invocation.finish(Outcome("timeout")):
+            _log(f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z "
+                 f"{invocation.request_id} Task timed out after {self._timeout:.2f} seconds")
+        worker.kill()
+
+    def _follow(self, invocation: Invocation, worker: Worker) -> None:
+        """Keep the timeout on an invocation whose stream nobody follows any more."""
+        def watch() -> None:
+            if not self._wait(invocation, lambda: False):
+                self._time_out(invocation, worker)
+        threading.Thread(target=watch, daemon=True).start()
+
+    def _report(self, invocation: Invocation, started: float) -> None:
+        if self._options.log:
+            kind = invocation.outcome.kind if invocation.outcome else "abandoned"
+            _log(f"REPORT RequestId: {invocation.request_id}\tDuration: {(time.monotonic() - started) * 1000:.2f} ms"
+                 f"\tMemory Size: {self._options.memory} MB\tStatus: {kind}")
+
+    def _streamed(self, invocation: Invocation, worker: Worker, started: float) -> Response | None:
+        """The client's answer to a streamed response: its head from the prelude, then its body as
+        it arrives. None when it failed before anything could be sent (answered like a buffered one)."""
+        stream_type = invocation.stream_type or ""
+        if stream_type.split(";", 1)[0].strip().lower() == PRELUDE_TYPE:
+            if not self._wait(invocation, lambda: PRELUDE_END in b"".join(invocation.chunks)):
+                self._time_out(invocation, worker)
+                return None
+            with invocation.changed:
+                data = b"".join(invocation.chunks)
+                invocation.chunks.clear()
+                prelude, found, rest = data.partition(PRELUDE_END)
+                if rest:
+                    invocation.chunks.append(rest)
+            if invocation.outcome is not None and invocation.outcome.kind != "response":
+                return None
+            if not found and prelude:
+                head = _bad_response("the streamed response's prelude does not end with 8 NUL bytes")
+            else:  # a stream that ended with no write at all has no prelude: an empty 200
+                head = stream_head(prelude)
+        else:  # a plain stream (no HttpResponseStream.from): a 200 of the stream's content type
+            if not self._wait(invocation, lambda: bool(invocation.chunks)):
+                self._time_out(invocation, worker)
+                return None
+            if invocation.outcome is not None and invocation.outcome.kind != "response":
+                return None
+            head = Response(200, {"Content-Type": stream_type or "application/octet-stream"})
+        if head.status == FAILURE_STATUS and head.body:  # an invalid prelude: the invocation runs on unread
+            with invocation.changed:
+                invocation.abandoned = True
+                invocation.chunks.clear()
+            self._follow(invocation, worker)
+            return head
+        head.body = self._stream_body(invocation, worker, started)
+        return head
+
+    def _stream_body(self, invocation: Invocation, worker: Worker, started: float) -> Iterator[bytes]:
+        """Each chunk as the function writes it; the end of the POST ends it. Cut short (the client's
+        connection closed before the final chunk) when the function fails or runs past its timeout."""
+        try:
+            while True:
+                with invocation.changed:
+                    while not invocation.chunks and invocation.outcome is None:
+                        remaining = invocation.deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        invocation.changed.wait(remaining)
+                    chunks = list(invocation.chunks)
+                    invocation.chunks.clear()
+                    outcome = invocation.outcome
+                if chunks:
+                    yield from chunks
+                    continue
+                if outcome is None:
+                    self._time_out(invocation, worker)
+                    outcome = invocation.outcome
+                if outcome is not None and outcome.kind == "response":
+                    return
+                kind = outcome.error_type if outcome and outcome.kind == "error" else getattr(outcome, "kind", "")
+                raise ConnectionAbortedError(f"the function's response stream was cut: {kind}")
+        finally:
+            if invocation.outcome is None:  # the client hung up: the function runs on, still under its timeout
+                with invocation.changed:
+                    invocation.abandoned = True
+                    invocation.chunks.clear()
+                self._follow(invocation, worker)
+            self._report(invocation, started)
 
     def close(self) -> None:
         with self._lock:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from framework.config.validate import Finding
 from framework.model import Agent, TargetSettings
-from framework.render import File, json_file, runtime_file, template_file
+from framework.render import TEMPLATES, File, environment, json_file, runtime_file, template_file
+from framework.targets.vercel import core_file
 
 name = "aws"
 title = "AWS Lambda"
@@ -17,6 +18,22 @@ MAX_MEMORY = 10240
 # Default regional concurrency quota is 1,000 and at least 100 must stay unreserved
 # (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html).
 MAX_RESERVED = 900
+
+
+# Response streaming: "Lambda supports response streaming on Node.js managed runtimes. For other
+# languages, you can use a custom runtime ... or use the Lambda Web Adapter."
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-response-streaming.html)
+# so a streaming agent is generated as a Node.js function (awslambda.streamifyResponse).
+NODE_RUNTIME = "nodejs22.x"
+PYTHON_HANDLER = "lambda_function.lambda_handler"
+NODE_HANDLER = "index.handler"
+
+
+def lambda_runtime(settings: TargetSettings) -> tuple[str, str]:
+    """(Lambda runtime, handler) of the generated function: Node.js when it streams, else Python."""
+    if settings.stream:
+        return NODE_RUNTIME, NODE_HANDLER
+    return settings.options["runtime"], PYTHON_HANDLER
 
 
 def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
@@ -40,13 +57,12 @@ def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
             f"concurrency.warm ({settings.concurrency.warm}) cannot be more than concurrency.max "
             f"({settings.concurrency.max}): provisioned concurrency comes out of the reserved concurrency")))
     if settings.stream:
-        # https://docs.aws.amazon.com/lambda/latest/dg/configuration-response-streaming.html:
-        # "Lambda supports response streaming on Node.js managed runtimes. For other languages,
-        # you can use a custom runtime ... or use the Lambda Web Adapter."
-        out.append(Finding(settings.path_of("stream"), (
-            "AWS Lambda streams responses natively only on Node.js, and this framework's Python "
-            "Lambda does not stream yet; set `stream: false` under targets.aws "
-            "(targets.vercel streams)")))
+        refs = sorted(name for name, refs in agent.secrets.items() if "aws" in refs)
+        if refs:
+            out.append(Finding(("secrets", refs[0], "aws"), (
+                "a streaming agent runs as a Node.js function, which reads its secrets from its environment: "
+                "remove the aws reference (deploy then copies the value from your environment) or set "
+                "`stream: false` under targets.aws")))
     return out
 
 
@@ -57,10 +73,12 @@ def endpoint(agent: Agent, settings: TargetSettings) -> str:
 def render(agent: Agent, settings: TargetSettings) -> list[File]:
     options = settings.options
     python_version = options["runtime"].removeprefix("python")
+    runtime, handler = lambda_runtime(settings)
     context = {
         "description": f"Serverless agent {agent.name} (generated from agent.yaml)",
         "function_name": agent.name,
-        "runtime": options["runtime"],
+        "runtime": runtime,
+        "handler": handler,
         "python_version": python_version,
         "architecture": options["architecture"],
         "docker_platform": "linux/arm64" if options["architecture"] == "arm64" else "linux/amd64",
@@ -78,6 +96,8 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
                                  if r.get("aws", "").startswith("ssm:")),
         "secret_arns": sorted(r["aws"] for r in agent.secrets.values() if r.get("aws", "").startswith("arn:")),
     }
+    if settings.stream:
+        return _render_node(agent, settings, context)
     return [
         template_file(name, "lambda_function.py", context),
         runtime_file(name),
@@ -85,4 +105,20 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
         template_file(name, "requirements.txt", context),
         template_file(name, "Dockerfile", context),
         template_file(name, "template.yaml", context),
+    ]
+
+
+def _render_node(agent: Agent, settings: TargetSettings, context: dict) -> list[File]:
+    """The streaming app: index.mjs adapts function URL events to lib/agent.mjs, the Vercel route's
+    own Web-standard module (byte-identical), configured by agent.json."""
+    node = {**context, "node_version": context["runtime"].removeprefix("nodejs").removesuffix(".x")}
+    package = {"name": agent.name, "private": True, "type": "module"}
+    dockerfile = environment().get_template(f"{name}/node/Dockerfile.j2").render(**node)
+    return [
+        File(f"{name}/index.mjs", (TEMPLATES / name / "index.mjs").read_bytes()),
+        core_file(name),
+        json_file(f"{name}/agent.json", agent.runtime_config(settings)),
+        json_file(f"{name}/package.json", package),
+        File(f"{name}/Dockerfile", dockerfile.encode("utf-8")),
+        template_file(name, "template.yaml", node),
     ]

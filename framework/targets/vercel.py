@@ -20,6 +20,9 @@ NODE_HOBBY_DURATION = 300
 NODE_MAX_MEMORY = 4096
 NODE_HOBBY_MEMORY = 2048
 ROUTE_FILE = "api/agent.ts"
+# The route's logic: one plain JavaScript module (JSDoc-typed), shared byte for byte with the
+# streaming AWS Lambda app (framework/targets/aws.py).
+CORE_FILE = "lib/agent.mjs"
 # The route's first line declares the runtime the way Vercel reads it statically for a plain
 # project; it is replaced only by another fixed line from this table, never by user text.
 RUNTIME_LINES = {
@@ -93,6 +96,11 @@ def _route(runtime: str) -> bytes:
     return (RUNTIME_LINES[runtime] + "\n" + rest).encode("utf-8")
 
 
+def core_file(target: str) -> File:
+    """The route's logic (templates/shared/lib/agent.mjs), copied verbatim into <target>/lib/agent.mjs."""
+    return File(f"{target}/{CORE_FILE}", (TEMPLATES / "shared" / CORE_FILE).read_bytes())
+
+
 def render(agent: Agent, settings: TargetSettings) -> list[File]:
     runtime = settings.options["runtime"]
     project = settings.options.get("project", agent.name)
@@ -119,12 +127,15 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
             "isolatedModules": True,
             "noEmit": True,
             "skipLibCheck": True,
+            "allowJs": True,
+            "checkJs": True,
             "types": [],
         },
-        "include": ["api/**/*.ts"],
+        "include": ["api/**/*.ts", "lib/**/*.mjs"],
     }
     return [
         File(f"{name}/{ROUTE_FILE}", _route(runtime)),
+        core_file(name),
         json_file(f"{name}/agent.json", {**agent.runtime_config(settings),
                                          "first_byte_timeout": EDGE_FIRST_BYTE if runtime == "edge" else None}),
         json_file(f"{name}/package.json", package),

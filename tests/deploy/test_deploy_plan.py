@@ -10,11 +10,13 @@ import pytest
 from framework.deploy import aws
 from framework.deploy.plan import format_json, format_text
 from framework.errors import DeployError
+from framework.targets.aws import PYTHON_HANDLER
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/bot-agent-exec"
 DESIRED = aws.Desired(
-    name="bot", region="us-east-1", package_type="Zip", runtime="python3.12", architecture="x86_64",
+    name="bot", region="us-east-1", package_type="Zip", runtime="python3.12", handler=PYTHON_HANDLER,
+    architecture="x86_64",
     timeout=300, memory=1024, reserved=10, provisioned=0, auth_type="NONE", invoke_mode="BUFFERED",
     content="c" * 64, code_sha256="zipsha=", secret_env={"OPENAI_API_KEY": "digest:1"})
 
@@ -22,7 +24,7 @@ DESIRED = aws.Desired(
 def deployed(desired: aws.Desired = DESIRED) -> aws.Snapshot:
     """The snapshot of a clean deploy of `desired`."""
     config = aws.FunctionConfig(
-        package_type="Zip", runtime=desired.runtime, handler=aws.HANDLER, timeout=desired.timeout,
+        package_type="Zip", runtime=desired.runtime, handler=desired.handler, timeout=desired.timeout,
         memory=desired.memory, role=ROLE, description=desired.description, architecture=desired.architecture,
         environment={"OPENAI_API_KEY": "digest:1"}, code_sha256=desired.code_sha256)
     return aws.Snapshot(

@@ -10,6 +10,7 @@ from framework.deploy import aws
 from framework.deploy.aws_api import REGISTRY, Api, read_snapshot
 from framework.deploy.executor import Context, Executor
 from framework.deploy.plan import Plan
+from framework.targets.aws import PYTHON_HANDLER
 
 
 class _StubbedApi(Api):
@@ -21,6 +22,7 @@ class _StubbedApi(Api):
 def test_provisioned_concurrency_put_and_delete_are_the_real_calls():
     client = boto3.client("lambda", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     desired = aws.Desired(name="bot", region="us-east-1", package_type="Zip", runtime="python3.12",
+                          handler=PYTHON_HANDLER,
                           architecture="x86_64", timeout=3, memory=128, reserved=5, provisioned=2, auth_type="NONE",
                           invoke_mode="BUFFERED", content="c" * 64, code_sha256="s=")
     resource = aws._plan_provisioned(desired, aws.Snapshot(account="1"))
@@ -39,7 +41,7 @@ def test_reader_sees_provisioned_concurrency():
     session = dict(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     clients = {name: boto3.client(name, **session) for name in ("lambda", "iam", "sts")}
     config = {"FunctionName": "bot", "FunctionArn": "arn:aws:lambda:us-east-1:1:function:bot", "Runtime": "python3.12",
-              "Handler": aws.HANDLER, "Timeout": 3, "MemorySize": 128, "Role": "arn:aws:iam::1:role/r",
+              "Handler": PYTHON_HANDLER, "Timeout": 3, "MemorySize": 128, "Role": "arn:aws:iam::1:role/r",
               "CodeSha256": "s=", "Architectures": ["x86_64"], "PackageType": "Zip"}
     stubs = {name: Stubber(client) for name, client in clients.items()}
     stubs["sts"].add_response("get_caller_identity", {"Account": "123456789012",

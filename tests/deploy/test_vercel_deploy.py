@@ -19,7 +19,7 @@ from tests.fakes.vercel_server import FakeVercel
 
 __all__ = ["fake", "vercel_server"]  # fixtures used by name below
 
-FILES = ["agent.json", "api/agent.ts", "package.json", "tsconfig.json", "vercel.json"]
+FILES = ["agent.json", "api/agent.ts", "lib/agent.mjs", "package.json", "tsconfig.json", "vercel.json"]
 CLEAN_DEPLOY = ["POST /v11/projects", "POST /v10/projects/prj_000001/env", "POST /v13/deployments",
                 *["POST /v2/files"] * len(FILES), "POST /v13/deployments"]
 

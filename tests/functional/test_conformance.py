@@ -47,7 +47,7 @@ def environment(**values: str | None):
 def running(kind: str, build_dir, **env: str | None):
     """A caller for one way of running the contract agent, with the given model environment."""
     if kind.startswith("serve-"):
-        target = kind.removeprefix("serve-")
+        target = kind.removeprefix("serve-").removesuffix("-stream")
         with serve_cli(target, build_dir.parent / "agent.yaml", build_dir, env) as url:
             call = http_call(url)
             call.url = url
@@ -237,9 +237,19 @@ STREAM_REQUEST = {
     # Lambda streams natively only on Node.js runtimes and Azure Functions (Python) only through its
     # FastAPI extension; the generated apps answer one JSON body, so a request asking is refused.
     "aws-handler": 400, "azure-function": 400, "serve-aws": 400, "serve-azure": 400, "aws-handler+openai": 400,
-    # Cloud Run functions and Vercel stream the body as the model writes it.
-    "serve-gcp": 200, "serve-gcp+openai": 200, "serve-vercel": 200,
+    # Cloud Run functions and Vercel stream the body as the model writes it; so does a Lambda whose
+    # agent streams: it is generated for the Node.js runtime (awslambda.streamifyResponse).
+    "serve-gcp": 200, "serve-gcp+openai": 200, "serve-vercel": 200, "serve-aws-stream": 200,
 }
+
+
+def build_for(kind: str, request) -> object:
+    """The build a kind of app runs from: the SDK client's, the streaming Lambda's, or the plain one."""
+    if kind.endswith("+openai"):
+        return request.getfixturevalue("contract_build_openai")
+    if kind.endswith("-stream"):
+        return request.getfixturevalue("contract_build_aws_stream")
+    return request.getfixturevalue("contract_build")
 
 
 def test_a_request_asking_for_a_stream(app, request):
@@ -254,14 +264,13 @@ def test_a_request_asking_for_a_stream(app, request):
 
 
 @pytest.mark.parametrize("kind", [k for k, status in STREAM_REQUEST.items() if status == 200])
-def test_a_stream_starts_before_the_model_has_finished(kind, contract_build, contract_build_openai, fake_model,
-                                                       request):
+def test_a_stream_starts_before_the_model_has_finished(kind, fake_model, request):
     """The first piece reaches the caller while the model is still writing (it waits between pieces)."""
     import http.client
     import urllib.parse
 
-    base, _, client = kind.partition("+")
-    build_dir = contract_build_openai if client else contract_build
+    base = kind.partition("+")[0]
+    build_dir = build_for(kind, request)
     with running(base, build_dir, OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY=API_KEY) as call:
         tag = token(request)
         message = f"[[delay:0.3]] one two three four {tag}"
@@ -281,13 +290,27 @@ def test_a_stream_starts_before_the_model_has_finished(kind, contract_build, con
 
 
 @pytest.mark.parametrize("kind", [k for k, status in STREAM_REQUEST.items() if status == 200])
-def test_a_stream_that_stalls_before_its_first_word_is_a_json_504(kind, contract_build, contract_build_openai,
-                                                                   fake_model, request):
+def test_a_stream_that_stalls_before_its_first_word_is_a_json_504(kind, fake_model, request):
     """The model answers 200 and then waits past the deadline: the caller still gets a JSON error."""
-    base, _, client = kind.partition("+")
-    build_dir = contract_build_openai if client else contract_build
+    base = kind.partition("+")[0]
+    build_dir = build_for(kind, request)
     with running(base, build_dir, OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY=API_KEY) as call:
         status, headers, raw = call("POST", json.dumps({"message": f"[[delay:20]] a {token(request)}",
                                                         "stream": True}).encode(), JSON)
     assert status == 504
     assert json.loads(raw) == {"error": "the model did not answer within 4 s"}
+
+
+def test_a_streaming_lambda_answers_json_when_the_request_says_stream_false(fake_model, request):
+    with running("serve-aws-stream", build_for("serve-aws-stream", request),
+                 OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY=API_KEY) as call:
+        tag = token_of(request)
+        status, headers, raw = call("POST", json.dumps({"message": tag, "stream": False}).encode(), JSON)
+        bad_status, _, bad = call("POST", b"not json", JSON)
+    assert status == 200 and headers["content-type"].startswith("application/json")
+    assert json.loads(raw)["response"] == f"echo: {tag}"
+    assert bad_status == 400 and json.loads(bad) == {"error": "the request body is not valid JSON"}
+
+
+def token_of(request) -> str:
+    return f"tok-{request.node.name[:60]}"
