@@ -37,6 +37,7 @@ test: install-test
 bench: install-test
 	$(PY) bench/build.py
 	$(PY) bench/coldstart.py
+	$(PY) bench/deploy.py
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) bench/serve.py
 
