@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from framework.local.base import LocalOptions
-from framework.local.http import Front, Request, Response, free_port, json_error, proxy
+from framework.local.http import Front, Request, Response, json_error, proxy, upstream_port
 from framework.local.process import Child, LocalRunError
 
 # Cloud Run answers a request that outlives the service's timeout with 504.
@@ -15,7 +15,7 @@ TIMEOUT_STATUS = 504
 
 class GcpApp:
     def __init__(self, options: LocalOptions):
-        upstream = free_port()
+        upstream = upstream_port()
         request_concurrency = int(options.settings.get("request_concurrency", 1))
         env = {
             **options.env,

@@ -212,3 +212,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def upstream_port() -> int:
+    """A free port for a child server we start, drawn below the kernel's ephemeral range (32768 and
+    up on Linux), so that no port handed out by bind(0) elsewhere lands on it while the child starts."""
+    import random
+
+    for _ in range(100):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from framework.local import npm
 from framework.local.base import LocalOptions
-from framework.local.http import Front, Request, Response, free_port, json_error, proxy
+from framework.local.http import Front, Request, Response, json_error, proxy, upstream_port
 from framework.local.npm import cache_dir  # noqa: F401  (re-exported: where the runtimes are installed)
 from framework.local.process import Child, LocalRunError
 
@@ -31,7 +31,7 @@ def ensure_runtime() -> Path:
 class VercelApp:
     def __init__(self, options: LocalOptions):
         harness = ensure_runtime()
-        upstream = free_port()
+        upstream = upstream_port()
         self._child = Child(["node", str(harness), str(options.app_dir), str(upstream)], upstream,
                             dict(options.env), harness.parent, options.log, "the Edge runtime")
         edge = options.settings.get("runtime", "edge") == "edge"

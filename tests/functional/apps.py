@@ -20,6 +20,8 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+from framework.local.http import upstream_port
+
 Call = Callable[[str, bytes, dict], tuple[int, dict, bytes]]
 
 
@@ -163,7 +165,7 @@ def http_call(base: str) -> Call:
 def functions_framework(app_dir: Path, env: dict[str, str | None]):
     """Serve <app_dir>/main.py with the real functions-framework server in a subprocess
     (env values of None are removed from the inherited environment)."""
-    port = free_port()
+    port = upstream_port()
     merged = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     exe = Path(sys.executable).with_name("functions-framework")
     proc = subprocess.Popen(
@@ -192,8 +194,9 @@ def functions_framework(app_dir: Path, env: dict[str, str | None]):
 
 @contextmanager
 def serve_cli(target: str, agent_yaml: Path, output: Path, env: dict[str, str | None]):
-    """`python -m framework serve --target T` as a subprocess on a free port; yields the agent's URL."""
-    port = free_port()
+    """`python -m framework serve --target T` as a subprocess; yields the agent's URL (the server
+    picks its own free port: a port chosen here could be taken by another test before it binds)."""
+    port = 0
     merged = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     proc = subprocess.Popen(
         [sys.executable, "-m", "framework", "serve", "--target", target, "--port", str(port), "--quiet",

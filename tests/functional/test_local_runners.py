@@ -256,7 +256,7 @@ def test_serve_rebuilds_a_stale_generated_folder(tmp_path, fake_model):
     out = tmp_path / "generated"
     assert build(agent, out) == 0
     (tmp_path / "prompt.txt").write_text("The new prompt.", encoding="utf-8")
-    command = [sys.executable, "-m", "framework", "serve", "--target", "azure", "--port", str(free_port()),
+    command = [sys.executable, "-m", "framework", "serve", "--target", "azure", "--port", "0",
                "--quiet", "-f", str(agent), "-o", str(out)]
     proc = subprocess.Popen(command, env=model_env(fake_model), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

@@ -24,7 +24,7 @@ import pytest
 from framework.local import vercel_runner
 from framework.local.base import LocalOptions
 from tests.conftest import NASTY_PROMPT, build, require_node, shared_lock, write_agent
-from tests.functional.apps import free_port, serve_cli
+from tests.functional.apps import serve_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "tests" / "js"
@@ -199,7 +199,7 @@ def test_a_missing_api_key_is_a_500_naming_the_variable(built, fake_model, edge_
 
 
 def test_an_unreachable_model_is_a_502(built, edge_runtime):
-    nowhere = f"http://127.0.0.1:{free_port()}/v1"
+    nowhere = "http://127.0.0.1:9/v1"  # the discard port: nothing listens there
     app = run_runner(built["edge"], base_env(OPENAI_BASE_URL=nowhere, **{KEY_ENV: API_KEY}))
     try:
         status, content_type, body = post(app.url, {"message": "anyone there?"})  # a stream request
