@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
                              help="stop at the first target that fails (default: go on with the others)")
 
     init_ci = commands.add_parser("init-ci", help="write a GitHub Actions workflow: plan on pull requests, "
-                                  "deploy on main, AWS credentials by OIDC role")
+                                  "deploy on main, cloud credentials by OIDC federation")
     init_ci.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
     init_ci.add_argument("--workflow", default=".github/workflows/agent.yml",
                          help="where to write it (default: .github/workflows/agent.yml)")
@@ -200,7 +200,7 @@ def _cmd_init_ci(args: argparse.Namespace) -> int:
     from framework.deploy.ci import init_ci
 
     path = init_ci(args.file, args.workflow, branch=args.branch, force=args.force)
-    print(f"wrote {path}: set the repository variable AWS_DEPLOY_ROLE_ARN to the IAM role GitHub may assume")
+    print(f"wrote {path}: set the repository variables it names at its top (cloud identities GitHub may use)")
     return 0
 
 
