@@ -215,3 +215,21 @@ def serve_cli(target: str, agent_yaml: Path, output: Path, env: dict[str, str | 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def alive(pid: int) -> bool:
+    """Whether a process still exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_for(condition, what: str, tries: int = 3000) -> None:
+    """Poll a condition (bounded by a number of tries, never asserted on time)."""
+    for _ in range(tries):
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")

@@ -9,7 +9,6 @@ import json
 import os
 import textwrap
 import threading
-import time
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from framework.local.base import LocalOptions
 from tests.conftest import API_KEY
+from tests.functional.apps import alive, wait_for
 
 pytest.importorskip("awslambdaric")
 aws_runner = pytest.importorskip("framework.local.aws_runner")
@@ -115,21 +115,6 @@ def request(app, method: str = "GET", path: str = "/", body: bytes = b"",
         conn.close()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _wait_for(condition, what: str, tries: int = 2000) -> None:
-    """Poll a condition (bounded by a number of tries, never asserted on time)."""
-    for _ in range(tries):
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"never happened: {what}")
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +151,7 @@ def test_beyond_concurrency_max_is_throttled_with_429(contract_app, fake_model):
         contract_app, "POST", "/", json.dumps({"message": f"{token} [[hang:2]]"}).encode(),
         [("Content-Type", "application/json")])))
     holder.start()
-    _wait_for(lambda: fake_model.find(token), "the first request reached the model")
+    wait_for(lambda: fake_model.find(token), "the first request reached the model")
     status, headers, body = request(contract_app, "POST", "/", json.dumps({"message": "second"}).encode(),
                                     [("Content-Type", "application/json")])
     assert status == 429
@@ -287,7 +272,7 @@ def test_a_timeout_is_cut_off_with_502_and_the_worker_is_replaced(echo_app, tmp_
     assert status == 502
     assert json.loads(body) == {"error": f"the function timed out after {ECHO_TIMEOUT} s (Task timed out)"}
     timed_out = int(pidfile.read_text())
-    assert not _alive(timed_out)  # the environment was discarded
+    assert not alive(timed_out)  # the environment was discarded
     assert f"Task timed out after {ECHO_TIMEOUT:.2f} seconds" in capfd.readouterr().err
     status, _, body = request(echo_app)
     assert status == 200 and json.loads(body)["pid"] != timed_out
@@ -316,7 +301,7 @@ def test_concurrency_max_workers_run_at_once_and_no_more(echo_app, tmp_path):
     threads = [threading.Thread(target=hold, args=(i,)) for i in range(2)]
     for i, thread in enumerate(threads):
         thread.start()
-        _wait_for(lambda i=i: Path(f"{gates[i]}.started").exists(), f"request {i} is running")
+        wait_for(lambda i=i: Path(f"{gates[i]}.started").exists(), f"request {i} is running")
     status, _, body = request(echo_app)  # a third one, while concurrency.max (2) are busy
     assert status == 429 and json.loads(body) == LAMBDA_THROTTLE
     for gate in gates:
@@ -347,7 +332,7 @@ def test_close_stops_every_worker_and_is_idempotent(tmp_path, fake_model):
     pids = {json.loads(request(app)[2])["pid"]}
     app.close()
     app.close()
-    assert pids and not any(_alive(pid) for pid in pids)
+    assert pids and not any(alive(pid) for pid in pids)
     parts = urllib.parse.urlsplit(app.url)
     with pytest.raises(OSError):
         http.client.HTTPConnection(parts.hostname, parts.port, timeout=5).connect()

@@ -8,7 +8,6 @@ import http.client
 import json
 import os
 import threading
-import time
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -19,6 +18,7 @@ from framework.local import npm
 from framework.local.base import LocalOptions
 from framework.local.process import LocalRunError
 from tests.conftest import API_KEY, build, require_node, shared_lock, write_agent
+from tests.functional.apps import alive, wait_for
 
 aws_runner = pytest.importorskip("framework.local.aws_runner")
 
@@ -108,21 +108,6 @@ def _q(path: Path) -> str:
     return urllib.parse.quote(str(path))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _wait_for(condition, what: str, tries: int = 3000) -> None:
-    """Poll a condition (bounded by a number of tries, never asserted on time)."""
-    for _ in range(tries):
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"never happened: {what}")
 
 
 def test_chunks_reach_the_client_before_the_handler_finished(stream_app, tmp_path):
@@ -187,7 +172,7 @@ def test_a_stream_past_the_timeout_is_cut_and_the_worker_replaced(stream_app, tm
     finally:
         conn.close()
     timed_out = int(pidfile.read_text())
-    _wait_for(lambda: not _alive(timed_out), "the timed-out environment was discarded")
+    wait_for(lambda: not alive(timed_out), "the timed-out environment was discarded")
     assert f"Task timed out after {TIMEOUT:.2f} seconds" in capfd.readouterr().err
     status, _, body = request(stream_app, f"/?pidfile={_q(pidfile)}")
     assert status == 201 and body == b"ab"
@@ -204,7 +189,7 @@ def test_beyond_concurrency_max_is_throttled_while_streams_run(stream_app, tmp_p
     threads = [threading.Thread(target=hold, args=(i,)) for i in range(2)]
     for i, thread in enumerate(threads):
         thread.start()
-        _wait_for(lambda i=i: Path(f"{gates[i]}.started").exists(), f"stream {i} is running")
+        wait_for(lambda i=i: Path(f"{gates[i]}.started").exists(), f"stream {i} is running")
     status, headers, body = request(stream_app)  # a third one, while concurrency.max (2) stream
     assert status == 429 and json.loads(body) == LAMBDA_THROTTLE
     assert headers["x-amzn-ErrorType"] == "TooManyRequestsException"
@@ -221,7 +206,7 @@ def test_a_client_that_hangs_up_mid_stream_frees_the_worker(stream_app, tmp_path
     assert response.read(1) == b"a"
     conn.close()
     gate.touch()
-    _wait_for(lambda: Path(f"{gate}.released").exists(), "the handler went on")
+    wait_for(lambda: Path(f"{gate}.released").exists(), "the handler went on")
     statuses = [request(stream_app)[0] for _ in range(3)]
     assert statuses == [201, 201, 201]
 
