@@ -26,7 +26,7 @@ from framework.deploy import aws
 from framework.deploy.executor import Context, Executor, Progress, Registry
 from framework.deploy.package import Package, image_content, package_lambda
 from framework.deploy.plan import Plan
-from framework.deploy.secrets import SecretValues, digest
+from framework.deploy.secrets import SecretValues, digest, missing_secrets_error
 from framework.errors import DeployError, DockerUnavailableError
 from framework.render import File
 
@@ -368,11 +368,8 @@ class Deployer:
     def preflight(self, deploy_plan: aws.DeployPlan) -> None:
         """Refuse before the first call what would fail half-way."""
         if deploy_plan.missing_secrets:
-            names = ", ".join(deploy_plan.missing_secrets)
-            raise DeployError(
-                f"{names} must be set in this environment for the first deploy (the value is copied into the "
-                "function's environment, never printed or written), or referenced in a secret store: "
-                f"secrets: {{{deploy_plan.missing_secrets[0]}: {{aws: ssm:/your/parameter}}}} in agent.yaml")
+            raise missing_secrets_error(deploy_plan.missing_secrets, "the function's environment",
+                                        "aws: ssm:/your/parameter")
         if any(op.kind == "docker.push_image" for op in deploy_plan.plan.operations):
             check_docker()
 

@@ -38,7 +38,7 @@ from framework.deploy import azure
 from framework.deploy.executor import Context, Executor, Progress, Registry
 from framework.deploy.package import build_zip
 from framework.deploy.plan import Plan
-from framework.deploy.secrets import SecretValues, digest
+from framework.deploy.secrets import SecretValues, digest, missing_secrets_error
 from framework.errors import DeployError
 from framework.render import File
 
@@ -474,12 +474,8 @@ class Deployer:
     def preflight(self, deploy_plan: azure.DeployPlan) -> None:
         """Refuse before the first call what would fail half-way."""
         if deploy_plan.missing_secrets:
-            names = ", ".join(deploy_plan.missing_secrets)
-            raise DeployError(
-                f"{names} must be set in this environment for the first deploy (the value is copied into the "
-                "function app's settings, never printed or written), or referenced in Key Vault: "
-                f"secrets: {{{deploy_plan.missing_secrets[0]}: {{azure: https://VAULT.vault.azure.net/secrets/NAME/}}}}"
-                " in agent.yaml")
+            raise missing_secrets_error(deploy_plan.missing_secrets, "the function app's settings",
+                                        "azure: https://VAULT.vault.azure.net/secrets/NAME/")
 
     def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]:
         context = Context(api=self.api, secrets=self.secrets.values(), package=self.package, files=self.files)

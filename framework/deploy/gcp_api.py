@@ -35,7 +35,7 @@ from framework.deploy import gcp
 from framework.deploy.executor import Context, Executor, Progress, Registry
 from framework.deploy.package import build_zip, content_hash
 from framework.deploy.plan import Plan
-from framework.deploy.secrets import SecretValues, digest
+from framework.deploy.secrets import SecretValues, digest, missing_secrets_error
 from framework.errors import DeployError, PackageError
 from framework.render import File
 
@@ -459,12 +459,8 @@ class Deployer:
     def preflight(self, deploy_plan: gcp.DeployPlan) -> None:
         """Refuse before the first call what would fail half-way."""
         if deploy_plan.missing_secrets:
-            names = ", ".join(deploy_plan.missing_secrets)
-            raise DeployError(
-                f"{names} must be set in this environment for the first deploy (the value is copied into the "
-                "function's environment variables, never printed or written), or referenced in Secret Manager: "
-                f"secrets: {{{deploy_plan.missing_secrets[0]}: {{gcp: projects/{self.project}/secrets/NAME}}}} "
-                "in agent.yaml")
+            raise missing_secrets_error(deploy_plan.missing_secrets, "the function's environment variables",
+                                        f"gcp: projects/{self.project}/secrets/NAME")
 
     def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]:
         def keep(name: str) -> str:

@@ -38,7 +38,7 @@ from typing import Any
 from framework.deploy import vercel
 from framework.deploy.executor import Context, Executor, Progress, Registry
 from framework.deploy.plan import Plan
-from framework.deploy.secrets import SecretValues
+from framework.deploy.secrets import SecretValues, missing_secrets_error
 from framework.errors import DeployError
 from framework.render import File
 
@@ -365,10 +365,8 @@ class Deployer:
     def preflight(self, deploy_plan: vercel.DeployPlan) -> None:
         """Refuse before the first call what would fail half-way."""
         if deploy_plan.missing_secrets:
-            names = ", ".join(deploy_plan.missing_secrets)
-            raise DeployError(
-                f"{names} must be set in this environment for the first deploy to Vercel: the value becomes a "
-                "sensitive environment variable of the project (never printed, logged or written to a file)")
+            raise missing_secrets_error(deploy_plan.missing_secrets,
+                                        "a sensitive environment variable of the Vercel project")
 
     def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]:
         snap = self._snap or vercel.Snapshot()
