@@ -229,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except FrameworkError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if args.command == "plan" and exc.exit_code == 2:
+            return 1  # for plan, 2 means "changes pending": CI must never mistake an error for it
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

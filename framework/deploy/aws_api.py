@@ -376,7 +376,11 @@ class Deployer:
     def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]:
         def keep(name: str) -> str:
             answer = self.api.client("lambda").get_function_configuration(FunctionName=self.agent.name)
-            return answer["Environment"]["Variables"][name]
+            try:
+                return answer["Environment"]["Variables"][name]
+            except KeyError:
+                raise DeployError(f"{name} is neither set in this environment nor on the deployed function any "
+                                  "more: set it here and deploy again") from None
         context = Context(api=self.api, secrets=self.secrets.values(),
                           package=self.package.data if self.package else None, keep=keep, files=self.files)
         return Executor(REGISTRY, context, progress).run(plan)

@@ -43,17 +43,17 @@ jobs:
         run: python -m framework validate -f "$AGENT_FILE" --format github
       - name: generated/ is up to date
         run: python -m framework build -f "$AGENT_FILE" --check
-{logins}
+{plan_logins}
       - name: plan (exit 2 = changes pending, which is what a pull request is for)
         run: python -m framework plan -f "$AGENT_FILE" || [ $? -eq 2 ]
-{env}
+{plan_env}
   deploy:
     if: github.event_name == 'push' && github.ref == 'refs/heads/{branch}'
     runs-on: ubuntu-latest
     environment: production
     steps:
 {setup}
-{logins}
+{deploy_logins}
       - name: deploy
         run: python -m framework deploy -f "$AGENT_FILE" --yes
 {env}"""
@@ -65,34 +65,37 @@ _SETUP = """\
           python-version: "3.12"
       - run: {install}"""
 
-# target -> (the login step, the repository variables it reads, explained)
+# target -> (the login step, the repository variables it reads). @@ is PLAN for pull requests (a
+# read-only identity: a pull request runs code from its branch) and DEPLOY for the deploy branch.
 _LOGINS = {
     "aws": ("""\
       - uses: aws-actions/configure-aws-credentials@v4
         with:
-          role-to-assume: ${{ vars.AWS_DEPLOY_ROLE_ARN }}
+          role-to-assume: ${{ vars.AWS_@@_ROLE_ARN }}
           aws-region: REGION""",
-            "#   AWS_DEPLOY_ROLE_ARN: an IAM role trusting GitHub's OIDC provider"),
+            "#   AWS_PLAN_ROLE_ARN (read-only), AWS_DEPLOY_ROLE_ARN: IAM roles trusting GitHub's OIDC provider"),
     "gcp": ("""\
       - uses: google-github-actions/auth@v2
         with:
           workload_identity_provider: ${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}
-          service_account: ${{ vars.GCP_DEPLOY_SERVICE_ACCOUNT }}""",
-            "#   GCP_WORKLOAD_IDENTITY_PROVIDER, GCP_DEPLOY_SERVICE_ACCOUNT: Workload Identity Federation for GitHub"),
+          service_account: ${{ vars.GCP_@@_SERVICE_ACCOUNT }}""",
+            "#   GCP_WORKLOAD_IDENTITY_PROVIDER; GCP_PLAN_SERVICE_ACCOUNT (viewer), GCP_DEPLOY_SERVICE_ACCOUNT"),
     "azure": ("""\
       - uses: azure/login@v2
         with:
-          client-id: ${{ vars.AZURE_CLIENT_ID }}
+          client-id: ${{ vars.AZURE_@@_CLIENT_ID }}
           tenant-id: ${{ vars.AZURE_TENANT_ID }}
           subscription-id: ${{ vars.AZURE_SUBSCRIPTION_ID }}""",
-              "#   AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_SUBSCRIPTION_ID: an app registration with a federated "
-              "credential for this repository"),
+              "#   AZURE_TENANT_ID, AZURE_SUBSCRIPTION_ID; AZURE_PLAN_CLIENT_ID (Reader), AZURE_DEPLOY_CLIENT_ID:\n"
+              "#   app registrations with a federated credential for this repository"),
 }
 
 
-def _env_block(names: list[str]) -> str:
+def _env_block(names: list[str], as_name: str | None = None) -> str:
     if not names:
         return ""
+    if as_name:  # the plan job's read token, under the name the deploy code reads
+        return "        env:\n" + "".join(f"          {as_name}: ${{{{ secrets.{name} }}}}\n" for name in names)
     lines = ["        # Values copied into the functions' settings at deploy time (never printed). Prefer a",
              "        # secret-store reference in agent.yaml (`secrets: {NAME: {aws: ..., gcp: ..., azure: ...}}`).",
              "        env:"]
@@ -103,19 +106,25 @@ def _env_block(names: list[str]) -> str:
 def workflow(file: str, targets: dict[str, dict], from_env: list[str], branch: str = "main",
              install: str = "python -m pip install .") -> str:
     """The workflow text for the given targets ({name: options}); pure."""
-    logins, variables = [], []
-    for name in ("aws", "gcp", "azure"):
-        if name in targets:
-            step, explained = _LOGINS[name]
-            logins.append(step.replace("REGION", str(targets[name].get("region") or "us-east-1")))
-            variables.append(explained)
-    secrets = list(from_env)
+    variables = [explained for name, (_, explained) in _LOGINS.items() if name in targets]
+
+    def logins(role: str) -> str:
+        steps = [step.replace("@@", role).replace("REGION", str(targets[name].get("region") or "us-east-1"))
+                 for name, (step, _) in _LOGINS.items() if name in targets]
+        return "\n".join(steps)
+
+    deploy_secrets, plan_secrets = list(from_env), []
     if "vercel" in targets:
-        variables.append("#   (secret) VERCEL_TOKEN: Vercel's API has no OIDC federation, so a token it is")
-        secrets = sorted(set(secrets) | {"VERCEL_TOKEN"})
+        variables.append("#   secrets VERCEL_PLAN_TOKEN, VERCEL_TOKEN: Vercel's API has no OIDC federation")
+        deploy_secrets = sorted(set(deploy_secrets) | {"VERCEL_TOKEN"})
+        plan_secrets = ["VERCEL_PLAN_TOKEN"]
+    variables.append("# Pull requests run their branch's code: they get the PLAN identities and no function secrets\n"
+                     "# (plan shows a secret as kept); let the DEPLOY identities trust only the `production`\n"
+                     "# environment.")
     return _HEADER.format(file=file, branch=branch, variables="\n".join(variables),
-                          setup=_SETUP.format(install=install), logins="\n".join(logins),
-                          env=_env_block(secrets))
+                          setup=_SETUP.format(install=install), plan_logins=logins("PLAN"),
+                          deploy_logins=logins("DEPLOY"), plan_env=_env_block(plan_secrets, as_name="VERCEL_TOKEN"),
+                          env=_env_block(deploy_secrets))
 
 
 def init_ci(file: str, path: str, branch: str = "main", force: bool = False) -> Path:

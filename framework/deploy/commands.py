@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -115,6 +116,22 @@ def _targets(file: str, target: str | None) -> list[str]:
     return deployable
 
 
+@contextmanager
+def _guarded(deployer):
+    """The deployer's own error translation, and then no secret value in any error's text."""
+    try:
+        with deployer.errors():
+            yield
+    except FrameworkError as error:
+        secrets = getattr(deployer, "secrets", None)
+        if secrets is None:
+            raise
+        scrubbed = secrets.redact(str(error))
+        if scrubbed == str(error):
+            raise
+        raise type(error)(scrubbed) from None
+
+
 @dataclass
 class _Step:
     """One target's part of a multi-target run: its deployer, plan and outcome."""
@@ -140,7 +157,7 @@ def _planned(file: str, target: str | None, output: str, stderr: TextIO, destroy
         steps.append(step)
         try:
             step.deployer = make_deployer(file, name, output, stderr, **options)
-            with step.deployer.errors():
+            with _guarded(step.deployer):
                 if destroy:
                     step.result = step.deployer.destroy_plan(step.deployer.snapshot(destroy=True))
                 else:
@@ -152,6 +169,12 @@ def _planned(file: str, target: str | None, output: str, stderr: TextIO, destroy
                 raise
             step.error = error
     return steps
+
+
+def _per_target(steps: list[_Step], value) -> dict[str, Any]:
+    """The JSON of a run over several targets: {"targets": {name: value, or {"error": ...}}}."""
+    return {"targets": {step.target: ({"error": str(step.error)} if step.error is not None else value(step))
+                        for step in steps}}
 
 
 def _report_failures(steps: list[_Step], verb: str, stderr: TextIO) -> int:
@@ -188,8 +211,8 @@ def plan(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO
         if target is not None:
             print(format_json(steps[0].plan), file=stdout)
         else:
-            data = {step.target: step.plan.to_dict() for step in steps if step.plan is not None}
-            print(json.dumps({"targets": data}, indent=2, sort_keys=True), file=stdout)
+            print(json.dumps(_per_target(steps, lambda step: step.plan.to_dict()), indent=2, sort_keys=True),
+                  file=stdout)
     else:
         print(_plans_text(steps), file=stdout)
     if _report_failures(steps, "plan", stderr):
@@ -207,10 +230,16 @@ def deploy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, s
     steps = _planned(file, target, output, stderr, destroy=False, fail_fast=fail_fast, environ=environ, **options)
     shown = stderr if fmt == "json" else stdout
     print(_plans_text(steps), file=shown, flush=True)
+    for step in steps:
+        if step.error is None and step.plan.has_changes:
+            try:
+                with _guarded(step.deployer):
+                    step.deployer.preflight(step.result)
+            except FrameworkError as error:
+                if fail_fast or target is not None:
+                    raise
+                step.error = error
     changing = [step for step in steps if step.error is None and step.plan.has_changes]
-    for step in changing:
-        with step.deployer.errors():
-            step.deployer.preflight(step.result)
     if changing:
         where = ", ".join(step.deployer.title for step in changing)
         _confirm(f"Apply these changes to {where}?", yes, stdin, stderr, environ)
@@ -220,7 +249,7 @@ def deploy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, s
         if len(steps) > 1:
             print(f"{step.deployer.title}:", file=stderr, flush=True)
         try:
-            with step.deployer.errors():
+            with _guarded(step.deployer):
                 results = _apply(step.deployer, step.plan, stderr) if step.plan.has_changes else {}
                 step.outputs = {**step.deployer.outputs(step.snapshot, results), "changed": step.plan.has_changes}
         except FrameworkError as error:
@@ -229,7 +258,7 @@ def deploy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, s
             step.error = error
     done = [step for step in steps if step.error is None]
     if fmt == "json":
-        data = done[0].outputs if target is not None else {step.target: step.outputs for step in done}
+        data = done[0].outputs if target is not None else _per_target(steps, lambda step: step.outputs)
         print(json.dumps(data, indent=2, sort_keys=True), file=stdout)
     else:
         for step in done:
@@ -258,16 +287,18 @@ def destroy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, 
         _confirm(f"Delete these resources from {where}?", yes, stdin, stderr, environ)
     for step in changing:
         try:
-            with step.deployer.errors():
+            with _guarded(step.deployer):
                 _apply(step.deployer, step.plan, stderr)
         except FrameworkError as error:
             if fail_fast or target is not None:
                 raise
             step.error = error
     if fmt == "json":
-        data = {step.target: {"destroyed": [f"{r.kind} {r.name}" for r in step.plan.resources],
-                              "left_alone": list(step.plan.notes)} for step in steps if step.error is None}
-        print(json.dumps(data[target] if target is not None else data, indent=2, sort_keys=True), file=stdout)
+        def report(step: _Step) -> dict[str, Any]:
+            return {"destroyed": [f"{r.kind} {r.name}" for r in step.plan.resources],
+                    "left_alone": list(step.plan.notes)}
+        data = report(steps[0]) if target is not None else _per_target(steps, report)
+        print(json.dumps(data, indent=2, sort_keys=True), file=stdout)
     else:
         for step in changing:
             if step.error is None:
@@ -289,7 +320,7 @@ def info(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO
             reports.append({"target": settings.name, "deployed": None, "note": "deploy not built yet for this target"})
             continue
         deployer = make_deployer(file, settings.name, output, stderr, **options)
-        with deployer.errors():
+        with _guarded(deployer):
             reports.append(deployer.info())
     if fmt == "json":
         print(json.dumps(reports, indent=2, sort_keys=True), file=stdout)

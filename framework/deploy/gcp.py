@@ -209,6 +209,11 @@ def prompt_diff(old: str, new: str) -> str:
     return "\n".join(["unified diff"] + [f"          {line}" for line in lines])
 
 
+# Set by the platform itself on every 2nd gen function since mid-2024 (a known permanent diff in
+# Terraform, GoogleCloudPlatform/magic-modules#11092): never ours to remove.
+PLATFORM_ENV = frozenset({"LOG_EXECUTION_ID"})
+
+
 def _env_body(env: Mapping[str, str | None]) -> dict[str, Any]:
     return {name: ({"$secret": name} if value is not None else {"$keep": name}) for name, value in sorted(env.items())}
 
@@ -338,7 +343,8 @@ def _field_changes(desired: Desired, function: FunctionState, env: Mapping[str, 
     if not function.all_traffic:
         differ("all traffic on latest revision", "service_config.all_traffic_on_latest_revision", service,
                "allTrafficOnLatestRevision", False, True)
-    env_changes = environment_changes(env, function.environment)
+    deployed_env = {name: value for name, value in function.environment.items() if name not in PLATFORM_ENV}
+    env_changes = environment_changes(env, deployed_env)
     changes.extend(env_changes)
     if env_changes:
         service["environmentVariables"] = _env_body(env)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import google.auth
 import requests
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exceptions
@@ -80,8 +81,9 @@ def _status(error: Exception) -> int | None:
 def credentials(environ: Mapping[str, str]):
     token = environ.get("GOOGLE_OAUTH_ACCESS_TOKEN")
     if token:
-        import google.oauth2.credentials
-        return google.oauth2.credentials.Credentials(token)
+        from google.oauth2.credentials import Credentials
+
+        return Credentials(token)
     endpoint = environ.get("GCP_FUNCTIONS_ENDPOINT", "")
     if endpoint.startswith("http://"):  # a local emulator: never send real credentials over plain http
         return AnonymousCredentials()

@@ -40,9 +40,14 @@ class SecretValues:
         return digest(self._values[name])
 
     def redact(self, text: str) -> str:
+        """The text without any secret value, also in the forms an API echoes it (JSON-escaped, URL-quoted)."""
+        import json
+        import urllib.parse
+
         for value in sorted(self._values.values(), key=len, reverse=True):
             if len(value) >= 4:
-                text = text.replace(value, "***")
+                for form in {value, json.dumps(value)[1:-1], urllib.parse.quote(value, safe="")}:
+                    text = text.replace(form, "***")
         return text
 
 

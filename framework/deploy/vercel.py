@@ -262,8 +262,13 @@ def _plan_env(desired: Desired, snap: Snapshot, missing: list[str], notes: list[
         else:
             resources.append(Resource("environment variable", name, UNCHANGED, detail="sensitive, production"))
     # Secrets a deployment of ours was built with that agent.yaml no longer lists: ours to remove.
+    ours = snap.project is None or snap.project.owner() == desired.agent
     for key in sorted(k.removeprefix(META_SECRET) for k in meta if k.startswith(META_SECRET)):
-        if key not in desired.secret_env and key in envs:
+        if key not in desired.secret_env and key in envs and not ours:
+            # a project we did not create: its variables are its owner's, even one we once upserted
+            notes.append(f"environment variable {key} of project {desired.project} left alone (not ours)")
+            rebuild = True
+        elif key not in desired.secret_env and key in envs:
             resources.append(Resource("environment variable", key, DELETE, (Change("value", "(set)", None),), (
                 Operation("vercel.delete_env", {"project": _project_ref(snap), "id": envs[key].id, "key": key},
                           "DELETE /v9/projects/{id}/env/{envId}"),)))

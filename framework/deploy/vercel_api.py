@@ -188,11 +188,16 @@ def read_project(api: Api, name: str) -> vercel.ProjectState | None:
         return None
     project = found.data
     envs = api.call("GET", f"/v10/projects/{project['id']}/env").data or {}
-    return vercel.ProjectState(id=project["id"], name=project.get("name") or name, envs={
-        e["key"]: vercel.EnvState(id=e.get("id", ""), type=e.get("type", ""), target=tuple(
-            e.get("target") if isinstance(e.get("target"), list) else [e.get("target")] if e.get("target") else []),
-            value=e.get("value") if e.get("type") == "plain" else None)
-        for e in envs.get("envs") or []})
+    states: dict[str, vercel.EnvState] = {}
+    for e in envs.get("envs") or []:
+        target = tuple(e.get("target") if isinstance(e.get("target"), list)
+                       else [e.get("target")] if e.get("target") else [])
+        state = vercel.EnvState(id=e.get("id", ""), type=e.get("type", ""), target=target,
+                                value=e.get("value") if e.get("type") == "plain" else None)
+        # one key may have several entries (say a preview-only one): the production one is what we manage
+        if e["key"] not in states or "production" in target:
+            states[e["key"]] = state
+    return vercel.ProjectState(id=project["id"], name=project.get("name") or name, envs=states)
 
 
 def read_snapshot(api: Api, project_name: str, agent: str, *, destroy: bool = False) -> vercel.Snapshot:

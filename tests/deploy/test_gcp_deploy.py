@@ -449,3 +449,19 @@ def test_fake_answers_the_real_client_like_the_api(gcp_env):
     assert polled.done
     with pytest.raises(exceptions.NotFound):
         client.get_function(name=FUNCTION)
+
+
+def test_without_any_google_credentials_the_error_says_how_to_sign_in(monkeypatch, tmp_path):
+    from framework.deploy import gcp_api
+    from framework.errors import DeployError
+
+    for name in ("GOOGLE_OAUTH_ACCESS_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS", "GCP_FUNCTIONS_ENDPOINT",
+                 "CLOUDSDK_CONFIG", "GCE_METADATA_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no gcloud application-default credentials here
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")  # the metadata server is not reachable either
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+    with pytest.raises(DeployError, match="no Google Cloud credentials found"):
+        with gcp_api.translate_errors():
+            gcp_api.credentials({})

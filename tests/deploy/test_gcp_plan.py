@@ -199,3 +199,13 @@ def test_outputs_have_the_common_keys():
     out = gcp.outputs("bot", "proj-123", "us-central1", deployed())
     assert out["target"] == "gcp" and out["url"] == "https://u"
     assert out["summary"] == "bot revision bot-00001-abc in us-central1 (project proj-123)"
+
+
+def test_a_variable_the_platform_adds_itself_is_not_a_change():
+    from framework.deploy import gcp as gcp_planner
+
+    snap = deployed()
+    function = dataclasses.replace(snap.function,
+                                   environment={**snap.function.environment, "LOG_EXECUTION_ID": "true"})
+    plan = gcp_planner.plan_deploy(DESIRED, dataclasses.replace(snap, function=function)).plan
+    assert not plan.has_changes

@@ -51,6 +51,20 @@ def test_the_main_branch_deploys_without_asking(tmp_path):
     assert any("framework deploy" in run and "--yes" in run for run in _runs(deploy))
 
 
+def test_pull_requests_get_read_only_identities_and_no_function_secrets(tmp_path):
+    body = AGENT.replace("      gcp: {project: my-project-123, region: us-central1}\n",
+                         "      gcp: {project: my-project-123, region: us-central1}\n      vercel: {timeout: 25}\n")
+    flow, _ = _workflow(tmp_path, body)
+    check = flow["jobs"]["check"]["steps"]
+    aws = next(step for step in check if step.get("uses", "").startswith("aws-actions/"))
+    assert aws["with"]["role-to-assume"] == "${{ vars.AWS_PLAN_ROLE_ARN }}"
+    plan = next(step for step in check if "framework plan" in step.get("run", ""))
+    assert plan["env"] == {"VERCEL_TOKEN": "${{ secrets.VERCEL_PLAN_TOKEN }}"}
+    deploy = flow["jobs"]["deploy"]["steps"]
+    aws = next(step for step in deploy if step.get("uses", "").startswith("aws-actions/"))
+    assert aws["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+
+
 def test_credentials_come_from_oidc_federation_for_each_target_only(tmp_path):
     flow, text = _workflow(tmp_path)
     assert flow["permissions"]["id-token"] == "write"

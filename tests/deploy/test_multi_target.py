@@ -87,3 +87,39 @@ def test_fail_fast_stops_before_anything_is_changed(clouds, azure_env, vercel_en
         run("deploy", agent, out, "--fail-fast")
     assert "resource group" in str(failure.value).lower() or "not found" in str(failure.value).lower()
     assert not [r for r in vercel_env.requests if r.method in ("POST", "PATCH", "DELETE")]
+
+
+def test_a_target_refused_before_its_first_call_does_not_stop_the_others(clouds, monkeypatch):
+    agent, out = clouds
+    monkeypatch.delenv("OPENAI_API_KEY")  # a first deploy cannot start without it... on every cloud
+    code, text, log = run("deploy", agent, out)
+    assert code == 1
+    assert "deploy failed for: aws, gcp, azure, vercel" in log
+    assert "must be set in this environment" in log
+
+
+def test_json_over_several_targets_has_one_shape_with_errors_in_place(clouds, azure_env):  # noqa: F811
+    import json
+
+    agent, out = clouds
+    azure_env.reset()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = commands.deploy(agent, None, out, "json", True, stdout=stdout, stderr=stderr, **FAST)
+    data = json.loads(stdout.getvalue())
+    assert code == 1
+    assert set(data["targets"]) == {"aws", "gcp", "azure", "vercel"}
+    assert "error" in data["targets"]["azure"]
+    assert data["targets"]["aws"]["url"] and data["targets"]["vercel"]["url"]
+    stdout = io.StringIO()
+    assert commands.plan(agent, None, out, "json", stdout=stdout, stderr=io.StringIO(), **FAST) == 1
+    assert set(json.loads(stdout.getvalue())["targets"]) == {"aws", "gcp", "azure", "vercel"}
+
+
+def test_plan_never_exits_2_for_an_error(clouds, capsys):
+    from framework.cli import main
+
+    agent, out = clouds
+    text = open(agent).read().replace("  vercel: {team: team_fake123, timeout: 25}\n", "")
+    open(agent, "w").write(text)
+    assert main(["plan", "-f", agent, "-o", out, "--target", "vercel"]) == 1  # not in agent.yaml: an error
+    assert "not in agent.yaml" in capsys.readouterr().err

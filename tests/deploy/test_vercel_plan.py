@@ -134,3 +134,15 @@ def test_team_query_and_digest():
     one = vc.secret_digest("value", "bot", "KEY")
     assert one == vc.secret_digest("value", "bot", "KEY") != vc.secret_digest("value", "other", "KEY")
     assert "value" not in one and one.startswith("scrypt:")
+
+
+def test_a_variable_in_a_project_we_did_not_create_is_never_deleted():
+    foreign_owner = vc.EnvState("env_1", "plain", ("production",), "someone-else")
+    desired = dataclasses.replace(DESIRED, explicit_project=True)  # `project:` named in agent.yaml
+    snap = deployed(desired, **{vc.META_SECRET + "SEARCH_KEY": "scrypt:2"})
+    envs = {**snap.project.envs, vc.MARKER: foreign_owner,
+            "SEARCH_KEY": vc.EnvState("env_3", "sensitive", ("production",))}
+    snap = dataclasses.replace(snap, project=dataclasses.replace(snap.project, envs=envs))
+    plan = vc.plan_deploy(desired, snap).plan
+    assert "vercel.delete_env" not in [op.kind for op in plan.operations]
+    assert any("SEARCH_KEY" in note and "left alone" in note for note in plan.notes)
