@@ -335,7 +335,10 @@ def _plan_site(desired: Desired, snap: Snapshot) -> Resource:
         op = Operation("site.patch", {"name": name, "body": patch}, "PATCH sites")
     else:
         config = _premium_config(desired)
-        wanted = (("python", config["linuxFxVersion"], site.linux_fx),
+        # ARM may answer linuxFxVersion in another case ("PYTHON|3.11"); the portal treats it as case-insensitive
+        deployed_fx = config["linuxFxVersion"] if (site.linux_fx or "").lower() == config["linuxFxVersion"].lower() \
+            else site.linux_fx
+        wanted = (("python", config["linuxFxVersion"], deployed_fx),
                   ("always ready", config["minimumElasticInstanceCount"], site.min_elastic),
                   ("max instances", config["functionAppScaleLimit"], site.scale_limit))
         changes = [Change(label, old, new) for label, new, old in wanted if new != old]

@@ -186,3 +186,9 @@ def test_deployment_storage_uses_a_connection_string_when_agent_yaml_lists_one()
     body = azure.plan_deploy(new, azure.Snapshot()).plan.operations[1].args["body"]
     assert body["properties"]["functionAppConfig"]["deployment"]["storage"]["authentication"] == {
         "type": "StorageAccountConnectionString", "storageAccountConnectionStringName": azure.STORAGE_CONNECTION}
+
+
+def test_a_python_version_answered_in_another_case_is_not_a_change():
+    snap = deployed(PREMIUM)
+    shouting = dataclasses.replace(snap.site, linux_fx="PYTHON|3.11")
+    assert not azure.plan_deploy(PREMIUM, dataclasses.replace(snap, site=shouting)).plan.has_changes
