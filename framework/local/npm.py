@@ -41,7 +41,7 @@ def install(sources: dict[str, bytes], name: str, missing_tools: str, failed: st
         for file, data in sources.items():
             (staging / file).write_bytes(data)
         result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=staging,
-                                capture_output=True, text=True)
+                                capture_output=True, text=True, env=_npm_environment())
         if result.returncode != 0:
             raise LocalRunError(f"{failed}:\n{result.stderr[-2000:]}")
         (staging / MARKER).touch()
@@ -55,3 +55,14 @@ def install(sources: dict[str, bytes], name: str, missing_tools: str, failed: st
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def _npm_environment() -> dict[str, str]:
+    """Our environment, plus where Node.js's own headers are when the distribution ships them: native
+    packages (node-gyp) then build against those instead of downloading headers from nodejs.org."""
+    env = dict(os.environ)
+    if "npm_config_nodedir" not in {key.lower() for key in env}:
+        prefix = Path(shutil.which("node") or "/usr/bin/node").resolve().parent.parent
+        if (prefix / "include" / "node" / "node.h").is_file():
+            env["npm_config_nodedir"] = str(prefix)
+    return env
