@@ -13,6 +13,7 @@ from framework.cli import main
 from tests.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
+TSC = ROOT / "tests" / "js" / "node_modules" / ".bin" / "tsc"
 API_KEY = "test-key-not-a-real-secret-0001"
 
 # Every special character a prompt can carry: it must reach the model byte for byte.
@@ -123,3 +124,17 @@ def edge_runtime(tmp_path_factory) -> Path:
     require_node()
     with shared_lock(tmp_path_factory, "edge-runtime-install"):
         return vercel_runner.ensure_runtime()
+
+
+@pytest.fixture(scope="session")
+def tsc(tmp_path_factory) -> Path:
+    """tests/js/node_modules/.bin/tsc, installed with `npm ci` once when missing."""
+    import subprocess
+
+    require_node()
+    with shared_lock(tmp_path_factory, "tests-js-npm-ci"):
+        if not TSC.exists():
+            result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                                    cwd=TSC.parents[2], capture_output=True, text=True, timeout=300)
+            assert result.returncode == 0, f"npm ci in tests/js failed:\n{result.stderr}"
+    return TSC

@@ -86,3 +86,18 @@ def run(command: str, agent: Path, recorder: Recorder | None = None, fmt: str = 
     else:
         code = function(str(agent), "aws", output, fmt, **kwargs)
     return Run(code, out.getvalue(), err.getvalue())
+
+
+def outputs_of_every_command(run_command, agent: Path, body: str) -> list[str]:
+    """stdout and stderr of plan, deploy and info in text and JSON, then of a deploy after a prompt
+    change: every text a deploy prints, to search for a secret value."""
+    texts = []
+    for command, fmt in (("plan", "text"), ("plan", "json"), ("deploy", "text"), ("deploy", "json"),
+                         ("info", "text"), ("info", "json")):
+        result = run_command(command, agent, fmt=fmt)
+        texts += [result.stdout, result.stderr]
+    write_agent(agent.parent, body.replace("helpful", "kind"))
+    for fmt in ("text", "json"):
+        result = run_command("deploy", agent, fmt=fmt)
+        texts += [result.stdout, result.stderr]
+    return texts

@@ -15,7 +15,7 @@ from framework.deploy import azure
 from framework.errors import DeployError
 from tests.deploy import azure_fixtures
 from tests.deploy.azure_fixtures import AGENT, GROUP, PREMIUM, STORAGE, SUB, TOKEN, run, write_agent
-from tests.deploy.helpers import FAKE_KEY
+from tests.deploy.helpers import FAKE_KEY, outputs_of_every_command
 
 azure_server = azure_fixtures.azure_server  # the session's fake server, and a clean one per test
 azure_env = azure_fixtures.azure_env
@@ -278,15 +278,7 @@ def test_secret_values_reach_only_the_settings_they_were_chosen_for(azure_env, t
     fake = azure_env
     agent = write_agent(tmp_path)
     assert main(["build", "-f", str(agent), "-o", str(tmp_path / "generated")]) == 0
-    texts = []
-    for command, fmt in (("plan", "text"), ("plan", "json"), ("deploy", "text"), ("deploy", "json"),
-                         ("info", "text"), ("info", "json")):
-        result = run(command, agent, fmt=fmt)
-        texts += [result.stdout, result.stderr]
-    write_agent(tmp_path, AGENT.replace("helpful", "kind"))
-    for fmt in ("text", "json"):
-        result = run("deploy", agent, fmt=fmt)
-        texts += [result.stdout, result.stderr]
+    texts = outputs_of_every_command(run, agent, AGENT)
     carrying = {f"{r.method} {r.path.rsplit('/providers/Microsoft.Web/', 1)[-1]}"
                 for r in fake.requests if FAKE_KEY.encode() in r.body}
     # environment injection, as agent.yaml chose: the create and the settings merge, nothing else

@@ -20,7 +20,7 @@ from framework.cli import main
 from framework.deploy import aws
 from framework.deploy.aws_api import Api, read_snapshot
 from framework.errors import ConfirmationRequired, DeployError, DockerUnavailableError
-from tests.deploy.helpers import AGENT, FAKE_KEY, Interrupted, Recorder, run, write_agent
+from tests.deploy.helpers import AGENT, FAKE_KEY, Interrupted, Recorder, outputs_of_every_command, run, write_agent
 
 CLEAN_DEPLOY = ["CreateRole", "AttachRolePolicy", "CreateFunction", "PutFunctionConcurrency", "PublishVersion",
                 "CreateAlias", "CreateFunctionUrlConfig", "AddPermission", "AddPermission"]
@@ -251,15 +251,7 @@ def test_a_function_not_ours_is_never_touched(moto_env, tmp_path):
 def test_secret_values_never_appear_in_outputs_tags_or_files(moto_env, tmp_path):
     agent = write_agent(tmp_path)
     assert main(["build", "-f", str(agent), "-o", str(tmp_path / "generated")]) == 0
-    texts = []
-    for command, fmt in (("plan", "text"), ("plan", "json"), ("deploy", "text"), ("deploy", "json"),
-                         ("info", "text"), ("info", "json")):
-        result = run(command, agent, fmt=fmt)
-        texts += [result.stdout, result.stderr]
-    write_agent(tmp_path, AGENT.replace("helpful", "kind"))
-    for fmt in ("text", "json"):
-        result = run("deploy", agent, fmt=fmt)
-        texts += [result.stdout, result.stderr]
+    texts = outputs_of_every_command(run, agent, AGENT)
     function = lam().get_function(FunctionName="support-bot")
     texts.append(json.dumps(function["Tags"]))
     texts.append(function["Configuration"]["Description"])

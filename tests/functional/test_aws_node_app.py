@@ -17,11 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NASTY_PROMPT, build, require_node, shared_lock, write_agent
+from tests.conftest import NASTY_PROMPT, build, require_node, write_agent
 
 ROOT = Path(__file__).resolve().parents[2]
-JS_DIR = ROOT / "tests" / "js"
-TSC = JS_DIR / "node_modules" / ".bin" / "tsc"
 CORE_TEMPLATE = ROOT / "framework" / "targets" / "templates" / "shared" / "lib" / "agent.mjs"
 
 STREAM_AGENT = """\
@@ -59,18 +57,6 @@ TSCONFIG = {
     },
     "include": ["index.mjs", "lib/**/*.mjs"],
 }
-
-
-@pytest.fixture(scope="module")
-def tsc(tmp_path_factory) -> Path:
-    """tests/js/node_modules/.bin/tsc, installed with `npm ci` once when missing."""
-    require_node()
-    with shared_lock(tmp_path_factory, "tests-js-npm-ci"):
-        if not TSC.exists():
-            result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS_DIR,
-                                    capture_output=True, text=True, timeout=300)
-            assert result.returncode == 0, f"npm ci in tests/js failed:\n{result.stderr}"
-    return TSC
 
 
 @pytest.fixture(scope="module")

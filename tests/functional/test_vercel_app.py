@@ -23,12 +23,11 @@ import pytest
 
 from framework.local import vercel_runner
 from framework.local.base import LocalOptions
-from tests.conftest import NASTY_PROMPT, build, require_node, shared_lock, write_agent
+from tests.conftest import NASTY_PROMPT, build, write_agent
 from tests.functional.apps import serve_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "tests" / "js"
-TSC = JS_DIR / "node_modules" / ".bin" / "tsc"
 KEY_ENV = "VERCEL_AGENT_KEY"
 API_KEY = "test-key-not-a-real-secret-vercel"
 
@@ -62,18 +61,6 @@ NODEJS_AGENT = """\
 """
 
 VARIANTS = {"edge": EDGE_AGENT, "nodejs": NODEJS_AGENT}
-
-
-@pytest.fixture(scope="module")
-def tsc(tmp_path_factory) -> Path:
-    """tests/js/node_modules/.bin/tsc, installed with `npm ci` once when missing."""
-    require_node()
-    with shared_lock(tmp_path_factory, "tests-js-npm-ci"):
-        if not TSC.exists():
-            result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS_DIR,
-                                    capture_output=True, text=True, timeout=300)
-            assert result.returncode == 0, f"npm ci in tests/js failed:\n{result.stderr}"
-    return TSC
 
 
 @pytest.fixture(scope="module")
