@@ -4,7 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 NPM_DIR := tests/js
 
-.PHONY: run test install install-test lint check bench clean
+# Beyond Python, `make test` needs Node.js 20+ and npm (the JavaScript runtimes and tools under test)
+# and the compilers AWS's Node.js runtime interface client builds its native part with, once, into
+# the cache: command:Debian-package pairs. Missing ones are installed as root with apt-get, else named.
+TEST_TOOLS := node:nodejs npm:npm make:make cmake:cmake g++:g++
+
+.PHONY: run test install install-test prerequisites bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +27,18 @@ $(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-l
 
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test $(NPM_DIR)/node_modules/.installed
+install-test: prerequisites $(VENV)/.installed-test $(NPM_DIR)/node_modules/.installed
+
+prerequisites:
+	@missing=""; for pair in $(TEST_TOOLS); do command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "make test: installing the missing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	elif [ -n "$$missing" ]; then \
+	  echo "make test needs:$$missing (Debian/Ubuntu: sudo apt-get install$$missing)" >&2; exit 1; \
+	fi; \
+	node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)' || \
+	  { echo "make test needs Node.js 20 or newer; this is $$(node --version)" >&2; exit 1; }
 
 run: install
 	$(PY) -m framework validate

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from framework.local import npm
 from framework.local.base import LocalOptions
-from framework.local.http import Front, Request, Response, json_error
+from framework.local.http import BodyLimit, Front, Request, Response, json_error
 from framework.local.lambda_runtime_api import REQUEST_LIMIT, RESPONSE_LIMIT, Invocation, Outcome, Worker, trace_id
 from framework.local.process import LocalRunError
 
@@ -43,13 +43,18 @@ AWSLAMBDARIC = "awslambdaric>=3.0,<5"
 DEFAULT_HANDLER = "lambda_function.lambda_handler"
 NODE_HANDLER = "index.handler"
 NODE_RIC = Path(__file__).parent / "aws"  # package.json + package-lock.json pinning aws-lambda-ric
-# What `npm ci` needs to build aws-lambda-ric's native part (curl and aws-lambda-cpp, via node-gyp).
-BUILD_TOOLS = ("make", "cmake", "autoconf", "automake", "libtoolize", "g++", "python3")
+# What `npm ci` needs to build aws-lambda-ric's native part (curl, from its shipped configure script,
+# and aws-lambda-cpp, via cmake and node-gyp): the compilers every Debian/Ubuntu image of this kind has.
+BUILD_TOOLS = ("make", "cmake", "g++", "python3")
 PRELUDE_TYPE = "application/vnd.awslambda.http-integration-response"
 PRELUDE_END = b"\0" * 8  # what awslambda.HttpResponseStream writes between its JSON prelude and the body
 ACCOUNT_ID = "123456789012"  # the placeholder account AWS's own documentation uses
 INIT_LIMIT = 10.0  # seconds: Lambda's limit on an on-demand environment's init phase
 FAILURE_STATUS = 502  # what a function URL answers when the function fails, times out or answers badly
+TOO_LARGE = (f"the request is larger than Lambda's {REQUEST_LIMIT}-byte invocation payload limit "
+             "(RequestEntityTooLargeException)")
+# A body over the payload limit is refused unread; a smaller one may still make too large an event.
+BODY_LIMIT = BodyLimit(REQUEST_LIMIT, TOO_LARGE)
 
 # Lambda's own throttle answer on a function URL (reserved concurrency reached).
 THROTTLE = Response(429, {"Content-Type": "application/json", "x-amzn-ErrorType": "TooManyRequestsException"},
@@ -191,16 +196,17 @@ def stream_head(prelude: bytes) -> Response:
 
 
 def ensure_ric() -> Path:
-    """AWS's Node.js runtime interface client (its bin/index.mjs), installed once per lock file."""
+    """AWS's Node.js runtime interface client (its index.mjs), built once per lock file."""
     sources = {name: (NODE_RIC / name).read_bytes() for name in ("package.json", "package-lock.json")}
     folder = npm.install(
         sources, "lambda-node-ric",
         "serving a streaming aws function (index.mjs) locally runs AWS's Node.js runtime interface client "
-        "(npm aws-lambda-ric), which needs Node.js 20+ and npm and compiles native code; missing on PATH: "
-        "{missing} (Debian/Ubuntu: apt-get install nodejs npm g++ make cmake autoconf automake libtool python3)",
+        "(npm aws-lambda-ric), which needs Node.js 20+ and npm and compiles native code once; missing on PATH: "
+        "{missing} (Debian/Ubuntu: apt-get install nodejs npm g++ make cmake python3)",
         "could not install AWS's Node.js runtime interface client (aws-lambda-ric) with npm",
-        tools=("node", "npm", *BUILD_TOOLS))
-    return folder / "node_modules" / "aws-lambda-ric" / "bin" / "index.mjs"
+        tools=("node", "npm", *BUILD_TOOLS), what="AWS's Node.js runtime interface client (aws-lambda-ric)",
+        expected="it compiles native code: about 90 s on 2 cores")
+    return folder / "node_modules" / "aws-lambda-ric" / "index.mjs"
 
 
 def failure(outcome: Outcome, timeout: float) -> Response:
@@ -298,7 +304,7 @@ class AwsApp:
             self._env["PYTHONPATH"] = python_path
             self._command = [sys.executable, "-m", "awslambdaric", handler]
         try:
-            self._front = Front(self._handle, options.host, options.port, options.log).start()
+            self._front = Front(self._handle, options.host, options.port, options.log, BODY_LIMIT).start()
         except OSError as exc:
             raise LocalRunError(f"cannot listen on {options.host}:{options.port}: {exc.strerror}") from None
         self.url = f"http://{options.host}:{self._front.port}/"
@@ -337,8 +343,7 @@ class AwsApp:
         event = function_url_event(request, invocation.request_id, invocation.trace, self._api_id, self._front.port)
         invocation.event = json.dumps(event, ensure_ascii=False).encode("utf-8")
         if len(invocation.event) > REQUEST_LIMIT:
-            return json_error(413, f"the request is larger than Lambda's {REQUEST_LIMIT}-byte invocation payload "
-                                   "limit (RequestEntityTooLargeException)")
+            return json_error(413, TOO_LARGE)
         worker = self._acquire()
         if worker is None:
             if self._closed:

@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,12 +23,13 @@ def cache_dir() -> Path:
 
 
 def install(sources: dict[str, bytes], name: str, missing_tools: str, failed: str,
-            tools: tuple[str, ...] = ("node", "npm")) -> Path:
+            tools: tuple[str, ...] = ("node", "npm"), what: str = "", expected: str = "") -> Path:
     """`npm ci` the given files (package.json, package-lock.json, ...) into cache_dir()/<name>-<digest>
     and return that folder. The folder appears complete or not at all: it is installed under a
     temporary name and renamed, so concurrent `serve`s (or test workers) never share a half install.
     `missing_tools` is the error when one of `tools` is not on PATH (`{missing}` names them);
-    `failed` prefixes npm's error."""
+    `failed` prefixes npm's error. `what` and `expected` ("about 90 s") name the install in the
+    notice printed before it starts, so a first run that takes minutes does not look hung."""
     digest = hashlib.sha256(b"\0".join(sources.values())).hexdigest()[:16]
     folder = cache_dir() / f"{name}-{digest}"
     if (folder / MARKER).is_file():
@@ -36,6 +38,8 @@ def install(sources: dict[str, bytes], name: str, missing_tools: str, failed: st
     if missing:
         raise LocalRunError(missing_tools.format(missing=", ".join(missing)))
     folder.parent.mkdir(parents=True, exist_ok=True)
+    _notice(f"installing {what or name} into {folder} with npm (once per machine"
+            f"{', ' + expected if expected else ''}) ...")
     staging = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", dir=folder.parent))
     try:
         for file, data in sources.items():
@@ -55,6 +59,14 @@ def install(sources: dict[str, bytes], name: str, missing_tools: str, failed: st
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def _notice(line: str) -> None:
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _npm_environment() -> dict[str, str]:

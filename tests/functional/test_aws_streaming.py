@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from framework.local import npm
 from framework.local.base import LocalOptions
 from framework.local.process import LocalRunError
 from tests.conftest import API_KEY, build, require_node, shared_lock, write_agent
@@ -211,15 +210,43 @@ def test_a_client_that_hangs_up_mid_stream_frees_the_worker(stream_app, tmp_path
     assert statuses == [201, 201, 201]
 
 
-def test_missing_build_tools_are_a_clear_error(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("on_path", "missing"), [
+    (("node", "npm"), "make, cmake, g++, python3"),
+    (("node", "npm", "make", "g++", "python3"), "cmake"),
+    (("make", "cmake", "g++", "python3"), "node, npm"),
+])
+def test_missing_build_tools_are_a_clear_error(on_path, missing, tmp_path, monkeypatch):
+    """PATH holds exactly `on_path` (stand-in executables): the message names what is missing, and only that."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in on_path:
+        (bin_dir / tool).write_text("#!/bin/sh\nexit 1\n")
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
     monkeypatch.setenv("AGENT_FRAMEWORK_CACHE", str(tmp_path / "cache"))  # nothing installed yet
-    real_which = npm.shutil.which
-    monkeypatch.setattr(npm.shutil, "which", lambda tool: None if tool in ("cmake", "g++") else real_which(tool))
     with pytest.raises(LocalRunError) as error:
         aws_runner.ensure_ric()
     message = str(error.value)
-    assert "aws-lambda-ric" in message and "missing on PATH: cmake, g++" in message and "apt-get install" in message
+    assert "aws-lambda-ric" in message and f"missing on PATH: {missing} (" in message and "apt-get install" in message
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_the_one_time_build_is_announced_and_its_failure_is_shown(tmp_path, monkeypatch, capsys):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("node", "npm", *aws_runner.BUILD_TOOLS):
+        (bin_dir / tool).write_text("#!/bin/sh\necho 'gyp ERR! build error' >&2\nexit 1\n")
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("AGENT_FRAMEWORK_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(LocalRunError) as error:
+        aws_runner.ensure_ric()
+    assert str(error.value).startswith("could not install AWS's Node.js runtime interface client")
+    assert "gyp ERR! build error" in str(error.value)
+    notice = capsys.readouterr().err
+    assert "installing AWS's Node.js runtime interface client (aws-lambda-ric)" in notice
+    assert "once per machine" in notice
+    assert not any(path.is_dir() for path in (tmp_path / "cache").iterdir())  # no half install left
 
 
 # --- the generated streaming agent, end to end ----------------------------------------------------
