@@ -10,11 +10,13 @@ import sys
 import urllib.parse
 
 from framework.local.base import LocalOptions
-from framework.local.http import Front, Request, Response, json_error, with_deadline
+from framework.local.http import BodyLimit, Front, Request, Response, json_error, with_deadline
 from framework.local.process import LocalRunError
 
 # A function past host.json's functionTimeout fails its invocation: the host answers 500.
 TIMEOUT_STATUS = 500
+# The Functions host refuses a request body over 100 MB (104,857,600 bytes) with 413.
+BODY_LIMIT = BodyLimit(104_857_600, "the request body is larger than Azure Functions' 104857600-byte limit")
 
 
 def _load_app(options: LocalOptions):
@@ -61,11 +63,16 @@ class AzureApp:
                 reply = user_function(http_request)
                 return Response(reply.status_code, dict(reply.headers), reply.get_body())
 
-            return with_deadline(call, timeout, lambda: json_error(
-                TIMEOUT_STATUS, f"the function timed out after {timeout:g} s (functionTimeout)"))
+            return with_deadline(
+                call, timeout,
+                lambda: json_error(TIMEOUT_STATUS, f"the function timed out after {timeout:g} s (functionTimeout)"),
+                lambda exc: json_error(500, f"the function raised an unhandled {type(exc).__name__} "
+                                            "(see the function's log)"),
+                self._front.stopping,
+                lambda: json_error(503, "the host shut down before the function finished"))
 
         try:
-            self._front = Front(handle, options.host, options.port, options.log).start()
+            self._front = Front(handle, options.host, options.port, options.log, BODY_LIMIT).start()
         except OSError as exc:
             raise LocalRunError(f"cannot listen on {options.host}:{options.port}: {exc.strerror}") from None
         self.port = self._front.port

@@ -6,11 +6,13 @@ from __future__ import annotations
 import sys
 
 from framework.local.base import LocalOptions
-from framework.local.http import Front, Request, Response, json_error, proxy, upstream_port
+from framework.local.http import BodyLimit, Front, Request, Response, json_error, proxy, upstream_port
 from framework.local.process import Child, LocalRunError
 
 # Cloud Run answers a request that outlives the service's timeout with 504.
 TIMEOUT_STATUS = 504
+# Cloud Run refuses an HTTP/1 request over 32 MiB with 413.
+BODY_LIMIT = BodyLimit(32 * 1024 * 1024, "the request body is larger than Cloud Run's 32 MiB limit")
 
 
 class GcpApp:
@@ -36,7 +38,7 @@ class GcpApp:
                 TIMEOUT_STATUS, f"the function timed out after {timeout:g} s (upstream request timeout)"))
 
         try:
-            self._front = Front(handle, options.host, options.port, options.log).start()
+            self._front = Front(handle, options.host, options.port, options.log, BODY_LIMIT).start()
         except OSError as exc:
             self._child.close()
             raise LocalRunError(f"cannot listen on {options.host}:{options.port}: {exc.strerror}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import sys
 import threading
@@ -15,6 +16,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
                         "proxy-authenticate", "proxy-authorization", "content-length"})
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # others: 405, as the apps answer
+MAX_LINE = 65536  # the longest request line, header line or chunk-size line read
+MAX_TRAILERS = 100
+FIELD_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n\0]*\r?\n")
+DIGITS = re.compile(r"[0-9]{1,18}")
+HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+LINGER = 2.0  # seconds spent draining a body left unread after the answer
+GRACE = 10.0  # seconds the requests in flight get when the server stops (Cloud Run's SIGTERM grace)
+STOP_POLL = 0.05
 
 
 @dataclass
@@ -35,6 +45,14 @@ class Response:
 Handler = Callable[[Request], Response]
 
 
+@dataclass(frozen=True)
+class BodyLimit:
+    """A platform's request-body limit and its 413 message."""
+
+    size: int  # bytes
+    error: str
+
+
 def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     body = json.dumps({"error": message}).encode()
     return Response(status, {"Content-Type": "application/json", **(headers or {})}, body)
@@ -44,87 +62,293 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    body_limit: BodyLimit | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.closing = False  # set by Front.close: answer what is in flight, keep no connection open
+        self.in_flight = 0
+        self.idle = threading.Condition()
 
     def handle_error(self, request, client_address) -> None:  # a client hanging up is not our error
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             super().handle_error(request, client_address)
 
 
+class _Reject(Exception):
+    """A request the front answers itself, with a JSON error, and then closes the connection."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.response = json_error(status, message, headers)
+
+
+class _Recorder:
+    """The handler's rfile, keeping the lines read through it (the header section, before the
+    email parser folds them): a bare CR or a malformed field line is visible only there."""
+
+    def __init__(self, rfile):
+        self._rfile = rfile
+        self.lines: list[bytes] = []
+
+    def readline(self, size: int = -1) -> bytes:
+        line = self._rfile.readline(size)
+        self.lines.append(line)
+        return line
+
+
+def check_fields(lines: list[bytes]) -> str | None:
+    """Why a header section breaks RFC 9112 5 (field name a token, no space before the colon, no
+    obs-fold, no CR/LF/NUL inside a value), or None when it is well formed."""
+    for line in lines:
+        if line in (b"\r\n", b"\n", b""):
+            break
+        if not FIELD_LINE.fullmatch(line):
+            return "malformed header field"
+    return None
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "agent-local"
     disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
+    server: _Server
+    _linger = False  # the answer went out before the body was read: drain it before closing
+    _continue = False  # the client waits for "100 Continue" before it sends the body
+    _framing: int | None = 0  # the body's Content-Length, or None for chunked
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if self.server.log:  # type: ignore[attr-defined]
+            target = "".join(c if c.isprintable() else "?" for c in (getattr(self, "path", "") or "-")[:200])
+            sys.stderr.write(f"{self.command or '-'} {target} -> {code}\n")
 
     def log_message(self, format: str, *args) -> None:
-        if self.server.log:  # type: ignore[attr-defined]
-            sys.stderr.write(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else ''}\n")
+        pass  # every answer is logged by log_request; a malformed request is answered, not logged twice
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's answers to an unparsable request line or header section, as JSON."""
+        self.close_connection = self._linger = True
+        if self.request_version not in ("HTTP/1.0", "HTTP/1.1"):  # else the status line is left out (HTTP/0.9)
+            self.request_version = "HTTP/1.1"
+        self._write(json_error(code, (message or self.responses.get(code, ("bad request",))[0])[:200]))
+
+    def handle_expect_100(self) -> bool:
+        self._continue = True  # sent once the framing and size are known to be acceptable
+        return True
+
+    def parse_request(self) -> bool:
+        self.command, self.request_version = None, "HTTP/1.1"  # for the answer to an unusable request line
+        if len(self.raw_requestline.split()) != 3:  # method, target, version: no HTTP/0.9, no stray bytes
+            self.send_error(400, "malformed request line")
+            return False
+        recorder = _Recorder(self.rfile)
+        self.rfile, rfile = recorder, self.rfile  # type: ignore[assignment]
+        try:
+            if not super().parse_request():
+                return False
+        finally:
+            self.rfile = rfile
+        problem = check_fields(recorder.lines)
+        if problem:
+            self.send_error(400, problem)
+            return False
+        return True
+
+    def handle_one_request(self) -> None:
+        """One request: its line and header section parsed and checked, its method known, its body
+        framed (RFC 9112 6) and within the platform's limit, before the app sees anything."""
+        self._continue = False
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_LINE + 1)
+            if len(self.raw_requestline) > MAX_LINE:
+                self.requestline = self.request_version = ""
+                self.command = None
+                self.send_error(414, "the request line is too long")
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                return
+            try:
+                if self.command not in METHODS:
+                    raise _Reject(405, "method not allowed; use POST", {"Allow": "POST, OPTIONS"})
+                self._framing = self._check_framing()
+                if self._continue:
+                    super().handle_expect_100()
+                if self.server.closing:
+                    self.close_connection = True
+                self._dispatch()
+            except _Reject as reject:
+                self.close_connection = self._linger = True
+                self._write(reject.response)
+            self.wfile.flush()
+        except TimeoutError:
+            self.close_connection = True
+
+    def _check_framing(self) -> int | None:
+        """The body's length (None: chunked), or _Reject: one Transfer-Encoding ending in chunked
+        or one Content-Length of digits, never both; a length past the platform's limit is a 413."""
+        codings = [c.strip().lower() for c in ",".join(self.headers.get_all("Transfer-Encoding") or []).split(",")]
+        lengths = self.headers.get_all("Content-Length") or []
+        if codings != [""]:
+            if lengths:
+                raise _Reject(400, "a request may not carry both Transfer-Encoding and Content-Length")
+            if codings[-1] != "chunked":
+                raise _Reject(400, "Transfer-Encoding must end with chunked")
+            if len(codings) > 1:
+                raise _Reject(501, f"transfer coding {codings[0][:40]!r} is not supported")
+            return None
+        if len(lengths) > 1:
+            raise _Reject(400, "a request may carry only one Content-Length")
+        value = lengths[0].strip() if lengths else "0"
+        if not DIGITS.fullmatch(value):
+            raise _Reject(400, "Content-Length is not a number")
+        length = int(value)
+        self._over_limit(length)
+        return length
+
+    def _over_limit(self, size: int) -> None:
+        limit = self.server.body_limit
+        if limit is not None and size > limit.size:
+            raise _Reject(413, limit.error)
+
+    def _read_exactly(self, size: int) -> bytes:
+        parts = []
+        while size > 0:  # in pieces: a huge length is never one allocation
+            piece = self.rfile.read(min(size, 1 << 20))
+            if not piece:
+                raise _Reject(400, "the request body ended early")
+            parts.append(piece)
+            size -= len(piece)
+        return b"".join(parts)
 
     def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():  # fetch/curl streaming uploads
-            parts = []
-            while size := int(self.rfile.readline(65537).split(b";", 1)[0].strip() or b"0", 16):
-                parts.append(self.rfile.read(size))
-                self.rfile.readline(65537)  # the CRLF that ends each chunk
-            while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                pass  # trailer fields
-            return b"".join(parts)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        if self._framing is not None:
+            return self._read_exactly(self._framing)
+        parts, total = [], 0
+        while True:
+            line = self.rfile.readline(MAX_LINE + 1)
+            size = line.split(b";", 1)[0].strip(b" \t\r\n")
+            if not line.endswith(b"\n") or not HEX.fullmatch(size):
+                raise _Reject(400, "malformed chunk size in the request body")
+            total += int(size, 16)
+            self._over_limit(total)
+            if size.strip(b"0") == b"":
+                break
+            parts.append(self._read_exactly(int(size, 16)))
+            if self.rfile.readline(MAX_LINE + 1) not in (b"\r\n", b"\n"):
+                raise _Reject(400, "a chunk of the request body does not end with CRLF")
+        for _ in range(MAX_TRAILERS):  # trailer fields, read and dropped
+            line = self.rfile.readline(MAX_LINE + 1)
+            if line in (b"\r\n", b"\n"):
+                return b"".join(parts)
+            if not line.endswith(b"\n") or not FIELD_LINE.fullmatch(line):
+                break
+        raise _Reject(400, "malformed trailer section in the request body")
 
     def _dispatch(self) -> None:
+        with self.server.idle:
+            self.server.in_flight += 1
         try:
             body = self._read_body()
-        except ValueError:  # a Content-Length or chunk size that is not a number
-            self.close_connection = True
-            self._write(json_error(400, "malformed request body framing"))
-            return
-        headers: dict[str, str] = {}
-        for name, value in self.headers.items():  # a repeated field is one comma-joined value (RFC 9110 5.3)
-            name = name.lower()
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        request = Request(self.command, self.path, headers, body)
-        try:
-            response = self.server.handler(request)  # type: ignore[attr-defined]
-        except Exception as exc:  # the front must answer, whatever the app did
-            response = json_error(500, f"the local server failed: {type(exc).__name__}")
-        self._write(response)
+            headers: dict[str, str] = {}
+            for name, value in self.headers.items():  # a repeated field is one comma-joined value (RFC 9110 5.3)
+                name = name.lower()
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            request = Request(self.command, self.path, headers, body)
+            try:
+                response = self.server.handler(request)  # type: ignore[attr-defined]
+            except Exception as exc:  # the front must answer, whatever the app did
+                response = json_error(500, f"the local server failed: {type(exc).__name__}")
+            self._write(response)
+        finally:
+            with self.server.idle:
+                self.server.in_flight -= 1
+                self.server.idle.notify_all()
 
     def _write(self, response: Response) -> None:
-        self.send_response(response.status)
+        """Send a response: one Server and one Date (the app's when it set them), and a body only
+        where HTTP allows one (none for HEAD, 1xx, 204, 304; a 204 has no Content-Length either)."""
+        self.log_request(response.status)
+        self.send_response_only(response.status)
+        sent = set()
         for name, value in response.headers.items():
             if name.lower() not in HOP_BY_HOP:
+                sent.add(name.lower())
                 for one in value if isinstance(value, (list, tuple)) else (value,):  # a list: one line each
                     self.send_header(name, one)
-        if isinstance(response.body, (bytes, bytearray)):
-            self.send_header("Content-Length", str(len(response.body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(response.body)
-            return
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+        if "server" not in sent:
+            self.send_header("Server", self.version_string())
+        if "date" not in sent:
+            self.send_header("Date", self.date_time_string())
+        bodiless = response.status in (204, 304) or response.status < 200
+        streamed = not isinstance(response.body, (bytes, bytearray))
+        if streamed and self.request_version == "HTTP/1.0":  # no chunked coding before 1.1: the close ends it
+            self.close_connection = True
+        if self.close_connection:
+            self.send_header("Connection", "close")
         try:
-            for chunk in response.body:
-                if chunk:
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                    self.wfile.flush()
-            self.wfile.write(b"0\r\n\r\n")
+            if bodiless or self.command == "HEAD":
+                length = _header(response.headers, "content-length") or (
+                    None if streamed else str(len(response.body)))
+                if not bodiless and length is not None:  # a HEAD answer tells the length a GET would have
+                    self.send_header("Content-Length", length)
+                self.end_headers()
+            elif not streamed:
+                self.send_header("Content-Length", str(len(response.body)))
+                self.end_headers()
+                self.wfile.write(response.body)
+            elif self.request_version == "HTTP/1.0":
+                self.end_headers()
+                for chunk in response.body:
+                    self.wfile.write(chunk)
+            else:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for chunk in response.body:
+                    if chunk:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
         finally:
             close = getattr(response.body, "close", None)
             if close:
                 close()
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch
+    def finish(self) -> None:
+        super().finish()
+        if self._linger:  # closing with unread input sends a reset, which can destroy the answer in flight
+            try:
+                self.connection.shutdown(socket.SHUT_WR)
+                end = time.monotonic() + LINGER
+                while time.monotonic() < end:
+                    self.connection.settimeout(max(0.01, end - time.monotonic()))
+                    if not self.connection.recv(1 << 16):
+                        break
+            except OSError:
+                pass
+
+
+def _header(headers: dict[str, str | list[str]], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value if isinstance(value, str) else value[0]
+    return None
 
 
 class Front:
-    """Serve `handler` on host:port in a background thread."""
+    """Serve `handler` on host:port in a background thread. With a `body_limit`, a larger request
+    body is answered 413 as soon as its size is known, without reading the rest."""
 
-    def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0, log: bool = False):
+    def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0, log: bool = False,
+                 body_limit: BodyLimit | None = None):
         self._server = _Server((host, port), _RequestHandler)
         self._server.handler = handler  # type: ignore[attr-defined]
         self._server.log = log  # type: ignore[attr-defined]
+        self._server.body_limit = body_limit
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.stopping = threading.Event()  # set once the grace period of close() is over
 
     @property
     def port(self) -> int:
@@ -134,19 +358,45 @@ class Front:
         self._thread.start()
         return self
 
-    def close(self) -> None:
+    def close(self, grace: float = GRACE) -> None:
+        """Stop accepting connections, then give the requests in flight up to `grace` seconds to be
+        answered (as a platform drains an instance it stops) before `stopping` is set."""
+        self._server.closing = True
         self._server.shutdown()
         self._server.server_close()
+        end = time.monotonic() + grace
+        with self._server.idle:
+            while self._server.in_flight and (left := end - time.monotonic()) > 0:
+                self._server.idle.wait(left)
+        self.stopping.set()
 
 
-def with_deadline(call: Callable[[], Response], seconds: float, on_timeout: Callable[[], Response]) -> Response:
+def with_deadline(call: Callable[[], Response], seconds: float, on_timeout: Callable[[], Response],
+                  on_error: Callable[[BaseException], Response],
+                  stopping: threading.Event | None = None, on_stop: Callable[[], Response] | None = None) -> Response:
     """Run `call` in a worker thread; past `seconds`, answer `on_timeout()` as the platform would
-    (the worker is abandoned, like an invocation the platform has cut off)."""
+    (the worker is abandoned, like an invocation the platform has cut off). An exception is
+    answered `on_error(exc)`; once `stopping` is set, `on_stop()` (the host shut down)."""
     box: list[Response] = []
-    worker = threading.Thread(target=lambda: box.append(call()), daemon=True)
-    worker.start()
-    worker.join(seconds)
-    return box[0] if box else on_timeout()
+    failed: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box.append(call())
+        except Exception as exc:  # reported as the platform reports an unhandled exception
+            failed.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    end = time.monotonic() + seconds
+    while not done.wait(min(STOP_POLL, max(0.0, end - time.monotonic()))):
+        if time.monotonic() >= end:
+            return on_timeout()
+        if stopping is not None and on_stop is not None and stopping.is_set():
+            return on_stop()
+    return box[0] if box else on_error(failed[0])
 
 
 def proxy(upstream_port: int, request: Request, path: str, timeout: float,
@@ -165,7 +415,8 @@ def proxy(upstream_port: int, request: Request, path: str, timeout: float,
     except OSError:
         conn.close()
         return json_error(502, "the local app is not answering")
-    out_headers = {k: v for k, v in upstream.getheaders() if k.lower() not in HOP_BY_HOP}
+    out_headers = {k: v for k, v in upstream.getheaders()
+                   if k.lower() not in HOP_BY_HOP or (k.lower() == "content-length" and request.method == "HEAD")}
     if upstream.getheader("Content-Length") is not None:
         try:
             body = upstream.read()

@@ -110,8 +110,6 @@ class _RuntimeApiHandler(_RequestHandler):
         else:
             super()._dispatch()
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch
-
 
 class _RuntimeApi:
     """The Runtime API server of one worker (127.0.0.1, any free port)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from framework.local import npm
 from framework.local.base import LocalOptions
-from framework.local.http import Front, Request, Response, json_error, proxy, upstream_port
+from framework.local.http import BodyLimit, Front, Request, Response, json_error, proxy, upstream_port
 from framework.local.npm import cache_dir  # noqa: F401  (re-exported: where the runtimes are installed)
 from framework.local.process import Child, LocalRunError
 
@@ -15,6 +15,8 @@ HERE = Path(__file__).parent / "vercel"
 # Vercel answers 504 FUNCTION_INVOCATION_TIMEOUT (Edge: when no response has started within 25 s).
 TIMEOUT_STATUS = 504
 EDGE_FIRST_BYTE = 25.0
+# Vercel refuses a request body over 4.5 MB with 413 FUNCTION_PAYLOAD_TOO_LARGE.
+BODY_LIMIT = BodyLimit(4_718_592, "the request body is larger than Vercel's 4.5 MB limit (FUNCTION_PAYLOAD_TOO_LARGE)")
 
 
 def ensure_runtime() -> Path:
@@ -45,7 +47,7 @@ class VercelApp:
                 total=timeout)
 
         try:
-            self._front = Front(handle, options.host, options.port, options.log).start()
+            self._front = Front(handle, options.host, options.port, options.log, BODY_LIMIT).start()
         except OSError as exc:
             self._child.close()
             raise LocalRunError(f"cannot listen on {options.host}:{options.port}: {exc.strerror}") from None

@@ -71,6 +71,11 @@ def agent(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="fast", methods=["POST"])
 def fast(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("fast")
+
+
+@app.route(route="boom", methods=["POST"])
+def boom(req: func.HttpRequest) -> func.HttpResponse:
+    raise KeyError("boom")
 """
 
 AZURE_HOST = {"version": "2.0", "functionTimeout": "00:00:01.5", "extensions": {"http": {"routePrefix": "api"}}}
@@ -190,6 +195,13 @@ def test_azure_front_routes_only_the_functions_paths_and_methods(azure_app):
     assert call(url, path="/api/other") == (404, "", b"")
     assert call(url, path="/agent") == (404, "", b"")  # the route prefix is part of the path
     assert call(url, method="GET")[0] == 404  # a method the function does not declare
+
+
+def test_azure_front_reports_an_unhandled_exception_as_one_not_as_a_timeout(azure_app):
+    url, _ = azure_app
+    status, content_type, body = call(url, path="/api/boom")
+    assert status == 500 and content_type.startswith("application/json")
+    assert json.loads(body) == {"error": "the function raised an unhandled KeyError (see the function's log)"}
 
 
 def test_vercel_front_answers_504_when_the_function_never_responds(vercel_app):

@@ -115,6 +115,9 @@ export const handler = lambda.streamifyResponse(async (event, responseStream, _c
   if (cookies.length > 0) prelude.cookies = cookies;
   const stream = lambda.HttpResponseStream.from(responseStream, prelude);
   try {
+    // The prelude goes out on the stream's first write: an empty one sends it now, so a response
+    // with no body (a 204 preflight, an answer to HEAD) keeps its status and headers.
+    stream.write(new Uint8Array(0));
     if (response.body) {
       // Each piece goes out as soon as the agent has it. Leaving the loop early (the client has
       // gone) cancels the body, which aborts the model call.
