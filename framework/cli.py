@@ -9,37 +9,77 @@ from pathlib import Path
 from framework.errors import ConfigError, FrameworkError, StaleError
 from framework.model import TARGET_NAMES
 
+# Each command: its one-line description (shown in `--help` of the command and of the program) and
+# examples, shown under the command's options.
+_HELP = {
+    "validate": ("check agent.yaml and print every problem at once",
+                 "python -m framework validate\n"
+                 "python -m framework validate -f other.yaml --format github   # annotations in GitHub Actions"),
+    "build": ("validate, then write a function app per target to generated/",
+              "python -m framework build\n"
+              "python -m framework build --target aws -o out   # one platform, another folder\n"
+              "python -m framework build --check               # CI: exit 1 if generated/ is out of date"),
+    "serve": ("run one target's app locally in its platform's runtime",
+              "python -m framework serve --target gcp --port 8080"),
+    "invoke": ("send one message to a target's app run locally, print the answer",
+               "python -m framework invoke --target azure -m \"What is AI?\""),
+    "plan": ("show what deploy would create, update or delete (exit 0: no changes, 2: changes pending)",
+             "python -m framework plan\n"
+             "python -m framework plan --target aws --format json"),
+    "deploy": ("build, show the plan, confirm, apply it to the cloud; print the function URL",
+               "python -m framework deploy\n"
+               "python -m framework deploy --yes --format json   # CI: no question"),
+    "destroy": ("delete every resource the framework created for this agent (and nothing else)",
+                "python -m framework destroy --target aws --yes"),
+    "info": ("what is deployed now, per target, with URLs",
+             "python -m framework info\n"
+             "python -m framework info --target vercel --format json"),
+    "init-ci": ("write a GitHub Actions workflow: plan on pull requests, deploy on main, cloud credentials "
+                "by OIDC federation",
+                "python -m framework init-ci\n"
+                "python -m framework init-ci --branch release --force"),
+}
+
 
 def _parser() -> argparse.ArgumentParser:
+    from framework import __version__
     from framework.config.report import FORMATS
 
     parser = argparse.ArgumentParser(
         prog="python -m framework",
         description="Build and run LLM agents on serverless platforms from one agent.yaml.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str) -> argparse.ArgumentParser:
+        text, examples = _HELP[name]
+        epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples.splitlines())
+        return commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".",
+                                   epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
 
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
         sub.add_argument("--format", choices=FORMATS, default="text",
-                         help="how to print problems: text (people), github (Actions annotations), json")
+                         help="how to print the result and problems: text (people), github (Actions "
+                              "annotations), json")
 
-    validate = commands.add_parser("validate", help="check agent.yaml and print every problem at once")
+    validate = command("validate")
     common(validate)
 
-    build = commands.add_parser("build", help="validate, then write a function app per target to generated/")
+    build = command("build")
     common(build)
     build.add_argument("-o", "--output", default="generated", help="output folder (default: generated)")
     build.add_argument("--target", choices=TARGET_NAMES, help="build only this target")
     build.add_argument("--check", action="store_true",
                        help="write nothing; exit 1 if generated/ differs from a fresh build (CI gate)")
-    serve = commands.add_parser("serve", help="run one target's app locally in its platform's runtime")
+    serve = command("serve")
     serve.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
     serve.add_argument("-o", "--output", default="generated", help="generated folder (default: generated)")
     serve.add_argument("--target", choices=TARGET_NAMES, help="the platform (needed when agent.yaml lists several)")
     serve.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default: 8080)")
     serve.add_argument("--quiet", action="store_true", help="do not print each request")
 
-    invoke = commands.add_parser("invoke", help="send one message to a target's app run locally, print the answer")
+    invoke = command("invoke")
     invoke.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
     invoke.add_argument("-o", "--output", default="generated", help="generated folder (default: generated)")
     invoke.add_argument("--target", choices=TARGET_NAMES, help="the platform (needed when agent.yaml lists several)")
@@ -48,14 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                         help="ask for a streamed answer (where the target streams)")
 
-    deploy_help = {
-        "plan": "show what deploy would create, update or delete (exit 0: no changes, 2: changes pending)",
-        "deploy": "build, show the plan, confirm, apply it to the cloud; print the function URL",
-        "destroy": "delete every resource the framework created for this agent (and nothing else)",
-        "info": "what is deployed now, per target, with URLs",
-    }
-    for name, text in deploy_help.items():
-        sub = commands.add_parser(name, help=text)
+    for name in ("plan", "deploy", "destroy", "info"):
+        sub = command(name)
         sub.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
         sub.add_argument("-o", "--output", default="generated",
                          help="generated folder, checked for staleness (default: generated)")
@@ -66,8 +100,7 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--fail-fast", action="store_true",
                              help="stop at the first target that fails (default: go on with the others)")
 
-    init_ci = commands.add_parser("init-ci", help="write a GitHub Actions workflow: plan on pull requests, "
-                                  "deploy on main, cloud credentials by OIDC federation")
+    init_ci = command("init-ci")
     init_ci.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
     init_ci.add_argument("--workflow", default=".github/workflows/agent.yml",
                          help="where to write it (default: .github/workflows/agent.yml)")
@@ -142,6 +175,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
+    import json
+
     from framework.build import render_all
     from framework.config.report import format_problems
     from framework.config.validate import validate_file
@@ -149,8 +184,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from framework.writer import differences, read_manifest, write
 
     validated = validate_file(args.file)
-    if validated.warnings and args.format != "json":
-        print(format_problems(list(validated.warnings), args.format), file=sys.stderr)
+    warnings = list(validated.warnings)
+    if warnings and args.format != "json":
+        print(format_problems(warnings, args.format), file=sys.stderr)
     out = Path(args.output)
     build = render_all(validated, only=args.target, previous=read_manifest(out))
     full = args.target is None
@@ -158,16 +194,26 @@ def _cmd_build(args: argparse.Namespace) -> int:
         diffs = differences(build, out, full)
         if diffs:
             raise StaleError(diffs)
-        print(f"{out}/ is up to date with {args.file}")
+        if args.format == "json":
+            print(json.dumps({**json.loads(format_problems(warnings, "json")), "up_to_date": True}, indent=2))
+        else:
+            print(f"{out}/ is up to date with {args.file}")
         return 0
     write(build, out, full)
     agent = validated.agent
+    built = {}
     for settings in agent.targets:
-        if settings.name not in build.targets:
-            continue
-        target = TARGETS[settings.name]
-        print(f"{target.title:<34} {out}/{settings.name}/  "
-              f"({len(build.targets[settings.name])} files, answers POST {target.endpoint(agent, settings)})")
+        if settings.name in build.targets:
+            target = TARGETS[settings.name]
+            built[settings.name] = {"title": target.title, "folder": f"{out}/{settings.name}",
+                                    "files": len(build.targets[settings.name]),
+                                    "endpoint": target.endpoint(agent, settings)}
+    if args.format == "json":
+        print(json.dumps({**json.loads(format_problems(warnings, "json")), "targets": built,
+                          "manifest": f"{out}/manifest.json"}, indent=2, ensure_ascii=False))
+        return 0
+    for row in built.values():
+        print(f"{row['title']:<34} {row['folder']}/  ({row['files']} files, answers POST {row['endpoint']})")
     print(f"{'manifest':<34} {out}/manifest.json")
     return 0
 

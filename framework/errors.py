@@ -48,6 +48,10 @@ class UsageError(FrameworkError):
     exit_code = 2
 
 
+class OutputError(FrameworkError):
+    """The output folder cannot be written (read-only, on a full disk, below a file)."""
+
+
 class DeployError(FrameworkError):
     """A deploy, plan or destroy could not be done (the cloud refused, a resource is not ours, ...)."""
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from framework.build import MANIFEST, Build
-from framework.errors import UsageError
+from framework.errors import OutputError, UsageError
 from framework.model import TARGET_NAMES
 
 # Made by running or type-checking an app in place; never generated, never compared.
@@ -40,14 +43,44 @@ def _swap_in(staged: Path, final: Path) -> None:
         os.replace(staged, final)
 
 
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """An exclusive lock on `.<folder>.lock` beside the output folder: a second build or serve writing
+    the same folder waits for the first, then writes. Beside, not inside: the folder itself is
+    created and its target folders are swapped while the lock is held. The lock file stays (removing
+    it would let a third writer lock a new file while the second holds the old one)."""
+    folder = out.resolve()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def write(build: Build, out: Path, full: bool) -> list[str]:
     """Write every target folder and the manifest; on a full build, drop folders of targets no
-    longer listed. Returns the written paths. Nothing outside `out` is touched."""
+    longer listed. Returns the written paths. Nothing outside `out` is touched but its lock file;
+    a folder that cannot be written is an OutputError, never a traceback."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"the output {out} is a file, not a folder; pass another -o")
+    for above in out.absolute().parents:
+        if above.exists() and not above.is_dir():
+            raise OutputError(f"cannot write the output folder {out}: {above} is a file, not a folder; "
+                              "pass another folder with -o")
+    try:
+        with _locked(out):
+            return _write_locked(build, out, full)
+    except OSError as error:
+        where = error.filename or out
+        raise OutputError(f"cannot write the output folder {out}: {error.strerror or error} ({where}); "
+                          "make it writable or pass another folder with -o") from None
+
+
+def _write_locked(build: Build, out: Path, full: bool) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for target, files in build.targets.items():
+        for leftover in out.glob(f".{target}.*"):  # staged by a build that was killed: ours to remove
+            shutil.rmtree(leftover, ignore_errors=True)
         staged = Path(tempfile.mkdtemp(prefix=f".{target}.", dir=out))
         try:
             for file in files:

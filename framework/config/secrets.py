@@ -17,6 +17,14 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+# Keys with no telling prefix (Azure OpenAI's and many providers' keys are 32 random hex digits): a
+# value that is nothing but 32 or more hex digits, letters and digits mixed, is a key, never a name or
+# a setting. Whole values only, so a Key Vault URI's version or a hash inside a text is not taken for one.
+_BARE_HEX = re.compile(r"(?=.*[0-9])(?=.*[A-Fa-f])[0-9A-Fa-f]{32,}")
+_BARE_HEX_KIND = "an API key (32 or more hexadecimal digits, like an Azure OpenAI key)"
+_HEX_RUN = re.compile(r"(?<![0-9A-Za-z])(?=[0-9A-Fa-f]*[0-9])(?=[0-9A-Fa-f]*[A-Fa-f])[0-9A-Fa-f]{32,}(?![0-9A-Za-z])")
+
+
 def secret_kind(text: str) -> str | None:
     """What kind of secret the text contains, or None. The secret itself is never returned."""
     for kind, pattern in _PATTERNS:
@@ -25,9 +33,16 @@ def secret_kind(text: str) -> str | None:
     return None
 
 
+def value_secret_kind(value: str) -> str | None:
+    """secret_kind, and also a whole value that is a bare hexadecimal key."""
+    if _BARE_HEX.fullmatch(value.strip()):
+        return _BARE_HEX_KIND
+    return secret_kind(value)
+
+
 def redact(text: str) -> str:
     """The text with every secret-looking part replaced: problems are printed, even in public CI logs."""
-    for _, pattern in _PATTERNS:
+    for _, pattern in (*_PATTERNS, ("", _HEX_RUN)):
         text = pattern.sub("<secret>", text)
     return text
 
@@ -35,13 +50,13 @@ def redact(text: str) -> str:
 def find_secrets(data: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
     """(path, kind) of every string (key or value) that looks like a secret."""
     if isinstance(data, str):
-        kind = secret_kind(data)
+        kind = value_secret_kind(data)
         if kind:
             yield path, kind
     elif isinstance(data, dict):
         for key, value in data.items():
-            if isinstance(key, str) and secret_kind(key):
-                yield path + (key,), secret_kind(key)
+            if isinstance(key, str) and value_secret_kind(key):
+                yield path + (key,), value_secret_kind(key)
             yield from find_secrets(value, path + (key,))
     elif isinstance(data, list):
         for index, value in enumerate(data):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import re
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from framework.config.load import Document, PathT, format_path, load
-from framework.config.secrets import SECRET_FIX, find_secrets, redact, secret_kind
+from framework.config.secrets import SECRET_FIX, find_secrets, redact, secret_kind, value_secret_kind
 from framework.errors import ConfigError, Problem
 from framework.model import Agent, build_agent
 from framework.schema import schema
@@ -122,7 +124,12 @@ class _Translator:
             written = self.doc.implicit.get(path)
             wants_text = "string" in (error.validator_value if isinstance(error.validator_value, list)
                                       else [error.validator_value])
-            if written is not None and wants_text:
+            if written == "" and wants_text:  # nothing after the colon
+                sub = _schema_at(list(error.schema_path)[:-1])
+                example = _example(sub) if isinstance(sub, dict) else None
+                message += f"; write it after the colon, for example {path[-1]}: {example}" if example else \
+                    f"; write it after the colon: {path[-1]}: ..."
+            elif written is not None and wants_text:
                 message += (f"; YAML reads the bare word {written} as {_describe(value)}: "
                             f"write it in quotes, {path[-1]}: \"{written}\"")
             elif written is None and isinstance(value, str) and error.validator_value in ("integer", "number"):
@@ -189,7 +196,7 @@ def _secret_problems(doc: Document) -> list[Problem]:
     """Secrets in values and keys, then anywhere else in the text (comments included)."""
     out = []
     for path, kind in find_secrets(doc.data):
-        key = isinstance(path[-1], str) and secret_kind(path[-1]) is not None
+        key = isinstance(path[-1], str) and value_secret_kind(path[-1]) is not None
         line, col = doc.where(path, key=key)
         out.append(Problem(doc.file, line, col, format_path(path), f"this looks like {kind}; {SECRET_FIX}"))
     flagged = {p.line for p in out}
@@ -224,7 +231,9 @@ def _read_prompt(doc: Document) -> tuple[str, str | None, list[Problem]]:
     if target.exists() and not target.is_file():
         return "", None, [Problem(doc.file, line, col, where, f"{rel!r} is not a regular file")]
     try:
-        text = target.read_text(encoding="utf-8")
+        # newline="": the prompt reaches the model exactly as written, CRLF included
+        with open(target, encoding="utf-8", newline="") as handle:
+            text = handle.read()
     except FileNotFoundError:
         return "", None, [Problem(doc.file, line, col, where, (
             f"prompt file {rel!r} not found next to {Path(doc.file).name}; check the path"))]
@@ -238,6 +247,102 @@ def _read_prompt(doc: Document) -> tuple[str, str | None, list[Problem]]:
     if kind:
         return "", None, [Problem(doc.file, line, col, where, f"prompt file {rel!r} contains {kind}; {SECRET_FIX}")]
     return text, rel, []
+
+
+# The system prompt travels with every request, inside the deployed function. 1 MB of text is about
+# 250,000 tokens: more than most models' context windows (gpt-4o-mini and gpt-4o: 128,000 tokens), and
+# as much as a Vercel Edge function may bundle on the Hobby plan (1 MB after gzip). Above ~100,000
+# tokens many models refuse every request.
+MAX_PROMPT_BYTES = 1_000_000
+LARGE_PROMPT_BYTES = 400_000
+# YAML 1.1 (what PyYAML reads) turns these plain numbers into other values than most people expect
+_DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)(\.[0-9]*)?([eE][-+]?[0-9]+)?")
+_LINE_SEPARATORS = ("\u2028", "\u2029")
+
+
+def _number_reading(written: str) -> str:
+    """Why YAML 1.1 read `written` as another number than its digits say, in words."""
+    digits = written.lstrip("+-")
+    if digits.startswith(("0x", "0X")):
+        return "a number starting with 0x is hexadecimal"
+    if digits.startswith(("0b", "0B")):
+        return "a number starting with 0b is binary"
+    if ":" in digits:
+        return "numbers with ':' are read in base 60, like minutes:seconds"
+    if "_" in digits:
+        return "underscores in numbers are skipped; other YAML readers take it as text"
+    return "a number starting with 0 is octal"
+
+
+def _yaml_surprises(doc: Document) -> list[Problem]:
+    """Warnings where YAML silently read something else than what is written: numbers in YAML 1.1
+    forms, and the Unicode line separators, which YAML takes for line breaks (dropping the spaces
+    beside them) even inside quotes."""
+    out = []
+    for path, written in sorted(doc.implicit.items(), key=lambda item: doc.where(item[0])):
+        value = _value_at(doc.data, path)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not _DECIMAL.fullmatch(written):
+            line, col = doc.where(path)
+            decimal = written.lstrip("+-").lstrip("0").replace("_", "") or "0"
+            mean = f" or {decimal}" if decimal != str(value) and decimal.isdigit() else ""
+            out.append(Problem(doc.file, line, col, format_path(path), (
+                f"YAML reads {written} as {value} ({_number_reading(written)}); "
+                f"write the number you mean in plain digits ({value}{mean})"), "warning"))
+    if any(mark in doc.text for mark in _LINE_SEPARATORS):
+        for path in doc.values:
+            value = _value_at(doc.data, path)
+            if isinstance(value, str) and any(mark in value for mark in _LINE_SEPARATORS):
+                line, col = doc.where(path)
+                out.append(Problem(doc.file, line, col, format_path(path), (
+                    "contains a Unicode line or paragraph separator (U+2028/U+2029), which YAML reads as a "
+                    "line break, dropping the spaces next to it; to keep the text exactly as written, put "
+                    "it in a file and write `prompt: {file: prompt.txt}`"), "warning"))
+    return out
+
+
+def _value_at(data: Any, path: PathT) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _field_problems(doc: Document, agent: Agent) -> list[Problem]:
+    """What the schema cannot say: base_url's path, and a prompt too large to send."""
+    out = []
+
+    def problem(path: PathT, message: str, severity: str = "error") -> None:
+        line, col = doc.where(path)
+        out.append(Problem(doc.file, line, col, format_path(path), message, severity))
+
+    if agent.base_url:
+        url = urllib.parse.urlsplit(agent.base_url)
+        path = url.path.rstrip("/")
+        if path.endswith("/chat/completions"):
+            fixed = urllib.parse.urlunsplit((url.scheme, url.netloc, path.removesuffix("/chat/completions"), "", ""))
+            problem(("base_url",), (
+                f"must be the service's address without /chat/completions (the functions add it: this one "
+                f"would call {path}/chat/completions); write `base_url: {fixed}`"))
+        elif not any(re.fullmatch(r"v[0-9]+\w*", part) for part in path.split("/")):
+            problem(("base_url",), (
+                "has no version in its path: most OpenAI-compatible services (OpenAI, Ollama, vLLM, LM Studio) "
+                f"answer under /v1, e.g. `base_url: {agent.base_url.rstrip('/')}/v1`; keep it as it is only if "
+                "your service's documentation says so"), "warning")
+    size = len(agent.system_prompt.encode("utf-8"))
+    where = ("prompt", "file") if agent.prompt_file else ("prompt",)
+    if size > MAX_PROMPT_BYTES:
+        problem(where, (
+            f"the prompt is {size / 1e6:.1f} MB; it is sent with every request, and {MAX_PROMPT_BYTES // 1_000_000} "
+            "MB (about 250,000 tokens) is already more than most models can read at once (gpt-4o-mini: "
+            "128,000 tokens) and as much as a Vercel Edge function may hold; shorten it to under "
+            f"{LARGE_PROMPT_BYTES // 1000} KB"))
+    elif size > LARGE_PROMPT_BYTES:
+        problem(where, (
+            f"the prompt is {size // 1000} KB (about {size // 4:,} tokens), sent and billed with every "
+            "request; many models read at most 128,000 tokens at once and refuse longer requests"), "warning")
+    return out
 
 
 def validate_document(doc: Document) -> Validated:
@@ -254,7 +359,7 @@ def validate_document(doc: Document) -> Validated:
     if problems:
         raise ConfigError(problems)
     agent = build_agent(doc.data, system_prompt, prompt_file)
-    located = []
+    located = _redacted(_yaml_surprises(doc)) + _field_problems(doc, agent)
     for settings in agent.targets:
         for finding in TARGETS[settings.name].check(agent, settings):
             key = finding.path[-1:] != ("targets",) and finding.path in doc.keys

@@ -36,7 +36,8 @@ from azure.mgmt.web import WebSiteManagementClient
 
 from framework.deploy import azure
 from framework.deploy.executor import Context, Executor, Progress, Registry
-from framework.deploy.package import build_zip
+from framework.deploy.network import UnresolvedHost, unresolved
+from framework.deploy.package import DOCS, build_zip
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import SecretValues, digest, missing_secrets_error
 from framework.errors import DeployError
@@ -69,12 +70,18 @@ def make_credential(environ: Mapping[str, str]):
 
 
 class _Retry(RetryPolicy):
-    """azure-core's retry, plus POST/PATCH answered 429 (a throttled request was not executed)."""
+    """azure-core's retry, plus POST/PATCH answered 429 (a throttled request was not executed), minus
+    a host name that does not resolve (said at once)."""
 
     def _is_method_retryable(self, settings, request, response=None):
         if response is not None and response.status_code == 429:
             return True
         return super()._is_method_retryable(settings, request, response)
+
+    def increment(self, settings, response=None, error=None):
+        if error is not None and unresolved(error):  # a name without DNS answer: no retry will find it
+            raise UnresolvedHost(response.http_request.url, "AZURE_ARM_ENDPOINT") from None
+        return super().increment(settings, response, error)
 
 
 class _PlainHttpAuth(ARMChallengeAuthenticationPolicy):
@@ -175,6 +182,8 @@ class Api:
                     return status, answer_headers, data
                 self.sleep(_retry_after(answer_headers) or min(self.backoff * 2 ** attempt, 60))
             except (urllib.error.URLError, OSError) as error:
+                if unresolved(error):
+                    raise UnresolvedHost(url, "AZURE_SCM_ENDPOINT") from None
                 if attempt == self.retries:
                     raise KuduError(f"could not reach the Kudu site {url.split('/api/')[0]}: {error}")
                 self.sleep(min(self.backoff * 2 ** attempt, 60))
@@ -418,9 +427,10 @@ def _delete_plan(ctx: Context, args: dict[str, Any]) -> None:
 
 
 def package_files(files: Sequence[File], target: str = "azure") -> tuple[bytes, str, str]:
-    """The app's zip (every generated file at the root; remote build installs requirements.txt),
+    """The app's zip (every generated file but its docs at the root; remote build installs requirements.txt),
     its sha256, and the per-file digests kept in AGENT_FRAMEWORK_FILES."""
-    entries = [(f.path.removeprefix(f"{target}/"), f.content, 0o644) for f in files]
+    entries = [(f.path.removeprefix(f"{target}/"), f.content, 0o644) for f in files
+               if f.path.removeprefix(f"{target}/") not in DOCS]
     data = build_zip(entries)
     names = ",".join(f"{name}={hashlib.sha256(content).hexdigest()[:12]}" for name, content, _ in sorted(entries))
     return data, hashlib.sha256(data).hexdigest(), names

@@ -308,29 +308,43 @@ def destroy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, 
 
 def info(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO | None = None,
          stderr: TextIO | None = None, **options: Any) -> int:
+    """What is deployed, per target: a target that cannot be read is named and does not hide the
+    others; the exit code is 1 when any could not be read."""
     _, stdout, stderr = _streams(None, stdout, stderr)
     from framework.config.validate import validate_file
 
     agent = validate_file(file).agent
-    reports = []
-    for settings in agent.targets:
-        if target is not None and settings.name != target:
+    listed = [t.name for t in agent.targets]
+    if target is not None and target not in listed:
+        raise UsageError(f"target {target!r} is not in agent.yaml (it lists: {', '.join(listed)})")
+    reports: list[dict[str, Any]] = []
+    steps = []
+    for name in listed:
+        if target is not None and name != target:
             continue
-        if settings.name not in DEPLOYERS:
-            reports.append({"target": settings.name, "deployed": None, "note": "deploy not built yet for this target"})
+        if name not in DEPLOYERS:
+            reports.append({"target": name, "deployed": None, "note": "deploy not built yet for this target"})
             continue
-        deployer = make_deployer(file, settings.name, output, stderr, **options)
-        with _guarded(deployer):
-            reports.append(deployer.info())
+        step = _Step(name)
+        steps.append(step)
+        try:
+            step.deployer = make_deployer(file, name, output, stderr, **options)
+            with _guarded(step.deployer):
+                reports.append(step.deployer.info())
+        except FrameworkError as error:
+            step.error = error
+            reports.append({"target": name, "error": str(error)})
     if fmt == "json":
         print(json.dumps(reports, indent=2, sort_keys=True), file=stdout)
-        return 0
-    for report in reports:
-        if not report.get("deployed"):
-            print(f"{report['target']}: {report.get('note', 'not deployed')}", file=stdout)
-            continue
-        print(f"{report['target']}: {report['summary']}", file=stdout)
-        print(f"  {'url:':<12} {report['url']}", file=stdout)
-        for label, value in report.get("details", {}).items():
-            print(f"  {label + ':':<12} {value}", file=stdout)
-    return 0
+    else:
+        for report in reports:
+            if "error" in report:
+                continue
+            if not report.get("deployed"):
+                print(f"{report['target']}: {report.get('note', 'not deployed')}", file=stdout)
+                continue
+            print(f"{report['target']}: {report['summary']}", file=stdout)
+            print(f"  {'url:':<12} {report['url']}", file=stdout)
+            for label, value in report.get("details", {}).items():
+                print(f"  {label + ':':<12} {value}", file=stdout)
+    return _report_failures(steps, "info", stderr)

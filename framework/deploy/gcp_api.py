@@ -19,6 +19,7 @@ import io
 import json
 import os
 import time
+import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -34,7 +35,8 @@ from google.protobuf import field_mask_pb2
 
 from framework.deploy import gcp
 from framework.deploy.executor import Context, Executor, Progress, Registry
-from framework.deploy.package import build_zip, content_hash
+from framework.deploy.network import UnresolvedHost, unresolved
+from framework.deploy.package import DOCS, build_zip, content_hash
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import SecretValues, digest, missing_secrets_error
 from framework.errors import DeployError, PackageError
@@ -130,6 +132,8 @@ class Api:
             try:
                 return function(*args, **kwargs)
             except (gexc.GoogleAPICallError, requests.HTTPError, requests.ConnectionError) as error:
+                if unresolved(error):
+                    raise self._unresolved(error) from None
                 status = _status(error)
                 transient = status in RETRYABLE or isinstance(error, requests.ConnectionError)
                 if not transient:
@@ -143,6 +147,17 @@ class Api:
                 delay = _retry_after(error)
                 self.sleep(min(MAX_DELAY, delay if delay is not None else 0.5 * 2 ** (attempt - 1)))
         raise AssertionError("unreachable")
+
+    def _unresolved(self, error: Exception) -> UnresolvedHost:
+        """The failed lookup, naming the variable that points that endpoint elsewhere (none for the
+        signed storage URLs: Google chooses them)."""
+        url = getattr(getattr(error, "request", None), "url", None) or ""
+        host = urllib.parse.urlsplit(url).hostname or "the Google Cloud API"
+        for variable, default in (("GCP_FUNCTIONS_ENDPOINT", "cloudfunctions.googleapis.com"),
+                                  ("GCP_RUN_ENDPOINT", "run.googleapis.com")):
+            if host in (self.environ.get(variable) or default):
+                return UnresolvedHost(url or host, variable)
+        return UnresolvedHost(url or host, None)
 
     def put(self, url: str, data: bytes, content_type: str) -> None:
         def put() -> None:
@@ -400,9 +415,9 @@ def _delete_function(ctx: Context, args: dict[str, Any]) -> None:
 
 
 def source_entries(files: Sequence[File], target: str = "gcp") -> list[tuple[str, bytes, int]]:
-    """Every generated file of the target at the zip's root: Cloud Build installs requirements.txt."""
+    """Every generated file of the target but its docs, at the zip's root: Cloud Build installs requirements.txt."""
     return [(file.path.removeprefix(f"{target}/"), file.content, 0o644) for file in files
-            if file.path.startswith(f"{target}/")]
+            if file.path.startswith(f"{target}/") and file.path.removeprefix(f"{target}/") not in DOCS]
 
 
 def package_source(files: Sequence[File]) -> tuple[bytes, str]:

@@ -37,6 +37,7 @@ from typing import Any
 
 from framework.deploy import vercel
 from framework.deploy.executor import Context, Executor, Progress, Registry
+from framework.deploy.network import UnresolvedHost, unresolved
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import SecretValues, missing_secrets_error
 from framework.errors import DeployError
@@ -121,6 +122,8 @@ class Api:
                 if status != 429 and status < 500:
                     raise failure
             except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
+                if unresolved(error):
+                    raise UnresolvedHost(self.base, "VERCEL_API_URL") from None
                 failure = ApiError(method, path, 0, "network", str(getattr(error, "reason", error)), attempt - 1)
                 wait = None
             if attempt == self.attempts:
