@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from framework import __version__
@@ -25,14 +25,25 @@ class Build:
     def files(self) -> list[File]:
         return [f for files in self.targets.values() for f in files] + [json_file(MANIFEST, self.manifest)]
 
+    def merged(self, previous: dict | None) -> Build:
+        """A single-target build whose manifest keeps the other listed targets' entries from the
+        previous manifest. The writer calls it under its lock, so two builds of different targets
+        into one folder never drop each other's entries."""
+        others = set(self.manifest["targets"]) - set(self.targets)
+        if not others or not previous:
+            return self
+        kept = {path: digest for path, digest in previous.get("files", {}).items()
+                if path.split("/", 1)[0] in others}
+        files = dict(sorted({**kept, **self.manifest["files"]}.items()))
+        return replace(self, manifest={**self.manifest, "files": files})
+
 
 def _sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def render_all(validated: Validated, only: str | None = None, previous: dict | None = None) -> Build:
-    """Render the agent's targets (or just `only`); the manifest keeps the other targets' entries
-    from `previous` when a single target is rebuilt."""
+def render_all(validated: Validated, only: str | None = None) -> Build:
+    """Render the agent's targets (or just `only`: see Build.merged for the other targets' entries)."""
     agent = validated.agent
     names = [t.name for t in agent.targets]
     if only is not None and only not in names:
@@ -44,9 +55,6 @@ def render_all(validated: Validated, only: str | None = None, previous: dict | N
         if only is None or settings.name == only
     }
     files: dict[str, str] = {}
-    if only is not None and previous:
-        files = {path: digest for path, digest in previous.get("files", {}).items()
-                 if path.split("/", 1)[0] in names and path.split("/", 1)[0] != only}
     for rendered in targets.values():
         files.update({f.path: f.sha256 for f in rendered})
     source = Path(validated.document.file)

@@ -181,14 +181,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from framework.config.report import format_problems
     from framework.config.validate import validate_file
     from framework.targets import TARGETS
-    from framework.writer import differences, read_manifest, write
+    from framework.writer import differences, write
 
     validated = validate_file(args.file)
     warnings = list(validated.warnings)
     if warnings and args.format != "json":
         print(format_problems(warnings, args.format), file=sys.stderr)
     out = Path(args.output)
-    build = render_all(validated, only=args.target, previous=read_manifest(out))
+    build = render_all(validated, only=args.target)
     full = args.target is None
     if args.check:
         diffs = differences(build, out, full)

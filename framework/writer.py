@@ -76,6 +76,7 @@ def write(build: Build, out: Path, full: bool) -> list[str]:
 
 
 def _write_locked(build: Build, out: Path, full: bool) -> list[str]:
+    build = build.merged(read_manifest(out))
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for target, files in build.targets.items():
@@ -106,6 +107,7 @@ def _write_locked(build: Build, out: Path, full: bool) -> list[str]:
 
 def differences(build: Build, out: Path, full: bool) -> list[str]:
     """Every generated file that is missing, different or no longer generated, as 'status path'."""
+    build = build.merged(read_manifest(out))
     expected = {f.path: f.content for f in build.files()}
     found: set[str] = set()
     roots = list(build.targets) + ([n for n in TARGET_NAMES if n not in build.targets] if full else [])

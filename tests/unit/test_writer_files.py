@@ -62,6 +62,18 @@ def test_a_second_writer_waits_for_the_first_then_writes(tmp_path, capsys):
     assert done.is_set() and (out / "manifest.json").is_file()
 
 
+def test_concurrent_builds_of_different_targets_keep_each_others_manifest_entries(tmp_path, capsys):
+    agent = write_agent(tmp_path, AGENT, prompt_file="You are helpful.\n")
+    out = tmp_path / "generated"
+    targets = ["aws", "gcp", "azure", "vercel"] * 4
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        codes = list(pool.map(lambda target: build(agent, out, "--target", target), targets))
+    assert codes == [0] * len(targets)
+    reference = tmp_path / "reference"
+    assert build(agent, reference) == 0
+    assert (out / "manifest.json").read_bytes() == (reference / "manifest.json").read_bytes()
+
+
 COMMANDS = [
     ["build"],
     ["serve", "--target", "gcp", "--port", "1"],
