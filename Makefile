@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 NPM_DIR := tests/js
+SAM_VENV := $(VENV)/sam-cli
+SAM_CLI := aws-sam-cli>=1.130,<2
 
 # Beyond Python, `make test` needs Node.js 20+ and npm (the JavaScript runtimes and tools under test)
 # and the compilers AWS's Node.js runtime interface client builds its native part with, once, into
@@ -21,13 +23,20 @@ $(VENV)/.installed-test: $(VENV)/.installed setup.cfg
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+# aws-sam-cli pins boto3, click and others exactly: its own venv keeps the project's versions.
+$(SAM_VENV)/.installed: | $(VENV)/.installed
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet '$(SAM_CLI)'
+	touch $@
+
 $(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
 	cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 install: $(VENV)/.installed
 
-install-test: prerequisites $(VENV)/.installed-test $(NPM_DIR)/node_modules/.installed
+install-test: prerequisites $(VENV)/.installed-test $(SAM_VENV)/.installed $(NPM_DIR)/node_modules/.installed
 
 prerequisites:
 	@missing=""; for pair in $(TEST_TOOLS); do command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; done; \

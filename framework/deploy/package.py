@@ -31,8 +31,10 @@ ZIP_LIMIT = 50 * 1024 * 1024
 UNZIPPED_LIMIT = 250 * 1024 * 1024
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+# Generated documentation (DEPLOY.md): no deploy ships it, so a change to it is no change to the code.
+DOCS = frozenset({"DEPLOY.md"})
 # Generated files that are not part of the Lambda code (the image path and SAM use them).
-NOT_CODE = frozenset({"Dockerfile", "template.yaml", "requirements.txt"})
+NOT_CODE = DOCS | {"Dockerfile", "template.yaml", "requirements.txt"}
 CACHE_FORMAT = "1"  # bump when the pip command changes, so old caches are not reused
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from framework.config.regions import region_problem
 from framework.config.validate import Finding
 from framework.model import Agent, TargetSettings
 from framework.render import TEMPLATES, File, environment, json_file, runtime_file, template_file
+from framework.targets.deploy_doc import FromEnv, command, deploy_file
 from framework.targets.vercel import core_file
 
 name = "aws"
@@ -38,6 +40,9 @@ def lambda_runtime(settings: TargetSettings) -> tuple[str, str]:
 
 def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
     out = []
+    region = settings.options.get("region")
+    if region is not None and (wrong := region_problem(name, region)):
+        out.append(Finding(("targets", name, "region"), wrong))
     if settings.timeout > MAX_TIMEOUT:
         out.append(Finding(settings.path_of("timeout"), (
             f"AWS Lambda stops a function after at most {MAX_TIMEOUT} s (15 min), but timeout is "
@@ -97,7 +102,7 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
         "secret_arns": sorted(r["aws"] for r in agent.secrets.values() if r.get("aws", "").startswith("arn:")),
     }
     if settings.stream:
-        return _render_node(agent, settings, context)
+        return [*_render_node(agent, settings, context), _deploy_file(agent, settings, context)]
     return [
         template_file(name, "lambda_function.py", context),
         runtime_file(name),
@@ -105,14 +110,34 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
         template_file(name, "requirements.txt", context),
         template_file(name, "Dockerfile", context),
         template_file(name, "template.yaml", context),
+        _deploy_file(agent, settings, context),
     ]
+
+
+def _deploy_file(agent: Agent, settings: TargetSettings, context: dict) -> File:
+    """DEPLOY.md: `sam build` and `sam deploy` with template.yaml's parameters (the API key from the shell)."""
+    region = [f"--region={settings.options['region']}"] if settings.options.get("region") else []
+    overrides: list = [f"FunctionName={agent.name}"]
+    if not context["api_key_ref"]:
+        overrides.append(FromEnv("ModelApiKey=", agent.api_key_env))
+    needs = "Node.js and npm" if settings.stream else (
+        f"python{context['python_version']} on PATH, or add `--use-container` to build in Lambda's image with Docker")
+    steps = [
+        (f"Build (needs {needs}):", command("sam", "build")),
+        ("Deploy the stack (it creates the execution role, hence CAPABILITY_IAM):", command(
+            "sam", "deploy", f"--stack-name={agent.name}", *region, "--capabilities=CAPABILITY_IAM", "--resolve-s3",
+            "--no-confirm-changeset", "--parameter-overrides", *overrides)),
+    ]
+    from_env = [] if context["api_key_ref"] else [agent.api_key_env]
+    return deploy_file(name, steps, {"name": agent.name, "from_env": from_env})
 
 
 def _render_node(agent: Agent, settings: TargetSettings, context: dict) -> list[File]:
     """The streaming app: index.mjs adapts function URL events to lib/agent.mjs, the Vercel route's
     own Web-standard module (byte-identical), configured by agent.json."""
     node = {**context, "node_version": context["runtime"].removeprefix("nodejs").removesuffix(".x")}
-    package = {"name": agent.name, "private": True, "type": "module"}
+    # npm (and so `sam build`) refuses a package without a version: "must have name and version"
+    package = {"name": agent.name, "version": "1.0.0", "private": True, "type": "module"}
     dockerfile = environment().get_template(f"{name}/node/Dockerfile.j2").render(**node)
     return [
         File(f"{name}/index.mjs", (TEMPLATES / name / "index.mjs").read_bytes()),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from framework.config.regions import region_problem
 from framework.config.validate import Finding
 from framework.model import Agent, TargetSettings
 from framework.render import File, json_file, runtime_file, template_file
+from framework.targets.deploy_doc import FromEnv, command, deploy_file
 
 name = "azure"
 title = "Azure Functions"
@@ -42,6 +44,9 @@ def premium_sku(settings: TargetSettings) -> str:
 
 def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
     out = []
+    region = settings.options.get("region")
+    if region is not None and (wrong := region_problem(name, region)):
+        out.append(Finding(("targets", name, "region"), wrong))
     plan = settings.options["plan"]
     plan_path = ("targets", name, "plan") if "plan" in settings.options else ("targets", name)
     if settings.timeout > HTTP_RESPONSE_LIMIT:
@@ -116,10 +121,62 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
         "logging": {"logLevel": {"default": "Information"}},
     }
     context = {"auth_level": "ANONYMOUS" if agent.public else "FUNCTION", "client": agent.client}
+    steps, notes = deploy_steps(agent, settings)
+    from_env = sorted(env for env, refs in agent.secrets.items() if "azure" not in refs)
     return [
         template_file(name, "function_app.py", context),
         runtime_file(name),
         json_file(f"{name}/agent.json", agent.runtime_config(settings)),
         json_file(f"{name}/host.json", host),
         template_file(name, "requirements.txt", context),
+        deploy_file(name, steps, {"name": agent.name, "from_env": from_env, "notes": notes}),
     ]
+
+
+def deploy_steps(agent: Agent, settings: TargetSettings) -> tuple[list[tuple[str, str]], list[str]]:
+    """`az` and `func` commands with the settings the framework's deploy uses (framework/deploy/azure.py),
+    and notes for what agent.yaml does not say yet."""
+    from framework.deploy.azure import STORAGE, key_vault_reference
+
+    options = settings.options
+    plan, app = options["plan"], options.get("app") or agent.name
+    if plan == "consumption":
+        return [], ["The legacy Consumption plan is retiring and gets no new Python versions: "
+                    "set `plan: flex` (or `premium`) under targets.azure and build again."]
+    where: list = [f"--subscription={options['subscription']}"] if options.get("subscription") else []
+    where += [f"--resource-group={options.get('resource_group', '')}", f"--name={app}"]
+    match = STORAGE.match(options.get("storage", ""))
+    notes, steps = [], []
+    runtime = ["--runtime=python", f"--runtime-version={options['python']}"]
+    if not match:
+        notes.append("The `az functionapp create` command needs the storage account: set "
+                     "`storage: https://ACCOUNT.blob.core.windows.net/CONTAINER` under targets.azure and build again.")
+    elif plan == "flex":
+        account, container = match.groups()
+        steps.append(("Create the function app on a Flex Consumption plan (once):", command(
+            "az", "functionapp", "create", *where, f"--storage-account={account}",
+            f"--flexconsumption-location={options.get('region', '')}", *runtime,
+            f"--instance-memory={instance_memory(settings)}", f"--maximum-instance-count={settings.concurrency.max}",
+            f"--deployment-storage-name={account}", f"--deployment-storage-container-name={container}",
+            "--deployment-storage-auth-type=SystemAssignedIdentity")))
+    else:
+        plan_where = [w for w in where if not w.startswith("--name=")] + [f"--name={app}-plan"]
+        steps.append(("Create the Elastic Premium plan (once):", command(
+            "az", "functionapp", "plan", "create", *plan_where, f"--location={options.get('region', '')}",
+            f"--sku={premium_sku(settings)}", "--is-linux", f"--min-instances={max(1, settings.concurrency.warm)}",
+            f"--max-burst={max(settings.concurrency.max, settings.concurrency.warm, 1)}")))
+        steps.append(("Create the function app on it (once):", command(
+            "az", "functionapp", "create", *where, f"--storage-account={match.group(1)}", f"--plan={app}-plan",
+            *runtime, "--functions-version=4", "--os-type=Linux")))
+    if plan == "flex" and settings.concurrency.warm:
+        steps.append(("Keep instances always ready:", command(
+            "az", "functionapp", "scale", "config", "always-ready", "set", *where,
+            f"--settings=http={settings.concurrency.warm}")))
+    values: list = []
+    for env, refs in sorted(agent.secrets.items()):
+        values.append(f"{env}={key_vault_reference(refs['azure'])}" if "azure" in refs else FromEnv(f"{env}=", env))
+    steps.append(("Set the secrets as app settings:", command(
+        "az", "functionapp", "config", "appsettings", "set", *where, "--settings", *values)))
+    steps.append(("Publish the code (a remote build installs requirements.txt):", command(
+        "func", "azure", "functionapp", "publish", app)))
+    return steps, notes

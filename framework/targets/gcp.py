@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from framework.config.regions import region_problem
 from framework.config.validate import Finding
+from framework.deploy.gcp import ENTRY_POINT, memory_units, parse_secret, required_cpu
 from framework.model import Agent, TargetSettings
 from framework.render import File, json_file, runtime_file, template_file
+from framework.targets.deploy_doc import FromEnv, command, deploy_file
 
 name = "gcp"
 title = "Google Cloud Functions (2nd gen)"
@@ -25,6 +28,9 @@ MIN_MEMORY_FOR_CONCURRENCY = 2048
 
 def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
     out = []
+    region = settings.options.get("region")
+    if region is not None and (wrong := region_problem(name, region)):
+        out.append(Finding(("targets", name, "region"), wrong))
     if settings.timeout > MAX_TIMEOUT:
         out.append(Finding(settings.path_of("timeout"), (
             f"Cloud Functions HTTP functions stop after at most {MAX_TIMEOUT} s (60 min), but timeout is "
@@ -49,10 +55,38 @@ def endpoint(agent: Agent, settings: TargetSettings) -> str:
     return "/"
 
 
+def deploy_command(agent: Agent, settings: TargetSettings) -> str:
+    """`gcloud functions deploy` with the same settings as the framework's deploy (framework/deploy/gcp.py)."""
+    options = settings.options
+    concurrency = int(options.get("request_concurrency", 1))
+    argv: list = ["gcloud", "functions", "deploy", agent.name, "--gen2"]
+    argv += [f"--{key}={options[key]}" for key in ("project", "region") if options.get(key)]
+    argv += [f"--runtime={options['runtime']}", "--source=.", f"--entry-point={ENTRY_POINT}", "--trigger-http",
+             f"--timeout={settings.timeout}s", f"--memory={memory_units(settings.memory)}"]
+    cpu = required_cpu(settings.memory, concurrency)
+    if cpu:
+        argv.append(f"--cpu={cpu}")
+    argv += [f"--min-instances={settings.concurrency.warm}", f"--max-instances={settings.concurrency.max}",
+             f"--concurrency={concurrency}",
+             "--allow-unauthenticated" if agent.public else "--no-allow-unauthenticated"]
+    refs = {env: parse_secret(r["gcp"]) for env, r in sorted(agent.secrets.items()) if "gcp" in r}
+    if refs:
+        argv.append("--set-secrets=" + ",".join(
+            f"{env}=projects/{project}/secrets/{secret}:{version}" for env, (project, secret, version) in refs.items()))
+    # the framework copies the other secrets from the deploying environment into the function's
+    for env in sorted(set(agent.secrets) - set(refs)):
+        argv.append(FromEnv(f"--update-env-vars={env}=", env))
+    return command(*argv)
+
+
 def render(agent: Agent, settings: TargetSettings) -> list[File]:
+    from_env = sorted(env for env, refs in agent.secrets.items() if "gcp" not in refs)
+    steps = [("Create or update the function (its URL is printed at the end):", deploy_command(agent, settings))]
     return [
         template_file(name, "main.py", {}),
         runtime_file(name),
         json_file(f"{name}/agent.json", agent.runtime_config(settings)),
         template_file(name, "requirements.txt", {"client": agent.client}),
+        deploy_file(name, steps, {"name": agent.name, "from_env": from_env,
+                                  "secret_refs": len(from_env) < len(agent.secrets)}),
     ]

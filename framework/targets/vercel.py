@@ -29,6 +29,13 @@ RUNTIME_LINES = {
     "edge": 'export const config = { runtime: "edge" };',
     "nodejs": 'export const config = { runtime: "nodejs" };',
 }
+# A project without a framework serves every file outside api/ as a static file, agent.json (the
+# prompt) included, unless vercel.json names an output directory
+# (https://vercel.com/docs/project-configuration/vercel-json#outputdirectory). This one holds only
+# robots.txt: agent.json, lib/ and tsconfig.json then reach the function's bundle and nowhere else
+# (tests/functional/test_vercel_build.py checks it with `vercel build`).
+STATIC_DIR = "public"
+ROBOTS_TXT = b"User-agent: *\nDisallow: /\n"  # an API: nothing for crawlers to index
 
 
 def _target_key(settings: TargetSettings, key: str) -> bool:
@@ -104,7 +111,7 @@ def core_file(target: str) -> File:
 def render(agent: Agent, settings: TargetSettings) -> list[File]:
     runtime = settings.options["runtime"]
     project = settings.options.get("project", agent.name)
-    vercel: dict = {"$schema": "https://openapi.vercel.sh/vercel.json"}
+    vercel: dict = {"$schema": "https://openapi.vercel.sh/vercel.json", "outputDirectory": STATIC_DIR}
     if runtime == "nodejs":
         function = {"maxDuration": settings.timeout, "memory": settings.memory}
         vercel["functions"] = {ROUTE_FILE: function}
@@ -141,4 +148,5 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
         json_file(f"{name}/package.json", package),
         json_file(f"{name}/tsconfig.json", tsconfig),
         json_file(f"{name}/vercel.json", vercel),
+        File(f"{name}/{STATIC_DIR}/robots.txt", ROBOTS_TXT),
     ]

@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import random
+import sys
 import threading
 import time
 import urllib.parse
@@ -19,6 +20,8 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ALLOWED = "POST, OPTIONS"
 _RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx
 _JSON = {"Content-Type": "application/json"}
+CUT_OFF = "the model endpoint's answer was cut off or invalid"
+NO_STREAM = "this platform does not stream responses; send the request without \"stream\": true"
 
 
 class Reply:
@@ -58,7 +61,7 @@ class _Client:
         data = self._attempts(lambda timeout: self._post_once(payload, timeout), deadline)
         try:
             return json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             raise ModelError(502, "the model endpoint sent a malformed answer") from None
 
     def stream(self, payload: dict, deadline: float):
@@ -147,19 +150,31 @@ class ChatClient(_Client):
             conn = self._connection(timeout)
             try:
                 conn.request("POST", self._path, body=body, headers=self._headers)
+                # getresponse() lets go of the socket (conn.sock = None) when the answer will close
+                # the connection (Connection: close, HTTP/1.0); its reads still need the deadline
+                sock = conn.sock
                 response = conn.getresponse()
-                data = _read_within(conn, response, deadline)
-                headers = {k.lower(): v for k, v in response.getheaders()}
-                if response.will_close:
-                    self._drop()
-                return response.status, headers, data
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self._drop()
                 if not reused:
                     raise
+                continue
             except BaseException:
                 self._drop()
                 raise
+            try:
+                data = _read_within(sock, response, deadline)
+            except TimeoutError:
+                self._drop()
+                raise
+            except (OSError, http.client.HTTPException):  # the body broke off, or its chunks are malformed
+                self._drop()
+                raise ModelError(502, CUT_OFF) from None
+            finally:
+                response.close()
+            if response.will_close:
+                self._drop()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, data
         raise ConnectionError("unreachable")  # pragma: no cover
 
     def _open_stream(self, payload: dict, timeout: float, deadline: float):
@@ -169,6 +184,7 @@ class ChatClient(_Client):
         body = json.dumps(payload).encode("ascii")
         try:
             conn.request("POST", self._path, body=body, headers={**self._headers, "Accept": "text/event-stream"})
+            sock = conn.sock  # kept: getresponse() drops it when the answer will close the connection
             response = conn.getresponse()
         except TimeoutError:
             conn.close()
@@ -178,20 +194,20 @@ class ChatClient(_Client):
             return 0, {}, None
         headers = {k.lower(): v for k, v in response.getheaders()}
         if not 200 <= response.status < 300:
-            response.read()
+            response.close()
             conn.close()
             return response.status, headers, None
-        return response.status, headers, _sse_pieces(conn, response, deadline)
+        return response.status, headers, _sse_pieces(conn, sock, response, deadline)
 
 
-def _read_within(conn: http.client.HTTPConnection, response, deadline: float) -> bytes:
+def _read_within(sock, response: http.client.HTTPResponse, deadline: float) -> bytes:
     """The whole body by the deadline: a socket timeout bounds each read, not a body that trickles in."""
     parts = []
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
-        conn.sock.settimeout(remaining)
+        sock.settimeout(remaining)
         part = response.read1(65536)
         parts.append(part)
         if not part or response.length == 0:
@@ -199,35 +215,35 @@ def _read_within(conn: http.client.HTTPConnection, response, deadline: float) ->
             return b"".join(parts)
 
 
-def _sse_pieces(conn: http.client.HTTPConnection, response, deadline: float):
+def _lines(sock, response: http.client.HTTPResponse, deadline: float):
+    """The body's lines as they arrive. read1, unlike readline, raises IncompleteRead for a body that
+    breaks off or has a malformed chunk, instead of ending as if the body were complete."""
+    pending = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        sock.settimeout(remaining)
+        data = response.read1(65536)
+        if not data:
+            if pending:
+                yield pending
+            return
+        *lines, pending = (pending + data).split(b"\n")
+        yield from lines
+
+
+def _sse_pieces(conn: http.client.HTTPConnection, sock, response: http.client.HTTPResponse, deadline: float):
     """Text deltas from an OpenAI-style server-sent event stream, until [DONE] or the deadline. Before
     the first piece a failure raises ModelError (the caller can still answer with a JSON error)."""
     started = False
     try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                if not started:
-                    raise ModelError(504, "timeout")
-                return
-            conn.sock.settimeout(remaining)
-            try:
-                line = response.readline()
-            except TimeoutError:
-                if not started:
-                    raise ModelError(504, "timeout") from None
-                return
-            except (OSError, http.client.HTTPException):
-                line = b""
-            if not line:
-                if not started:
-                    raise ModelError(502, "the model endpoint ended the stream without an answer")
-                return
+        for line in _lines(sock, response, deadline):
             if not line.startswith(b"data:"):
                 continue
             data = line[5:].strip()
             if data == b"[DONE]":
-                return
+                break
             try:
                 piece = json.loads(data)["choices"][0]["delta"].get("content")
             except (ValueError, KeyError, IndexError, TypeError, AttributeError):
@@ -235,8 +251,17 @@ def _sse_pieces(conn: http.client.HTTPConnection, response, deadline: float):
             if isinstance(piece, str) and piece:
                 started = True
                 yield piece
+    except TimeoutError:
+        if not started:
+            raise ModelError(504, "timeout") from None
+    except (OSError, http.client.HTTPException):
+        if not started:
+            raise ModelError(502, CUT_OFF) from None
     finally:
+        response.close()
         conn.close()
+    if not started:
+        raise ModelError(502, "the model endpoint ended the stream without an answer")
 
 
 class SdkClient(_Client):
@@ -256,15 +281,16 @@ class SdkClient(_Client):
     def _post_once(self, payload: dict, timeout: float) -> tuple[int, dict, bytes]:
         errors = self._errors
         try:
-            raw = self._client.chat.completions.with_raw_response.create(**payload, timeout=timeout)
+            # streaming_response: the body is read apart, so that a body that breaks off is told
+            # from an endpoint that cannot be reached (the SDK reports both as a connection error)
+            with self._client.chat.completions.with_streaming_response.create(**payload, timeout=timeout) as raw:
+                return raw.status_code, {}, _read_body(raw)
         except errors.APITimeoutError:
             raise TimeoutError from None
         except errors.APIStatusError as exc:
             return exc.status_code, {k.lower(): v for k, v in exc.response.headers.items()}, b""
         except errors.APIConnectionError:
             return 0, {}, b""
-        return raw.http_response.status_code, {}, raw.http_response.content
-
 
     def _open_stream(self, payload: dict, timeout: float, deadline: float):
         errors = self._errors
@@ -289,14 +315,33 @@ class SdkClient(_Client):
             except errors.APITimeoutError:
                 if not started:
                     raise ModelError(504, "timeout") from None
-            except (errors.APIError, ValueError):
-                pass
+                return
+            except (errors.APIError, ValueError):  # the stream broke off, or an event is malformed
+                if not started:
+                    raise ModelError(502, CUT_OFF) from None
+                return
             finally:
                 chunks.close()
+            if not started and time.monotonic() >= deadline:
+                raise ModelError(504, "timeout")
             if not started:
                 raise ModelError(502, "the model endpoint ended the stream without an answer")
 
         return 200, {}, pieces()
+
+
+def _read_body(raw) -> bytes:
+    """The body of an SDK response; its transport's errors (httpx's, not wrapped by the SDK) mapped
+    to ours: a read timeout is a timeout, a body that breaks off or is badly framed a bad answer."""
+    try:
+        return raw.read()
+    except Exception as exc:
+        transport = sys.modules[type(raw.http_response).__module__.partition(".")[0]]
+        if isinstance(exc, transport.TimeoutException):
+            raise TimeoutError from None
+        if isinstance(exc, transport.HTTPError):
+            raise ModelError(502, CUT_OFF) from None
+        raise
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -319,17 +364,20 @@ def _allowed_origin(origins: list, origin: str | None) -> str | None:
 class Agent:
     """The agent behind every platform: built once per cold start, then `handle` per request."""
 
-    def __init__(self, config: dict, environ: dict | None = None, can_stream: bool = False):
+    def __init__(self, config: dict, environ: dict | None = None, can_stream: bool = False,
+                 no_stream: str = NO_STREAM):
         env = os.environ if environ is None else environ
         self.config = config
         self.can_stream = can_stream  # whether the platform adapter can send a streamed body
+        self.no_stream = no_stream  # the 400's message when it cannot and a request asks for a stream
         self.default_stream = bool(config.get("stream")) and can_stream
         self.timeout = float(config["timeout"])
         self.api_key_env = config["api_key_env"]
         api_key = (env.get(self.api_key_env) or "").strip()  # a key saved from a file often ends in a newline
         self.key_problem = None
-        if any(c in api_key for c in "\r\n\0"):
-            api_key, self.key_problem = "", f"{self.api_key_env} holds characters not allowed in an HTTP header"
+        if not api_key.isascii() or not api_key.isprintable():  # the same rule as lib/agent.mjs
+            api_key, self.key_problem = "", (f"{self.api_key_env} holds characters not allowed in an API key "
+                                             "(a line break, a control or a non-ASCII character)")
         base_url = config.get("base_url") or env.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         client = SdkClient if config.get("client") == "openai" else ChatClient
         self.client = client(base_url, api_key, int(config.get("retries", 2))) if api_key else None
@@ -340,9 +388,9 @@ class Agent:
         self._system = {"role": "system", "content": config["system_prompt"]}
 
     @classmethod
-    def from_file(cls, path: str, can_stream: bool = False) -> Agent:
+    def from_file(cls, path: str, can_stream: bool = False, no_stream: str = NO_STREAM) -> Agent:
         with open(path, encoding="utf-8") as handle:
-            return cls(json.load(handle), can_stream=can_stream)
+            return cls(json.load(handle), can_stream=can_stream, no_stream=no_stream)
 
     def cors_headers(self, origin: str | None, preflight: bool = False) -> dict:
         allowed = _allowed_origin(self._origins, origin)
@@ -360,7 +408,16 @@ class Agent:
         return headers
 
     def handle(self, method: str, headers: dict, body: bytes, remaining: float | None = None) -> Reply:
-        """One HTTP request → one reply. headers: lower-case names. remaining: seconds the platform still gives us."""
+        """One HTTP request → one reply, never an exception: a platform would answer an escaped one
+        with its own page (Flask's HTML 500, Lambda's 502), not the contract's JSON.
+        headers: lower-case names. remaining: seconds the platform still gives us."""
+        try:
+            return self._handle(method, headers, body, remaining)
+        except Exception as exc:
+            _log_unexpected(exc)
+            return error(500, f"the agent failed unexpectedly ({type(exc).__name__}); see the function's log")
+
+    def _handle(self, method: str, headers: dict, body: bytes, remaining: float | None) -> Reply:
         method = method.upper()
         origin = headers.get("origin")
         if method == "OPTIONS":
@@ -372,8 +429,7 @@ class Agent:
         if problem:
             return error(400, problem, cors)
         if stream and not self.can_stream:
-            return error(400, "this platform does not stream responses; send the request without \"stream\": true",
-                         cors)
+            return error(400, self.no_stream, cors)
         if self.client is None:
             return error(500, self.key_problem or f"{self.api_key_env} is not set in the function's environment", cors)
         budget = self.timeout if remaining is None else min(self.timeout, remaining)
@@ -398,11 +454,23 @@ class Agent:
 
         def body():
             yield first.encode("utf-8", "replace")
-            for piece in pieces:
-                yield piece.encode("utf-8", "replace")
+            try:
+                for piece in pieces:
+                    yield piece.encode("utf-8", "replace")
+            except Exception as exc:  # the status is sent already: end the text where it broke
+                _log_unexpected(exc)
 
         headers = {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache", **cors}
         return Reply(200, headers, body())
+
+
+def _log_unexpected(exc: Exception) -> None:
+    """Where a failure of this code happened, in the platform's log. Not its message: one from a
+    library may quote a header, and so the API key."""
+    import traceback  # only on this path: every import at module level is cold-start time
+
+    where = "".join(traceback.format_tb(exc.__traceback__))
+    print(f"agent runtime: unexpected {type(exc).__name__} (message withheld)\n{where}", file=sys.stderr, end="")
 
 
 def _parse(body: bytes) -> tuple[str, bool | None, str | None]:

@@ -31,11 +31,17 @@ def _resolve_secrets(refs):
 with open(CONFIG_FILE, encoding="utf-8") as _handle:
     _CONFIG = json.load(_handle)
 _resolve_secrets(_CONFIG.get("secret_refs", {}))
-AGENT = Agent(_CONFIG)
+# A function URL in BUFFERED mode sends one body: Lambda streams natively only on Node.js, which is
+# what the build generates instead when agent.yaml asks for streaming.
+AGENT = Agent(_CONFIG, no_stream=(
+    "this agent is built without streaming on AWS: set `stream: true` in agent.yaml to build the "
+    "streaming Lambda, or send the request without \"stream\": true"))
 
 
 def _request(event):
     """(method, lower-case headers, body bytes) from a function URL / HTTP API (2.0), REST API (1.0) or direct event."""
+    if not isinstance(event, dict):  # direct invocation with a JSON array, string or number
+        return "POST", {}, json.dumps(event).encode("utf-8")
     if "requestContext" in event and "http" in event["requestContext"]:
         method = event["requestContext"]["http"]["method"]
     elif "httpMethod" in event:

@@ -7,7 +7,9 @@ import azure.functions as func
 from agent_runtime import Agent
 
 # Cold start: configuration and model client are built once per instance, never per request.
-AGENT = Agent.from_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.json"))
+# Azure streams Python responses only through its FastAPI extension, which is not generated.
+AGENT = Agent.from_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.json"), no_stream=(
+    "Azure Functions does not stream this agent's answers: send the request without \"stream\": true"))
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 

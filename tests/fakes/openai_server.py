@@ -23,6 +23,13 @@ directives in the content of the LAST user message:
 * ``[[malformed]]``             200 application/json with an invalid JSON body
 * ``[[empty-usage]]``           normal answer without ``usage``
 * ``[[delay:SECONDS]]``         sleep between SSE chunks when ``stream`` is true
+* ``[[no-text]]``               a stream whose events carry no text (role, stop, [DONE])
+* ``[[bad-chunk]]``             the body (JSON, or the stream after its first event)
+  breaks off with an invalid chunk size line, then the connection closes
+* ``[[close]]``                 the answer, whatever it is, says ``Connection: close``
+  and the connection is closed after it
+* ``[[http10]]``                the answer is an HTTP/1.0 one (no chunking: a stream
+  ends when the connection closes), and the connection is closed after it
 
 Also runnable: ``python -m tests.fakes.openai_server --port 0`` prints the
 base URL on one line and serves until killed.
@@ -242,11 +249,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
+        self._connection_header()
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+        self.wfile.flush()
+
+    def _connection_header(self) -> None:
+        # an HTTP/1.0 answer closes the connection without saying so, as HTTP/1.0 servers do
+        if self.close_connection and self.protocol_version != "HTTP/1.0":
+            self.send_header("Connection", "close")
+
+    def _send_bad_chunk(self, body: bytes) -> None:
+        """200 JSON, chunked, whose first chunk-size line is not hexadecimal (RFC 9112 §7.1)."""
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self._connection_header()
+        self.end_headers()
+        self.wfile.write(b"zz\r\n" + body + b"\r\n0\r\n\r\n")
         self.wfile.flush()
 
     def _send_json(
@@ -304,6 +326,10 @@ class _Handler(BaseHTTPRequestHandler):
                 last_user = text
         model = req.get("model") if isinstance(req.get("model"), str) else "fake"
         directives = _parse_directives(last_user)
+        if "close" in directives or "http10" in directives:
+            self.close_connection = True
+        if "http10" in directives:
+            self.protocol_version = "HTTP/1.0"  # this handler serves one connection: it closes after this
 
         if "hang" in directives:
             self.fake._sleep(_float(directives["hang"]["value"]))
@@ -355,6 +381,8 @@ class _Handler(BaseHTTPRequestHandler):
                 include_usage,
                 _float(directives.get("delay", {}).get("value")),
                 "malformed" in directives,
+                "no-text" in directives,
+                "bad-chunk" in directives,
             )
             return
 
@@ -380,6 +408,9 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if usage is not None:
             body["usage"] = usage
+        if "bad-chunk" in directives:
+            self._send_bad_chunk(json.dumps(body).encode())
+            return
         self._send_json(200, body)
 
     def _stream(
@@ -392,6 +423,8 @@ class _Handler(BaseHTTPRequestHandler):
         include_usage: bool,
         delay: float,
         malformed: bool,
+        no_text: bool,
+        bad_chunk: bool,
     ) -> None:
         def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
             obj: dict[str, Any] = {
@@ -412,21 +445,22 @@ class _Handler(BaseHTTPRequestHandler):
         events = [delta({"role": "assistant", "content": ""})]
         if malformed:
             events.append(b'data: {"id": "chatcmpl-fake", "choices": [{\n\n')
-        events += [delta({"content": piece}) for piece in _PIECE_RE.findall(reply)]
+        if not no_text:
+            events += [delta({"content": piece}) for piece in _PIECE_RE.findall(reply)]
         events.append(delta({}, "stop"))
         if usage is not None:
             events.append(chunk([], usage=usage))
         events.append(b"data: [DONE]\n\n")
 
-        chunked = self.request_version != "HTTP/1.0"
+        chunked = "HTTP/1.0" not in (self.request_version, self.protocol_version)
+        if not chunked or bad_chunk:
+            self.close_connection = True  # the end of the body is the end of the connection
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
         if chunked:
             self.send_header("Transfer-Encoding", "chunked")
-        else:
-            self.close_connection = True
-            self.send_header("Connection", "close")
+        self._connection_header()
         self.end_headers()
         self.wfile.flush()
 
@@ -438,6 +472,10 @@ class _Handler(BaseHTTPRequestHandler):
                     self.close_connection = True
                     return
             counter.increment()
+            if bad_chunk and i == 1 and chunked:
+                self.wfile.write(b"zz\r\n" + event)
+                self.wfile.flush()
+                return
             if chunked:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
             else:

@@ -37,7 +37,7 @@ STREAM_AGENT = """\
         runtime: nodejs
 """
 
-NODE_FILES = {"index.mjs", "lib/agent.mjs", "agent.json", "package.json", "Dockerfile", "template.yaml"}
+NODE_FILES = {"index.mjs", "lib/agent.mjs", "agent.json", "package.json", "Dockerfile", "template.yaml", "DEPLOY.md"}
 
 # Strict tsc over the Node app as generated: the core and index.mjs are plain JavaScript checked
 # through their JSDoc types, with no @types/node (only Web-standard APIs are allowed).
@@ -105,9 +105,10 @@ def test_no_agent_yaml_string_reaches_the_code(generated):
 def test_package_dockerfile_and_template_describe_a_streaming_node_function(generated):
     app = generated / "aws"
     assert json.loads((app / "package.json").read_text(encoding="utf-8")) == {
-        "name": "stream-bot", "private": True, "type": "module"}
+        "name": "stream-bot", "version": "1.0.0", "private": True, "type": "module"}
     dockerfile = (app / "Dockerfile").read_text(encoding="utf-8").splitlines()
-    assert "FROM --platform=linux/arm64 public.ecr.aws/lambda/nodejs:22" in dockerfile
+    assert "FROM public.ecr.aws/lambda/nodejs:22" in dockerfile
+    assert "#   docker build --platform linux/arm64 --provenance=false -t IMAGE ." in dockerfile
     assert dockerfile[-1] == 'CMD ["index.handler"]'
     copied = " ".join(line for line in dockerfile if line.startswith("COPY"))
     for name in ("package.json", "agent.json", "index.mjs", "lib/"):

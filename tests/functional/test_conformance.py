@@ -252,6 +252,13 @@ def build_for(kind: str, request) -> object:
     return request.getfixturevalue("contract_build")
 
 
+STREAM_REFUSAL = {
+    "aws": "this agent is built without streaming on AWS: set `stream: true` in agent.yaml to build the "
+           "streaming Lambda, or send the request without \"stream\": true",
+    "azure": "Azure Functions does not stream this agent's answers: send the request without \"stream\": true",
+}
+
+
 def test_a_request_asking_for_a_stream(app, request):
     tag = token(request)
     status, headers, raw = app("POST", json.dumps({"message": tag, "stream": True}).encode(), JSON)
@@ -260,7 +267,44 @@ def test_a_request_asking_for_a_stream(app, request):
         assert headers["content-type"].startswith("text/plain")
         assert raw.decode() == f"echo: {tag}"
     else:
-        assert "does not stream" in json.loads(raw)["error"]
+        platform = "aws" if "aws" in app.kind else "azure"
+        assert json.loads(raw) == {"error": STREAM_REFUSAL[platform]}
+
+
+def test_stream_null_is_the_same_as_no_stream_field(app, request):
+    """A JSON null for the optional field means "absent": the agent's default (here: not streamed)."""
+    tag = token(request)
+    status, headers, raw = app("POST", json.dumps({"message": tag, "stream": None}).encode(), JSON)
+    assert status == 200 and headers["content-type"].startswith("application/json")
+    assert json.loads(raw)["response"] == f"echo: {tag}"
+
+
+# Model servers that close the connection after every answer: `Connection: close`, or HTTP/1.0.
+CLOSING = ["[[close]]", "[[http10]]"]
+
+
+@pytest.mark.parametrize("mode", CLOSING)
+def test_a_model_server_that_closes_each_connection_is_answered(app, mode, request):
+    for attempt in range(2):  # the second request needs a new connection
+        message = f"{mode} {attempt} {token(request)}"
+        status, _, body = post(app, {"message": message})
+        assert status == 200 and body["response"] == f"echo: {message}"
+
+
+@pytest.mark.parametrize("mode", CLOSING)
+def test_retries_run_against_a_model_server_that_closes_each_connection(app, fake_model, mode, request):
+    tag = f"{mode} {token(request)}"
+    status, _, body = post(app, {"message": f"[[status-once:503]] {tag}"})
+    assert status == 200 and tag in body["response"]
+    assert len(fake_model.find(tag)) == 2
+
+
+def test_a_json_answer_with_an_invalid_chunk_size_is_a_502_without_retry(app, fake_model, request):
+    tag = token(request)
+    status, _, body = post(app, {"message": f"[[bad-chunk]] {tag}"})
+    assert status == 502 and body == {"error": "the model endpoint's answer was cut off or invalid"}
+    assert len(fake_model.find(tag)) == 1
+
 
 
 @pytest.mark.parametrize("kind", [k for k, status in STREAM_REQUEST.items() if status == 200])
@@ -314,3 +358,75 @@ def test_a_streaming_lambda_answers_json_when_the_request_says_stream_false(fake
 
 def token_of(request) -> str:
     return f"tok-{request.node.name[:60]}"
+
+
+STREAMING = [k for k, status in STREAM_REQUEST.items() if status == 200]
+
+
+@pytest.fixture(scope="module", params=STREAMING)
+def stream_app(request, fake_model):
+    """Every way of running an app that streams on request, one at a time."""
+    with running(request.param.partition("+")[0], build_for(request.param, request),
+                 OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY=API_KEY) as call:
+        call.kind = request.param
+        yield call
+
+
+def ask_stream(app, message: str) -> tuple[int, dict, bytes]:
+    return app("POST", json.dumps({"message": message, "stream": True}).encode(), JSON)
+
+
+@pytest.mark.parametrize("mode", CLOSING)
+def test_a_stream_from_a_model_server_that_closes_each_connection(stream_app, mode, request):
+    message = f"{mode} {token(request)}"
+    status, headers, raw = ask_stream(stream_app, message)
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    assert raw.decode() == f"echo: {message}"
+
+
+def test_a_stream_that_ends_before_any_text_is_a_json_502(stream_app, request):
+    status, headers, raw = ask_stream(stream_app, f"[[no-text]] {token(request)}")
+    assert status == 502 and headers["content-type"].startswith("application/json")
+    assert json.loads(raw) == {"error": "the model endpoint ended the stream without an answer"}
+
+
+def test_a_stream_with_an_invalid_chunk_size_is_a_json_502_not_a_timeout(stream_app, request):
+    status, _, raw = ask_stream(stream_app, f"[[bad-chunk]] {token(request)}")
+    assert status == 502
+    assert json.loads(raw) == {"error": "the model endpoint's answer was cut off or invalid"}
+
+
+def test_a_streaming_lambda_streams_when_the_request_says_stream_null(fake_model, request):
+    with running("serve-aws-stream", build_for("serve-aws-stream", request),
+                 OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY=API_KEY) as call:
+        tag = token_of(request)
+        status, headers, raw = call("POST", json.dumps({"message": tag, "stream": None}).encode(), JSON)
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    assert raw.decode() == f"echo: {tag}"
+
+
+# One of each runtime: the Python one under each platform's adapter (and with the SDK client), the
+# JavaScript one on Vercel and as the streaming Lambda.
+RUNTIMES = ["aws-handler", "azure-function", "serve-azure", "serve-gcp", "serve-vercel", "serve-aws-stream",
+            "aws-handler+openai"]
+
+
+@pytest.mark.parametrize("kind", RUNTIMES)
+def test_an_api_key_with_a_line_break_is_a_clear_500_naming_the_setting(kind, fake_model, request):
+    with running(kind.partition("+")[0], build_for(kind, request),
+                 OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY="sk-secret\nvalue") as call:
+        status, headers, raw = call("POST", b'{"message": "hi"}', JSON)
+    assert status == 500 and headers["content-type"].startswith("application/json")
+    assert json.loads(raw) == {"error": "OPENAI_API_KEY holds characters not allowed in an API key "
+                                        "(a line break, a control or a non-ASCII character)"}
+    assert b"secret" not in raw
+
+
+@pytest.mark.parametrize("kind", RUNTIMES)
+def test_an_unreachable_model_is_a_502_on_every_runtime(kind, request):
+    """The real class of failure, not a timeout: port 9 (discard) refuses the connection at once."""
+    with running(kind.partition("+")[0], build_for(kind, request),
+                 OPENAI_BASE_URL="http://127.0.0.1:9/v1", OPENAI_API_KEY=API_KEY) as call:
+        status, _, raw = call("POST", b'{"message": "hi"}', JSON)
+    assert status == 502
+    assert json.loads(raw) == {"error": "could not reach the model endpoint"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from contextlib import contextmanager
 
@@ -101,12 +102,14 @@ def test_an_api_key_saved_with_a_trailing_newline_still_works(target, contract_b
     assert sent.headers["authorization"] == f"Bearer {API_KEY}"
 
 
-def test_an_api_key_that_cannot_be_a_header_is_a_clear_500_not_a_crash(contract_build, fake_model):
-    with serve("aws", contract_build / "aws", OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY="ab\ncd") as call:
+@pytest.mark.parametrize("key", ["ab\ncd", "ab\rcd", "ab\x7fcd", "abé", "ab€"])
+def test_an_api_key_that_cannot_be_sent_is_a_clear_500_not_a_crash(key, contract_build, fake_model):
+    with serve("aws", contract_build / "aws", OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY=key) as call:
         status, _, raw = call("POST", b'{"message": "hi"}', JSON)
     assert status == 500
-    assert json.loads(raw) == {"error": "OPENAI_API_KEY holds characters not allowed in an HTTP header"}
-    assert b"ab" not in raw.replace(b"OPENAI", b"")
+    assert json.loads(raw) == {"error": "OPENAI_API_KEY holds characters not allowed in an API key "
+                                        "(a line break, a control or a non-ASCII character)"}
+    assert b"ab" not in raw
 
 
 @pytest.mark.parametrize("body", [
@@ -118,3 +121,79 @@ def test_odd_json_bodies_never_crash_the_handler(body, contract_build, fake_mode
         status, headers, raw = call("POST", body, JSON)
     assert status in (200, 400)
     assert "error" in json.loads(raw) or "response" in json.loads(raw)
+
+
+@pytest.mark.parametrize("target", PYTHON_TARGETS)
+def test_an_unexpected_failure_is_a_json_500_not_the_platforms_page(target, contract_build, capfd):
+    """A host name with an empty label fails in the idna codec (UnicodeError: neither a network nor
+    an HTTP error, so no branch expects it): the runtime's last resort still answers the contract's
+    JSON, where Flask would send its HTML page and Lambda its own 502."""
+    with serve(target, contract_build / target, OPENAI_BASE_URL="http://a..b/v1", OPENAI_API_KEY=API_KEY) as call:
+        status, headers, raw = call("POST", b'{"message": "hi"}', JSON)
+    assert status == 500 and headers["content-type"].startswith("application/json")
+    assert json.loads(raw) == {"error": "the agent failed unexpectedly (UnicodeError); see the function's log"}
+    if target != "gcp":  # gcp logs in its own process
+        log = capfd.readouterr().err
+        assert "unexpected UnicodeError (message withheld)" in log and API_KEY not in log
+
+
+# The runtime itself, with each client, against model servers that close the connection after each
+# answer: `Connection: close` and HTTP/1.0 (http.client then lets go of the socket: conn.sock = None).
+
+CLIENTS = ["builtin", "openai"]
+CLOSING = ["[[close]]", "[[http10]]"]
+
+
+def runtime_agent(app_dir, client: str, base_url: str, **config):
+    """An Agent of the generated agent_runtime.py, configured like the contract agent."""
+    spec = importlib.util.spec_from_file_location(f"agent_runtime_{client}", app_dir / "agent_runtime.py")
+    runtime = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runtime)
+    settings = json.loads((app_dir / "agent.json").read_text())
+    return runtime.Agent({**settings, "client": client, "base_url": base_url, **config},
+                         environ={"OPENAI_API_KEY": API_KEY}, can_stream=True)
+
+
+def ask(agent, message: str, stream: bool) -> tuple[int, dict, bytes]:
+    reply = agent.handle("POST", {}, json.dumps({"message": message, "stream": stream}).encode())
+    return reply.status, reply.headers, reply.body if isinstance(reply.body, bytes) else b"".join(reply.body)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("mode", CLOSING)
+def test_the_runtime_answers_in_json_from_a_server_that_closes(client, mode, contract_build, fake_model, request):
+    agent = runtime_agent(contract_build / "gcp", client, fake_model.url)
+    for attempt in range(2):
+        message = f"{mode} {attempt} {request.node.name}"
+        status, _, raw = ask(agent, message, stream=False)
+        assert status == 200 and json.loads(raw)["response"] == f"echo: {message}"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("mode", CLOSING)
+def test_the_runtime_streams_from_a_server_that_closes(client, mode, contract_build, fake_model, request):
+    agent = runtime_agent(contract_build / "gcp", client, fake_model.url)
+    message = f"{mode} {request.node.name}"
+    status, headers, raw = ask(agent, message, stream=True)
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    assert raw.decode() == f"echo: {message}"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("mode", CLOSING)
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_the_runtime_retries_a_server_that_closes(client, mode, stream, contract_build, fake_model, request):
+    agent = runtime_agent(contract_build / "gcp", client, fake_model.url)
+    tag = f"{mode} {request.node.name}"
+    status, _, raw = ask(agent, f"[[status-once:503]] {tag}", stream)
+    assert status == 200 and tag in raw.decode()
+    assert len(fake_model.find(tag)) == 2
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("mode", CLOSING)
+def test_the_runtime_keeps_its_deadline_on_a_stream_that_stalls_and_closes(client, mode, contract_build, fake_model,
+                                                                          request):
+    agent = runtime_agent(contract_build / "gcp", client, fake_model.url, timeout=2)
+    status, _, raw = ask(agent, f"{mode} [[delay:20]] {request.node.name}", stream=True)
+    assert status == 504 and json.loads(raw) == {"error": "the model did not answer within 2 s"}

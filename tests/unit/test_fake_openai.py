@@ -384,3 +384,55 @@ def test_runs_as_process():
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.stderr.read() == ""
+
+
+def raw_exchange(fake, content, stream=False) -> bytes:
+    """One HTTP/1.1 request on a raw socket; everything the server sends until it closes."""
+    import socket
+
+    body = json.dumps(chat(content, stream=stream)).encode()
+    with socket.create_connection(("127.0.0.1", fake.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        received = b""
+        while chunk := sock.recv(65536):  # a server that keeps the connection open fails on the timeout
+            received += chunk
+    return received
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_close_answers_with_connection_close_and_closes(fake, stream):
+    received = raw_exchange(fake, "[[close]] hi", stream)
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"\r\nConnection: close" in head
+    assert b"echo: " in body
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_http10_answers_in_http_1_0_and_closes(fake, stream):
+    received = raw_exchange(fake, "[[http10]] hi", stream)
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200")
+    assert b"Transfer-Encoding" not in head and b"Connection:" not in head
+    assert body.endswith(b"}" if not stream else b"data: [DONE]\n\n")
+
+
+def test_http10_error_answers_are_http_1_0_too(fake):
+    assert raw_exchange(fake, "[[http10]] [[status:503]]").startswith(b"HTTP/1.0 503")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_bad_chunk_breaks_the_chunked_body(fake, stream):
+    body = json.dumps(chat("[[bad-chunk]] hi", stream=stream)).encode()
+    request = urllib.request.Request(fake.url + "/chat/completions", data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200 and resp.headers["Transfer-Encoding"] == "chunked"
+        with pytest.raises(http.client.IncompleteRead):
+            resp.read()
+
+
+def test_no_text_streams_events_without_content(fake):
+    with open_stream(fake, "[[no-text]] hi") as resp:
+        events = list(read_events(resp))
+    assert events[-1] == "[DONE]"
+    assert all(not c["choices"][0]["delta"].get("content") for c in events[:-1])

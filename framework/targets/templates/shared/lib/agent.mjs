@@ -62,6 +62,7 @@ const COMPLETIONS_URL =
   (AGENT.base_url || ENV.OPENAI_BASE_URL || "https://api.openai.com/v1").replace(/\/+$/, "") + "/chat/completions";
 const SYSTEM_MESSAGE = { role: "system", content: AGENT.system_prompt };
 const ALLOW = "POST, OPTIONS";
+const CUT_OFF = "the model endpoint's answer was cut off or invalid";
 const encoder = new TextEncoder();
 
 // -------------------------------------------------------------------- helpers
@@ -173,10 +174,10 @@ async function parseRequest(request) {
   if (message === undefined) return { error: "the field 'message' is required" };
   if (typeof message !== "string") return { error: "the field 'message' must be a string" };
   if (message.trim() === "") return { error: "the field 'message' must not be empty" };
-  if (stream !== undefined && typeof stream !== "boolean") {
-    return { error: "the field 'stream' must be true or false" };
-  }
-  return { message, stream: stream === undefined ? DEFAULT_STREAM : stream };
+  // null, like a missing field, asks for the agent's default (the Python runtime's rule too)
+  if (stream === undefined || stream === null) return { message, stream: DEFAULT_STREAM };
+  if (typeof stream !== "boolean") return { error: "the field 'stream' must be true or false" };
+  return { message, stream };
 }
 
 /**
@@ -285,15 +286,12 @@ function relayStream(body, controller, done) {
           }
           if (text) return;
         }
-      } catch {
-        // Deadline or network failure after the first byte: end the stream.
+      } catch (err) {
+        // Deadline, network failure or a body that breaks off: the reader sees the error (before the
+        // first piece it becomes a JSON error; after it, POST ends the stream).
         finish();
         controller.abort();
-        try {
-          out.close();
-        } catch {
-          // already closed
-        }
+        out.error(err);
       }
     },
     cancel() {
@@ -307,15 +305,37 @@ function relayStream(body, controller, done) {
 // ------------------------------------------------------------------- handlers
 
 /**
+ * The contract's answer, never an exception: the host would answer an escaped one with its own page.
  * @param {Request} request
  * @returns {Promise<Response>}
  */
 export async function POST(request) {
+  try {
+    return await respond(request);
+  } catch (err) {
+    // The class and the stack, not the message: one from a library may quote a header, and so the key.
+    const name = err instanceof Error ? err.name : typeof err;
+    const stack = err instanceof Error ? (err.stack ?? "").split("\n").slice(1).join("\n") : "";
+    console.error(`${AGENT.name}: unexpected ${name} (message withheld)\n${stack}`);
+    return fail(request, 500, `the agent failed unexpectedly (${name}); see the function's log`);
+  }
+}
+
+/**
+ * @param {Request} request
+ * @returns {Promise<Response>}
+ */
+async function respond(request) {
   const parsed = await parseRequest(request);
   if ("error" in parsed) return fail(request, 400, parsed.error);
 
-  const apiKey = ENV[API_KEY_ENV];
+  // A key saved from a file often ends in a newline; one that cannot be sent gets the Python runtime's answer.
+  const apiKey = (ENV[API_KEY_ENV] ?? "").trim();
   if (!apiKey) return fail(request, 500, `${API_KEY_ENV} is not set in the function's environment`);
+  if (/[^\x20-\x7e]/.test(apiKey)) {
+    return fail(request, 500, `${API_KEY_ENV} holds characters not allowed in an API key ` +
+      "(a line break, a control or a non-ASCII character)");
+  }
 
   /** @type {Record<string, unknown>} */
   const body = {
@@ -334,8 +354,14 @@ export async function POST(request) {
   const limitS = parsed.stream || FIRST_BYTE_S === null ? TIMEOUT_S : Math.min(TIMEOUT_S, FIRST_BYTE_S);
   const deadline = Date.now() + Math.min(limitMs, FIRST_BYTE_MS);
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), limitMs);
-  const firstByteTimer = setTimeout(() => controller.abort(), FIRST_BYTE_MS);
+  // Set by the timers only: relayStream also aborts, when the model's body fails.
+  let expired = false;
+  const expire = () => {
+    expired = true;
+    controller.abort();
+  };
+  const timer = setTimeout(expire, limitMs);
+  const firstByteTimer = setTimeout(expire, FIRST_BYTE_MS);
   const done = () => {
     clearTimeout(timer);
     clearTimeout(firstByteTimer);
@@ -359,11 +385,17 @@ export async function POST(request) {
     }
     // Await the first piece here, so that a failure before it is still a JSON error with its status.
     const relay = relayStream(upstream.body, controller, done).getReader();
-    const first = await relay.read();
+    /** @type {ReadableStreamReadResult<Uint8Array>} */
+    let first;
+    try {
+      first = await relay.read();
+    } catch {
+      done();
+      return expired ? timedOut() : fail(request, 502, CUT_OFF);
+    }
     clearTimeout(firstByteTimer);
     if (first.done) {
       done();
-      if (controller.signal.aborted) return timedOut();
       return fail(request, 502, "the model endpoint ended the stream without an answer");
     }
     /** @type {UnderlyingDefaultSource<Uint8Array>} */
@@ -372,9 +404,13 @@ export async function POST(request) {
         out.enqueue(first.value);
       },
       async pull(out) {
-        const next = await relay.read();
-        if (next.done) out.close();
-        else out.enqueue(next.value);
+        try {
+          const next = await relay.read();
+          if (next.done) out.close();
+          else out.enqueue(next.value);
+        } catch {
+          out.close(); // the status is sent already: end the text where it broke
+        }
       },
       cancel(reason) {
         return relay.cancel(reason);
@@ -390,16 +426,22 @@ export async function POST(request) {
     });
   }
 
+  /** @type {string} */
+  let text;
+  try {
+    text = await upstream.text();
+  } catch {
+    done();
+    return expired ? timedOut() : fail(request, 502, CUT_OFF);
+  }
+  done();
   /** @type {unknown} */
   let answer;
   try {
-    answer = JSON.parse(await upstream.text());
+    answer = JSON.parse(text);
   } catch {
-    done();
-    if (controller.signal.aborted) return timedOut();
     return fail(request, 502, "the model endpoint sent a malformed answer");
   }
-  done();
   const choice = isObject(answer) && Array.isArray(answer.choices) ? answer.choices[0] : undefined;
   const message = isObject(choice) ? choice.message : undefined;
   if (!isObject(message) || (typeof message.content !== "string" && message.content !== null)) {
