@@ -9,8 +9,8 @@ from pathlib import Path
 from framework import __version__
 from framework.config.validate import Validated
 from framework.errors import UsageError
+from framework.platforms import registry
 from framework.render import File, json_file
-from framework.targets import TARGETS
 
 MANIFEST = "manifest.json"
 
@@ -50,7 +50,7 @@ def render_all(validated: Validated, only: str | None = None) -> Build:
         listed = ", ".join(names)
         raise UsageError(f"target {only!r} is not in agent.yaml (it lists: {listed})")
     targets = {
-        settings.name: TARGETS[settings.name].render(agent, settings)
+        settings.name: registry.get(settings.name).render(agent, settings)
         for settings in agent.targets
         if only is None or settings.name == only
     }

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from framework.errors import ConfigError, FrameworkError, StaleError
-from framework.model import TARGET_NAMES
+from framework.platforms import registry
 
 # Each command: its one-line description (shown in `--help` of the command and of the program) and
 # examples, shown under the command's options.
@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         return commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".",
                                    epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
 
+    platforms = registry.names()
+
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
         sub.add_argument("--format", choices=FORMATS, default="text",
@@ -70,20 +72,20 @@ def _parser() -> argparse.ArgumentParser:
     build = command("build")
     common(build)
     build.add_argument("-o", "--output", default="generated", help="output folder (default: generated)")
-    build.add_argument("--target", choices=TARGET_NAMES, help="build only this target")
+    build.add_argument("--target", choices=platforms, help="build only this target")
     build.add_argument("--check", action="store_true",
                        help="write nothing; exit 1 if generated/ differs from a fresh build (CI gate)")
     serve = command("serve")
     serve.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
     serve.add_argument("-o", "--output", default="generated", help="generated folder (default: generated)")
-    serve.add_argument("--target", choices=TARGET_NAMES, help="the platform (needed when agent.yaml lists several)")
+    serve.add_argument("--target", choices=platforms, help="the platform (needed when agent.yaml lists several)")
     serve.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default: 8080)")
     serve.add_argument("--quiet", action="store_true", help="do not print each request")
 
     invoke = command("invoke")
     invoke.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
     invoke.add_argument("-o", "--output", default="generated", help="generated folder (default: generated)")
-    invoke.add_argument("--target", choices=TARGET_NAMES, help="the platform (needed when agent.yaml lists several)")
+    invoke.add_argument("--target", choices=platforms, help="the platform (needed when agent.yaml lists several)")
     invoke.add_argument("-m", "--message", required=True, help="the user message")
     invoke.add_argument("--json", action="store_true", help="print the raw response body")
     invoke.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
@@ -94,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
         sub.add_argument("-o", "--output", default="generated",
                          help="generated folder, checked for staleness (default: generated)")
-        sub.add_argument("--target", choices=TARGET_NAMES, help="the platform (default: every deployable one)")
+        sub.add_argument("--target", choices=platforms, help="the platform (default: every deployable one)")
         sub.add_argument("--format", choices=("text", "json"), default="text", help="text (people) or json")
         if name in ("deploy", "destroy"):
             sub.add_argument("-y", "--yes", action="store_true", help="apply without asking (CI)")
@@ -181,7 +183,6 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from framework.build import render_all
     from framework.config.report import format_problems
     from framework.config.validate import validate_file
-    from framework.targets import TARGETS
     from framework.writer import differences, write
 
     validated = validate_file(args.file)
@@ -205,7 +206,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     built = {}
     for settings in agent.targets:
         if settings.name in build.targets:
-            target = TARGETS[settings.name]
+            target = registry.get(settings.name)
             built[settings.name] = {"title": target.title, "folder": f"{out}/{settings.name}",
                                     "files": len(build.targets[settings.name]),
                                     "endpoint": target.endpoint(agent, settings)}

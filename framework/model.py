@@ -9,7 +9,6 @@ from typing import Any
 
 from framework.schema import defaults
 
-TARGET_NAMES = ("aws", "gcp", "azure", "vercel")
 OVERRIDABLE = ("timeout", "memory", "concurrency", "stream")
 
 Path = tuple[str | int, ...]
@@ -93,11 +92,13 @@ def _concurrency(top: Mapping[str, Any], block: Mapping[str, Any]) -> Concurrenc
     return Concurrency(max=base["max"], warm=base["warm"])
 
 
-def build_agent(data: Mapping[str, Any], system_prompt: str, prompt_file: str | None) -> Agent:
-    """Turn schema-valid data into an Agent; the schema's defaults fill what is left out."""
+def build_agent(data: Mapping[str, Any], system_prompt: str, prompt_file: str | None,
+                platforms: tuple[str, ...]) -> Agent:
+    """Turn schema-valid data into an Agent; the schema's defaults fill what is left out. Its targets
+    come in the order of `platforms` (the registry's names)."""
     top = {**defaults(), **data}
     targets = []
-    for name in TARGET_NAMES:
+    for name in platforms:
         if name not in data["targets"]:
             continue
         block = data["targets"][name] or {}

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-TEMPLATES = Path(__file__).parent / "targets" / "templates"
 RUNTIME = Path(__file__).parent / "runtime" / "agent_runtime.py"
+# The JavaScript agent core (JSDoc-typed, one plain module), shared byte for byte by the Vercel
+# route and the streaming AWS Lambda app: each copies it to <target>/lib/agent.mjs.
+JS_CORE = Path(__file__).parent / "runtime" / "js" / "agent.mjs"
+JS_CORE_FILE = "lib/agent.mjs"
 
 
 @dataclass(frozen=True)
@@ -36,14 +39,15 @@ def json_file(path: str, value: Any) -> File:
     return File(path, text.encode("utf-8"))
 
 
-@lru_cache(maxsize=1)
-def environment():
-    """The one Jinja environment: sandboxed, StrictUndefined, only our own filters."""
+@cache
+def environment(templates: Path):
+    """The Jinja environment of one platform's templates folder: sandboxed, StrictUndefined, only our
+    own filters (one per folder, so each platform package keeps its templates beside its code)."""
     from jinja2 import FileSystemLoader, StrictUndefined, Undefined
     from jinja2.sandbox import SandboxedEnvironment
 
     env = SandboxedEnvironment(
-        loader=FileSystemLoader(str(TEMPLATES)),
+        loader=FileSystemLoader(str(templates)),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -57,17 +61,17 @@ def environment():
     return env
 
 
-def template_file(target: str, name: str, context: dict[str, Any]) -> File:
-    """Render templates/<target>/<name>.j2 to <target>/<name>."""
-    text = environment().get_template(f"{target}/{name}.j2").render(**context)
+def template_file(templates: Path, target: str, name: str, context: dict[str, Any]) -> File:
+    """Render <templates>/<name>.j2 to <target>/<name>."""
+    text = environment(templates).get_template(f"{name}.j2").render(**context)
     return File(f"{target}/{name}", text.encode("utf-8"))
-
-
-def static_file(target: str, name: str) -> File:
-    """Copy templates/<target>/<name> verbatim (code that needs no values)."""
-    return File(f"{target}/{name}", (TEMPLATES / target / name).read_bytes())
 
 
 def runtime_file(target: str) -> File:
     """The shared Python agent runtime, copied into a Python app."""
     return File(f"{target}/agent_runtime.py", RUNTIME.read_bytes())
+
+
+def js_core_file(target: str) -> File:
+    """The shared JavaScript agent core, copied verbatim into <target>/lib/agent.mjs."""
+    return File(f"{target}/{JS_CORE_FILE}", JS_CORE.read_bytes())

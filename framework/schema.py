@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,26 @@ def schema_path() -> Path:
     raise FileNotFoundError("agent.schema.json is missing from the framework installation")
 
 
+# targets.<name> parts of platforms registered from outside framework/ (see platforms/registry.py)
+_EXTRA_TARGETS: dict[str, dict[str, Any]] = {}
+
+
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
-    return json.loads(schema_path().read_text(encoding="utf-8"))
+    """The committed schema (what editors read), plus any registered platform's own part."""
+    loaded = json.loads(schema_path().read_text(encoding="utf-8"))
+    loaded["properties"]["targets"]["properties"].update(_EXTRA_TARGETS)
+    return loaded
+
+
+def add_target(name: str, part: Mapping[str, Any]) -> None:
+    _EXTRA_TARGETS[name] = dict(part)
+    schema.cache_clear()
+
+
+def remove_target(name: str) -> None:
+    if _EXTRA_TARGETS.pop(name, None) is not None:
+        schema.cache_clear()
 
 
 def defaults(*path: str) -> dict[str, Any]:

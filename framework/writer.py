@@ -13,7 +13,7 @@ from pathlib import Path
 
 from framework.build import MANIFEST, Build
 from framework.errors import OutputError, UsageError
-from framework.model import TARGET_NAMES
+from framework.platforms import registry
 
 # Made by running or type-checking an app in place; never generated, never compared.
 _IGNORED = frozenset({"__pycache__", "node_modules", ".vercel"})
@@ -94,7 +94,7 @@ def _write_locked(build: Build, out: Path, full: bool) -> list[str]:
         finally:
             shutil.rmtree(staged, ignore_errors=True)
     if full:
-        for name in TARGET_NAMES:
+        for name in registry.names():
             if name not in build.targets and (out / name).is_dir():
                 shutil.rmtree(out / name)
     manifest = next(f for f in build.files() if f.path == MANIFEST)
@@ -110,7 +110,7 @@ def differences(build: Build, out: Path, full: bool) -> list[str]:
     build = build.merged(read_manifest(out))
     expected = {f.path: f.content for f in build.files()}
     found: set[str] = set()
-    roots = list(build.targets) + ([n for n in TARGET_NAMES if n not in build.targets] if full else [])
+    roots = list(build.targets) + ([n for n in registry.names() if n not in build.targets] if full else [])
     for root in roots:
         folder = out / root
         if folder.is_dir():

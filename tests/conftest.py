@@ -119,7 +119,7 @@ def shared_lock(tmp_path_factory: pytest.TempPathFactory, name: str):
 @pytest.fixture(scope="session")
 def edge_runtime(tmp_path_factory) -> Path:
     """The Vercel runner's npm packages (edge-runtime, esbuild), installed once per machine."""
-    from framework.local import vercel_runner
+    from framework.platforms.vercel import runner as vercel_runner
 
     require_node()
     with shared_lock(tmp_path_factory, "edge-runtime-install"):

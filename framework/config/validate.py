@@ -21,16 +21,8 @@ from framework.config.load import Document, PathT, format_path, load
 from framework.config.secrets import SECRET_FIX, find_secrets, redact, secret_kind, value_secret_kind
 from framework.errors import ConfigError, Problem
 from framework.model import Agent, build_agent
-from framework.schema import schema
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A target's verdict on a setting, before it is located in the file."""
-
-    path: PathT
-    message: str
-    severity: str = "error"
+from framework.platforms import registry
+from framework.schema import resolve, schema
 
 
 @dataclass(frozen=True)
@@ -81,7 +73,6 @@ def _schema_at(schema_path: Iterable[str | int]) -> dict[str, Any]:
     node: Any = schema()
     for part in schema_path:
         if isinstance(node, dict) and "$ref" in node and part not in node:
-            from framework.schema import resolve
             node = resolve(node)
         node = node[part]
     return node
@@ -154,7 +145,9 @@ class _Translator:
         if kind == "maxLength":
             return [self.problem(path, f"must be at most {error.validator_value} characters long; it has {len(value)}")]
         if kind == "minProperties" and path == ("targets",):
-            return [self.problem(path, "list at least one platform: aws, gcp, azure or vercel (for example: aws: {})")]
+            first = registry.names()[0]
+            return [self.problem(path, f"list at least one platform: {registry.spoken(registry.names())} "
+                                       f"(for example: {first}: {{}})")]
         if kind == "minItems":
             return [self.problem(path, f"must list at least {error.validator_value} item(s)")]
         if kind == "uniqueItems":
@@ -178,8 +171,9 @@ _VALIDATOR: Draft202012Validator | None = None
 
 
 def _validator() -> Draft202012Validator:
+    """One validator per schema (a newly registered platform's part gives a new schema)."""
     global _VALIDATOR
-    if _VALIDATOR is None:
+    if _VALIDATOR is None or _VALIDATOR.schema is not schema():
         _VALIDATOR = Draft202012Validator(schema())
     return _VALIDATOR
 
@@ -347,8 +341,6 @@ def _field_problems(doc: Document, agent: Agent) -> list[Problem]:
 
 def validate_document(doc: Document) -> Validated:
     """All checks on a parsed document; raises ConfigError with every error found."""
-    from framework.targets import TARGETS
-
     secrets = _secret_problems(doc)
     # a secret pasted into a field also breaks its pattern; the secret is the one thing to say there
     flagged = {p.line for p in secrets}
@@ -358,10 +350,10 @@ def validate_document(doc: Document) -> Validated:
     system_prompt, prompt_file, problems = _read_prompt(doc)
     if problems:
         raise ConfigError(problems)
-    agent = build_agent(doc.data, system_prompt, prompt_file)
+    agent = build_agent(doc.data, system_prompt, prompt_file, registry.names())
     located = _redacted(_yaml_surprises(doc)) + _field_problems(doc, agent)
     for settings in agent.targets:
-        for finding in TARGETS[settings.name].check(agent, settings):
+        for finding in registry.get(settings.name).check(agent, settings):
             key = finding.path[-1:] != ("targets",) and finding.path in doc.keys
             line, col = doc.where(finding.path, key=key)
             located.append(Problem(doc.file, line, col, format_path(finding.path), finding.message, finding.severity))

@@ -1,6 +1,6 @@
 """plan / deploy / destroy / info: load and render agent.yaml, then drive a cloud's Deployer.
 
-Cloud-independent: a Deployer (see aws_api.Deployer) prepares the desired state, reads the deployed
+Cloud-independent: a Deployer (see framework/platforms/aws/api.py) prepares the desired state, reads the deployed
 state, plans, applies. Output goes to the given streams; errors are raised as FrameworkError and
 printed once by cli.main().
 """
@@ -16,11 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from framework.deploy import DEPLOYERS, deployer_module
 from framework.deploy.plan import CREATE, DELETE, UPDATE, Operation, Plan, Resource, format_json, format_text
 from framework.errors import Cancelled, ConfirmationRequired, DeployError, FrameworkError, UsageError
+from framework.platforms import registry
 
 PLAN_NO_CHANGES, PLAN_CHANGES = 0, 2
+
+
+def _nothing_deployable(listed: list[str]) -> DeployError:
+    return DeployError(f"agent.yaml lists {', '.join(listed)}; the framework deploys only to "
+                       f"{', '.join(registry.deployable())} so far: deploy generated/<target>/ with the "
+                       "platform's tool")
 
 
 def _load(file: str, target: str | None, output: str):
@@ -32,15 +38,14 @@ def _load(file: str, target: str | None, output: str):
     agent = validated.agent
     listed = [t.name for t in agent.targets]
     if target is None:
-        deployable = [name for name in listed if name in DEPLOYERS]
+        deployable = [name for name in listed if name in registry.deployable()]
         if not deployable:
-            raise DeployError(f"agent.yaml lists {', '.join(listed)}; the framework deploys only to "
-                              f"{', '.join(DEPLOYERS)} so far: deploy generated/<target>/ with the platform's tool")
+            raise _nothing_deployable(listed)
         target = deployable[0]
     elif target not in listed:
         raise UsageError(f"target {target!r} is not in agent.yaml (it lists: {', '.join(listed)})")
-    elif target not in DEPLOYERS:
-        raise DeployError(f"deploying to {target} is not built yet (only {', '.join(DEPLOYERS)}): deploy "
+    elif target not in registry.deployable():
+        raise DeployError(f"deploying to {target} is not built yet (only {', '.join(registry.deployable())}): deploy "
                           f"generated/{target}/ with the platform's own tool (see README)")
     out = Path(output)
     build = render_all(validated, only=target)
@@ -60,7 +65,9 @@ def make_deployer(file: str, target: str | None, output: str, stderr: TextIO, **
         print(f"warning: {output}/{settings.name}/ is out of date with {file} ({listed}); "
               f"deploying what {file} says. Run `python -m framework build` and commit {output}/ so reviewers "
               "see the deployed code.", file=stderr)
-    return deployer_module(settings.name).Deployer(agent, settings, files, **options)
+    factory = registry.get(settings.name).deployer
+    assert factory is not None  # _load admits deployable targets only
+    return factory(agent, settings, files, **options)
 
 
 def _confirm(question: str, yes: bool, stdin: TextIO, stderr: TextIO, environ: Mapping[str, str]) -> None:
@@ -109,10 +116,9 @@ def _targets(file: str, target: str | None) -> list[str]:
     from framework.config.validate import validate_file
 
     listed = [t.name for t in validate_file(file).agent.targets]
-    deployable = [name for name in listed if name in DEPLOYERS]
+    deployable = [name for name in listed if name in registry.deployable()]
     if not deployable:
-        raise DeployError(f"agent.yaml lists {', '.join(listed)}; the framework deploys only to "
-                          f"{', '.join(DEPLOYERS)} so far: deploy generated/<target>/ with the platform's tool")
+        raise _nothing_deployable(listed)
     return deployable
 
 
@@ -322,7 +328,7 @@ def info(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO
     for name in listed:
         if target is not None and name != target:
             continue
-        if name not in DEPLOYERS:
+        if name not in registry.deployable():
             reports.append({"target": name, "deployed": None, "note": "deploy not built yet for this target"})
             continue
         step = _Step(name)

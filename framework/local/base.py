@@ -1,8 +1,8 @@
-"""What every local runner takes and gives: options in, an app serving on 127.0.0.1 out."""
+"""What every local runner takes and gives: options in, an app serving on 127.0.0.1 out (each
+platform's runner is its PLATFORM.runner, see framework/platforms/base.py)."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +28,3 @@ class LocalApp(Protocol):
 
     def close(self) -> None: ...
 
-
-def start(target: str, options: LocalOptions) -> LocalApp:
-    """Start the target's local runner (imported only when used: each pulls its own framework)."""
-    module = importlib.import_module(f"framework.local.{target}_runner")
-    return module.start(options)

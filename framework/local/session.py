@@ -14,8 +14,10 @@ from pathlib import Path
 from framework.build import render_all
 from framework.config.validate import validate_file
 from framework.errors import FrameworkError, UsageError
-from framework.local.base import LocalApp, LocalOptions, start
+from framework.local.base import LocalApp, LocalOptions
+from framework.local.process import LocalRunError
 from framework.model import Agent, TargetSettings
+from framework.platforms import registry
 from framework.writer import differences, write
 
 
@@ -76,7 +78,10 @@ def launch(prepared: Prepared, port: int, env: dict[str, str], log: bool = False
         settings=dict(settings.options),
         log=log,
     )
-    return start(settings.name, options)
+    runner = registry.get(settings.name).runner
+    if runner is None:
+        raise LocalRunError(f"{settings.name} has no local runner: deploy generated/{settings.name}/ to try it")
+    return runner(options)
 
 
 @dataclass

@@ -80,7 +80,7 @@ class Result:
 def make_deployer(agent: Path, sleeps: list[float] | None = None, sleep=None):
     from framework.build import render_all
     from framework.config.validate import validate_file
-    from framework.deploy.gcp_api import Deployer
+    from framework.platforms.gcp.api import Deployer
 
     validated = validate_file(str(agent))
     files = render_all(validated, only="gcp").targets["gcp"]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from framework.cli import main
-from framework.deploy import azure
 from framework.errors import DeployError
+from framework.platforms.azure import planner as azure
 from tests.deploy import azure_fixtures
 from tests.deploy.azure_fixtures import AGENT, GROUP, PREMIUM, STORAGE, SUB, TOKEN, run, write_agent
 from tests.deploy.helpers import FAKE_KEY, outputs_of_every_command

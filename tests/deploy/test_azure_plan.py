@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from framework.deploy import azure
 from framework.deploy.plan import format_json, format_text
 from framework.deploy.secrets import digest
 from framework.errors import DeployError
+from framework.platforms.azure import planner as azure
 
 SUB = "11111111-2222-3333-4444-555555555555"
 STORAGE = "https://acct.blob.core.windows.net/pkg"

@@ -17,9 +17,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from framework.cli import main
-from framework.deploy import aws
-from framework.deploy.aws_api import Api, read_snapshot
 from framework.errors import ConfirmationRequired, DeployError, DockerUnavailableError
+from framework.platforms.aws import planner as aws
+from framework.platforms.aws.api import Api, read_snapshot
 from tests.deploy.helpers import AGENT, FAKE_KEY, Interrupted, Recorder, outputs_of_every_command, run, write_agent
 
 CLEAN_DEPLOY = ["CreateRole", "AttachRolePolicy", "CreateFunction", "PutFunctionConcurrency", "PublishVersion",

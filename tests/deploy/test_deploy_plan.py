@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from framework.deploy import aws
 from framework.deploy.plan import format_json, format_text
 from framework.errors import DeployError
-from framework.targets.aws import PYTHON_HANDLER
+from framework.platforms.aws import planner as aws
+from framework.platforms.aws.target import PYTHON_HANDLER
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/bot-agent-exec"
@@ -149,8 +149,8 @@ def test_image_plan_creates_repository_and_pushes():
 
 
 def test_every_planned_kind_has_a_handler_and_plans_serialise():
-    from framework.deploy.aws_api import REGISTRY
     from framework.deploy.executor import DisplayExecutor
+    from framework.platforms.aws.api import REGISTRY
 
     plans = [aws.plan_deploy(DESIRED, aws.Snapshot(account=ACCOUNT)).plan,
              aws.plan_deploy(dataclasses.replace(DESIRED, package_type="Image", provisioned=1),

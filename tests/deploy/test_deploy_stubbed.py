@@ -6,11 +6,11 @@ from __future__ import annotations
 import boto3
 from botocore.stub import Stubber
 
-from framework.deploy import aws
-from framework.deploy.aws_api import REGISTRY, Api, read_snapshot
 from framework.deploy.executor import Context, Executor
 from framework.deploy.plan import Plan
-from framework.targets.aws import PYTHON_HANDLER
+from framework.platforms.aws import planner as aws
+from framework.platforms.aws.api import REGISTRY, Api, read_snapshot
+from framework.platforms.aws.target import PYTHON_HANDLER
 
 
 class _StubbedApi(Api):

@@ -12,9 +12,10 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import functions_v2
 
-from framework.deploy import commands, gcp
-from framework.deploy.gcp_api import ATTEMPTS
+from framework.deploy import commands
 from framework.errors import DeployError
+from framework.platforms.gcp import planner as gcp
+from framework.platforms.gcp.api import ATTEMPTS
 from tests.deploy import gcp_fixtures
 from tests.deploy.gcp_fixtures import (
     AGENT,
@@ -452,8 +453,8 @@ def test_fake_answers_the_real_client_like_the_api(gcp_env):
 
 
 def test_without_any_google_credentials_the_error_says_how_to_sign_in(monkeypatch, tmp_path):
-    from framework.deploy import gcp_api
     from framework.errors import DeployError
+    from framework.platforms.gcp import api as gcp_api
 
     for name in ("GOOGLE_OAUTH_ACCESS_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS", "GCP_FUNCTIONS_ENDPOINT",
                  "CLOUDSDK_CONFIG", "GCE_METADATA_HOST"):

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from framework.deploy import gcp
 from framework.deploy.plan import format_json, format_text
 from framework.errors import DeployError
+from framework.platforms.gcp import planner as gcp
 
 DESIRED = gcp.Desired(
     name="bot", project="proj-123", region="us-central1", runtime="python312", timeout=300, memory="1Gi", cpu=None,
@@ -202,7 +202,7 @@ def test_outputs_have_the_common_keys():
 
 
 def test_a_variable_the_platform_adds_itself_is_not_a_change():
-    from framework.deploy import gcp as gcp_planner
+    from framework.platforms.gcp import planner as gcp_planner
 
     snap = deployed()
     function = dataclasses.replace(snap.function,

@@ -78,7 +78,7 @@ def test_an_unresolvable_endpoint_fails_at_once_naming_host_and_variable(clouds,
 
 
 def test_kudu_gives_up_at_once_on_an_unresolvable_scm_site(azure_env, lookups):  # noqa: F811
-    from framework.deploy.azure_api import Api
+    from framework.platforms.azure.api import Api
 
     sleeps: list[float] = []
     api = Api(SUB, GROUP, {"AZURE_ACCESS_TOKEN": "token"}, sleep=sleeps.append)

@@ -11,15 +11,16 @@ import json
 
 import pytest
 
-from framework.deploy import vercel as vc
 from framework.errors import DeployError
+from framework.platforms.vercel import planner as vc
 from tests.deploy.helpers import FAKE_KEY
 from tests.deploy.vercel_fixtures import TEAM, TOKEN, VERCEL_AGENT, Sleeps, fake, run, vercel_server, write_agent
 from tests.fakes.vercel_server import FakeVercel
 
 __all__ = ["fake", "vercel_server"]  # fixtures used by name below
 
-FILES = ["agent.json", "api/agent.ts", "lib/agent.mjs", "package.json", "tsconfig.json", "vercel.json"]
+FILES = ["agent.json", "api/agent.ts", "lib/agent.mjs", "package.json", "public/robots.txt", "tsconfig.json",
+         "vercel.json"]
 CLEAN_DEPLOY = ["POST /v11/projects", "POST /v10/projects/prj_000001/env", "POST /v13/deployments",
                 *["POST /v2/files"] * len(FILES), "POST /v13/deployments"]
 

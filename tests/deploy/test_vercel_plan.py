@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from framework.deploy import vercel as vc
 from framework.deploy.plan import format_json, format_text
 from framework.errors import DeployError
+from framework.platforms.vercel import planner as vc
 
 FILES = (vc.FileEntry("agent.json", "a" * 40, 10), vc.FileEntry("api/agent.ts", "b" * 40, 20))
 SETTINGS = {"model": "gpt-4o-mini", "prompt": "sha256:111111111111", "runtime": "edge", "timeout": 25}

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import NASTY_PROMPT, build, require_node, write_agent
 
 ROOT = Path(__file__).resolve().parents[2]
-CORE_TEMPLATE = ROOT / "framework" / "targets" / "templates" / "shared" / "lib" / "agent.mjs"
+CORE_TEMPLATE = ROOT / "framework" / "runtime" / "js" / "agent.mjs"
 
 STREAM_AGENT = """\
     name: stream-bot

@@ -20,7 +20,7 @@ from tests.conftest import API_KEY
 from tests.functional.apps import alive, wait_for
 
 pytest.importorskip("awslambdaric")
-aws_runner = pytest.importorskip("framework.local.aws_runner")
+aws_runner = pytest.importorskip("framework.platforms.aws.runner")
 
 pytestmark = pytest.mark.slow
 

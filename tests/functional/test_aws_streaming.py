@@ -19,7 +19,7 @@ from framework.local.process import LocalRunError
 from tests.conftest import API_KEY, build, require_node, shared_lock, write_agent
 from tests.functional.apps import alive, wait_for
 
-aws_runner = pytest.importorskip("framework.local.aws_runner")
+aws_runner = pytest.importorskip("framework.platforms.aws.runner")
 
 pytestmark = pytest.mark.slow
 

@@ -26,7 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from framework.local import aws_runner, azure_runner, gcp_runner, vercel_runner
+from framework.platforms.aws import runner as aws_runner
+from framework.platforms.azure import runner as azure_runner
+from framework.platforms.gcp import runner as gcp_runner
+from framework.platforms.vercel import runner as vercel_runner
 from tests.conftest import API_KEY, require_node, shared_lock
 from tests.functional.apps import wait_for
 

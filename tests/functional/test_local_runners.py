@@ -2,7 +2,7 @@
 
 The fronts must enforce each platform's timeout even on an app that does not cooperate, so the
 timeout tests serve tiny hand-written apps that block (until the test releases them) or never
-answer, through `framework.local.base.start` exactly as `serve` does. The command tests run
+answer, through the registry's runner exactly as `serve` does. The command tests run
 `python -m framework` as a subprocess against the session's fake model server. 127.0.0.1 only.
 """
 
@@ -19,13 +19,21 @@ from pathlib import Path
 
 import pytest
 
-from framework.local.base import LocalOptions, start
+from framework.local.base import LocalApp, LocalOptions
+from framework.platforms import registry
 from tests.conftest import build, write_agent
 from tests.functional.apps import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 1.5
 API_KEY = "test-key-not-a-real-secret-local"
+
+
+def start(target: str, options: LocalOptions) -> LocalApp:
+    """The target's runner, looked up as `serve` looks it up (framework.local.session.launch)."""
+    runner = registry.get(target).runner
+    assert runner is not None
+    return runner(options)
 
 # Blocks until the test creates `release` next to it (or 30 s pass), then leaves `finished`.
 WAIT_FOR_RELEASE = """\

@@ -73,7 +73,8 @@ def test_the_platform_is_given_to_docker_build_as_the_deploy_does(apps, variant,
     lines = (apps[variant] / "Dockerfile").read_text(encoding="utf-8").splitlines()
     assert not [line for line in lines if line.startswith("FROM --platform")]
     assert f"#   docker build --platform {platform} --provenance=false -t IMAGE ." in lines
-    deploy = (Path(__file__).resolve().parents[2] / "framework" / "deploy" / "aws_api.py").read_text(encoding="utf-8")
+    api = Path(__file__).resolve().parents[2] / "framework" / "platforms" / "aws" / "api.py"
+    deploy = api.read_text(encoding="utf-8")
     assert '_docker("build", "--platform", platform, "--provenance=false"' in deploy
 
 

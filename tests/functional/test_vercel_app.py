@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from framework.local import vercel_runner
 from framework.local.base import LocalOptions
+from framework.platforms.vercel import runner as vercel_runner
 from tests.conftest import NASTY_PROMPT, build, write_agent
 from tests.functional.apps import serve_cli
 

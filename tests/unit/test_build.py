@@ -157,10 +157,11 @@ def test_user_text_travels_as_data_never_as_code(tmp_path):
 def test_templates_reject_undefined_values():
     from jinja2 import UndefinedError
 
+    from framework.platforms.aws.target import TEMPLATES
     from framework.render import template_file
 
     with pytest.raises(UndefinedError):
-        template_file("aws", "template.yaml", {})
+        template_file(TEMPLATES, "aws", "template.yaml", {})
 
 
 def test_no_secret_value_from_the_environment_reaches_generated(project, monkeypatch):

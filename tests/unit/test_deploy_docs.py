@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 
-from framework.deploy.azure_api import package_files
-from framework.deploy.gcp_api import source_entries
 from framework.deploy.package import app_entries
-from framework.targets.deploy_doc import FromEnv, command, fence
+from framework.platforms.azure.api import package_files
+from framework.platforms.deploy_doc import FromEnv, command, fence
+from framework.platforms.gcp.api import source_entries
 from tests.conftest import build, write_agent
 
 AGENT = """\

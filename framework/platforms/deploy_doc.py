@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
 from framework.render import File, environment
 
@@ -42,8 +43,8 @@ def fence(commands: list[str]) -> str:
     return "`" * max(3, longest + 1)
 
 
-def deploy_file(target: str, steps: list[tuple[str, str]], context: dict) -> File:
-    """<target>/DEPLOY.md from templates/<target>/DEPLOY.md.j2; steps are (what it does, command line)."""
-    text = environment().get_template(f"{target}/DEPLOY.md.j2").render(
+def deploy_file(templates: Path, target: str, steps: list[tuple[str, str]], context: dict) -> File:
+    """<target>/DEPLOY.md from <templates>/DEPLOY.md.j2; steps are (what it does, command line)."""
+    text = environment(templates).get_template("DEPLOY.md.j2").render(
         steps=steps, fence=fence([c for _, c in steps]), **context)
     return File(f"{target}/DEPLOY.md", text.encode("utf-8"))

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from framework.config.regions import region_problem
-from framework.config.validate import Finding
+from framework.findings import Finding
 from framework.model import Agent, TargetSettings
-from framework.render import TEMPLATES, File, environment, json_file, runtime_file, template_file
-from framework.targets.deploy_doc import FromEnv, command, deploy_file
-from framework.targets.vercel import core_file
+from framework.platforms.deploy_doc import FromEnv, command, deploy_file
+from framework.render import File, environment, js_core_file, json_file, runtime_file, template_file
 
 name = "aws"
 title = "AWS Lambda"
+TEMPLATES = Path(__file__).parent / "templates"
 
 # Limits, from https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 # ("Code can run for up to 15 minutes in a single invocation") and
@@ -104,12 +106,12 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
     if settings.stream:
         return [*_render_node(agent, settings, context), _deploy_file(agent, settings, context)]
     return [
-        template_file(name, "lambda_function.py", context),
+        template_file(TEMPLATES, name, "lambda_function.py", context),
         runtime_file(name),
         json_file(f"{name}/agent.json", agent.runtime_config(settings)),
-        template_file(name, "requirements.txt", context),
-        template_file(name, "Dockerfile", context),
-        template_file(name, "template.yaml", context),
+        template_file(TEMPLATES, name, "requirements.txt", context),
+        template_file(TEMPLATES, name, "Dockerfile", context),
+        template_file(TEMPLATES, name, "template.yaml", context),
         _deploy_file(agent, settings, context),
     ]
 
@@ -129,7 +131,7 @@ def _deploy_file(agent: Agent, settings: TargetSettings, context: dict) -> File:
             "--no-confirm-changeset", "--parameter-overrides", *overrides)),
     ]
     from_env = [] if context["api_key_ref"] else [agent.api_key_env]
-    return deploy_file(name, steps, {"name": agent.name, "from_env": from_env})
+    return deploy_file(TEMPLATES, name, steps, {"name": agent.name, "from_env": from_env})
 
 
 def _render_node(agent: Agent, settings: TargetSettings, context: dict) -> list[File]:
@@ -138,12 +140,12 @@ def _render_node(agent: Agent, settings: TargetSettings, context: dict) -> list[
     node = {**context, "node_version": context["runtime"].removeprefix("nodejs").removesuffix(".x")}
     # npm (and so `sam build`) refuses a package without a version: "must have name and version"
     package = {"name": agent.name, "version": "1.0.0", "private": True, "type": "module"}
-    dockerfile = environment().get_template(f"{name}/node/Dockerfile.j2").render(**node)
+    dockerfile = environment(TEMPLATES).get_template("node/Dockerfile.j2").render(**node)
     return [
-        File(f"{name}/index.mjs", (TEMPLATES / name / "index.mjs").read_bytes()),
-        core_file(name),
+        File(f"{name}/index.mjs", (TEMPLATES / "index.mjs").read_bytes()),
+        js_core_file(name),
         json_file(f"{name}/agent.json", agent.runtime_config(settings)),
         json_file(f"{name}/package.json", package),
         File(f"{name}/Dockerfile", dockerfile.encode("utf-8")),
-        template_file(name, "template.yaml", node),
+        template_file(TEMPLATES, name, "template.yaml", node),
     ]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from framework.config.regions import region_problem
-from framework.config.validate import Finding
-from framework.deploy.gcp import ENTRY_POINT, memory_units, parse_secret, required_cpu
+from framework.findings import Finding
 from framework.model import Agent, TargetSettings
+from framework.platforms.deploy_doc import FromEnv, command, deploy_file
+from framework.platforms.gcp.planner import ENTRY_POINT, memory_units, parse_secret, required_cpu
 from framework.render import File, json_file, runtime_file, template_file
-from framework.targets.deploy_doc import FromEnv, command, deploy_file
 
 name = "gcp"
 title = "Google Cloud Functions (2nd gen)"
+TEMPLATES = Path(__file__).parent / "templates"
 
 # https://cloud.google.com/functions/docs/configuring/timeout: "60 minutes (3600 seconds) for
 # HTTP functions"; https://cloud.google.com/functions/docs/configuring/memory: 128 MiB to 32 GiB.
@@ -83,10 +86,10 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
     from_env = sorted(env for env, refs in agent.secrets.items() if "gcp" not in refs)
     steps = [("Create or update the function (its URL is printed at the end):", deploy_command(agent, settings))]
     return [
-        template_file(name, "main.py", {}),
+        template_file(TEMPLATES, name, "main.py", {}),
         runtime_file(name),
         json_file(f"{name}/agent.json", agent.runtime_config(settings)),
-        template_file(name, "requirements.txt", {"client": agent.client}),
-        deploy_file(name, steps, {"name": agent.name, "from_env": from_env,
+        template_file(TEMPLATES, name, "requirements.txt", {"client": agent.client}),
+        deploy_file(TEMPLATES, name, steps, {"name": agent.name, "from_env": from_env,
                                   "secret_refs": len(from_env) < len(agent.secrets)}),
     ]

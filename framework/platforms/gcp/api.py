@@ -33,13 +33,13 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import functions_v2, run_v2
 from google.protobuf import field_mask_pb2
 
-from framework.deploy import gcp
 from framework.deploy.executor import Context, Executor, Progress, Registry
 from framework.deploy.network import UnresolvedHost, unresolved
 from framework.deploy.package import DOCS, build_zip, content_hash
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import SecretValues, digest, missing_secrets_error
 from framework.errors import DeployError, PackageError
+from framework.platforms.gcp import planner as gcp
 from framework.render import File
 
 title = "Google Cloud Functions"

@@ -22,12 +22,12 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, WaiterError
 
-from framework.deploy import aws
 from framework.deploy.executor import Context, Executor, Progress, Registry
 from framework.deploy.package import Package, image_content, package_lambda
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import SecretValues, digest, missing_secrets_error
 from framework.errors import DeployError, DockerUnavailableError
+from framework.platforms.aws import planner as aws
 from framework.render import File
 
 title = "AWS Lambda"

@@ -2,45 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from framework.config.regions import region_problem
-from framework.config.validate import Finding
+from framework.findings import Finding
 from framework.model import Agent, TargetSettings
+from framework.platforms.azure.limits import (
+    CONSUMPTION_MAX_INSTANCES,
+    CONSUMPTION_MEMORY,
+    FLEX_DEFAULT_MEMORY,
+    FLEX_MAX_INSTANCES,
+    FLEX_MEMORY,
+    HTTP_RESPONSE_LIMIT,
+    PREMIUM_MAX_INSTANCES,
+    PREMIUM_SKUS,
+    instance_memory,
+    premium_sku,
+)
+from framework.platforms.azure.planner import STORAGE, key_vault_reference
+from framework.platforms.deploy_doc import FromEnv, command, deploy_file
 from framework.render import File, json_file, runtime_file, template_file
-from framework.targets.deploy_doc import FromEnv, command, deploy_file
 
 name = "azure"
 title = "Azure Functions"
-
-# https://learn.microsoft.com/azure/azure-functions/functions-scale#timeout: "Regardless of the
-# function app timeout setting, 230 seconds is the maximum amount of time that an HTTP triggered
-# function can take to respond to a request ... because of the default idle timeout of Azure Load Balancer."
-HTTP_RESPONSE_LIMIT = 230
-# Flex Consumption instance sizes (../shared/reference/cloud-deploy-apis.md; Microsoft's
-# flex-consumption-plan docs list 2,048 MB (default) and 4,096 MB, and 512 MB since GA).
-FLEX_MEMORY = (512, 2048, 4096)
-FLEX_DEFAULT_MEMORY = 2048
-FLEX_MAX_INSTANCES = 1000
-# https://learn.microsoft.com/azure/azure-functions/functions-premium-plan: EP1 3.5 GB,
-# EP2 7 GB, EP3 14 GB; a plan bursts to at most 100 instances (Linux: 20 in most regions).
-PREMIUM_SKUS = ((3584, "EP1"), (7168, "EP2"), (14336, "EP3"))
-PREMIUM_MAX_INSTANCES = 100
-# Legacy Linux Consumption: 1.5 GB per instance, 100 instances on Linux; retiring 30 Sep 2028
-# and getting no new language versions (https://learn.microsoft.com/azure/azure-functions/functions-versions).
-CONSUMPTION_MEMORY = 1536
-CONSUMPTION_MAX_INSTANCES = 100
-
-
-def instance_memory(settings: TargetSettings) -> int:
-    """Flex instance memory: what the user wrote, else Flex's own default."""
-    return settings.memory if settings.explicit("memory") else FLEX_DEFAULT_MEMORY
-
-
-def premium_sku(settings: TargetSettings) -> str:
-    for memory, sku in PREMIUM_SKUS:
-        if settings.memory <= memory:
-            return sku
-    return PREMIUM_SKUS[-1][1]
-
+TEMPLATES = Path(__file__).parent / "templates"
 
 def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
     out = []
@@ -124,20 +109,18 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
     steps, notes = deploy_steps(agent, settings)
     from_env = sorted(env for env, refs in agent.secrets.items() if "azure" not in refs)
     return [
-        template_file(name, "function_app.py", context),
+        template_file(TEMPLATES, name, "function_app.py", context),
         runtime_file(name),
         json_file(f"{name}/agent.json", agent.runtime_config(settings)),
         json_file(f"{name}/host.json", host),
-        template_file(name, "requirements.txt", context),
-        deploy_file(name, steps, {"name": agent.name, "from_env": from_env, "notes": notes}),
+        template_file(TEMPLATES, name, "requirements.txt", context),
+        deploy_file(TEMPLATES, name, steps, {"name": agent.name, "from_env": from_env, "notes": notes}),
     ]
 
 
 def deploy_steps(agent: Agent, settings: TargetSettings) -> tuple[list[tuple[str, str]], list[str]]:
     """`az` and `func` commands with the settings the framework's deploy uses (framework/deploy/azure.py),
     and notes for what agent.yaml does not say yet."""
-    from framework.deploy.azure import STORAGE, key_vault_reference
-
     options = settings.options
     plan, app = options["plan"], options.get("app") or agent.name
     if plan == "consumption":

@@ -34,13 +34,13 @@ from azure.core.pipeline.policies import RetryPolicy
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
 from azure.mgmt.web import WebSiteManagementClient
 
-from framework.deploy import azure
 from framework.deploy.executor import Context, Executor, Progress, Registry
 from framework.deploy.network import UnresolvedHost, unresolved
 from framework.deploy.package import DOCS, build_zip
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import SecretValues, digest, missing_secrets_error
 from framework.errors import DeployError
+from framework.platforms.azure import planner as azure
 from framework.render import File
 
 title = "Azure Functions"

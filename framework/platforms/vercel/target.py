@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from framework.config.validate import Finding
+from pathlib import Path
+
+from framework.findings import Finding
 from framework.model import Agent, TargetSettings
-from framework.render import TEMPLATES, File, json_file
+from framework.render import File, js_core_file, json_file
 
 name = "vercel"
 title = "Vercel Functions"
+TEMPLATES = Path(__file__).parent / "templates"
 
 # https://vercel.com/docs/functions/limitations: Edge functions must begin sending a response
 # within 25 s and may keep streaming (300 s in all); Edge memory is fixed at 128 MB
@@ -20,9 +23,8 @@ NODE_HOBBY_DURATION = 300
 NODE_MAX_MEMORY = 4096
 NODE_HOBBY_MEMORY = 2048
 ROUTE_FILE = "api/agent.ts"
-# The route's logic: one plain JavaScript module (JSDoc-typed), shared byte for byte with the
-# streaming AWS Lambda app (framework/targets/aws.py).
-CORE_FILE = "lib/agent.mjs"
+# The route's logic is the shared JavaScript core (framework/runtime/js/agent.mjs, see render.js_core_file),
+# byte for byte the streaming AWS Lambda app's.
 # The route's first line declares the runtime the way Vercel reads it statically for a plain
 # project; it is replaced only by another fixed line from this table, never by user text.
 RUNTIME_LINES = {
@@ -96,16 +98,11 @@ def endpoint(agent: Agent, settings: TargetSettings) -> str:
 
 
 def _route(runtime: str) -> bytes:
-    source = (TEMPLATES / name / ROUTE_FILE).read_text(encoding="utf-8")
+    source = (TEMPLATES / ROUTE_FILE).read_text(encoding="utf-8")
     first, _, rest = source.partition("\n")
     if first != RUNTIME_LINES["edge"]:
         raise RuntimeError(f"{ROUTE_FILE} template must start with {RUNTIME_LINES['edge']!r}")
     return (RUNTIME_LINES[runtime] + "\n" + rest).encode("utf-8")
-
-
-def core_file(target: str) -> File:
-    """The route's logic (templates/shared/lib/agent.mjs), copied verbatim into <target>/lib/agent.mjs."""
-    return File(f"{target}/{CORE_FILE}", (TEMPLATES / "shared" / CORE_FILE).read_bytes())
 
 
 def render(agent: Agent, settings: TargetSettings) -> list[File]:
@@ -142,7 +139,7 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
     }
     return [
         File(f"{name}/{ROUTE_FILE}", _route(runtime)),
-        core_file(name),
+        js_core_file(name),
         json_file(f"{name}/agent.json", {**agent.runtime_config(settings),
                                          "first_byte_timeout": EDGE_FIRST_BYTE if runtime == "edge" else None}),
         json_file(f"{name}/package.json", package),

@@ -42,7 +42,7 @@ from framework.local.process import LocalRunError
 AWSLAMBDARIC = "awslambdaric>=3.0,<5"
 DEFAULT_HANDLER = "lambda_function.lambda_handler"
 NODE_HANDLER = "index.handler"
-NODE_RIC = Path(__file__).parent / "aws"  # package.json + package-lock.json pinning aws-lambda-ric
+NODE_RIC = Path(__file__).parent / "ric"  # package.json + package-lock.json pinning aws-lambda-ric
 # What `npm ci` needs to build aws-lambda-ric's native part (curl, from its shipped configure script,
 # and aws-lambda-cpp, via cmake and node-gyp): the compilers every Debian/Ubuntu image of this kind has.
 BUILD_TOOLS = ("make", "cmake", "g++", "python3")

@@ -35,12 +35,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from framework.deploy import vercel
 from framework.deploy.executor import Context, Executor, Progress, Registry
 from framework.deploy.network import UnresolvedHost, unresolved
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import SecretValues, missing_secrets_error
 from framework.errors import DeployError
+from framework.platforms.vercel import planner as vercel
 from framework.render import File
 
 title = "Vercel"

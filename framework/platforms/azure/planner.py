@@ -19,6 +19,7 @@ from typing import Any
 
 from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
 from framework.errors import DeployError
+from framework.platforms.azure.limits import instance_memory, premium_sku
 
 TAG_AGENT = "agent-framework:agent"
 SETTING_PACKAGE = "AGENT_FRAMEWORK_PACKAGE"  # sha256 (hex) of the published zip
@@ -125,8 +126,6 @@ def plan_sku(kind: str, sku: str) -> dict[str, Any]:
 def desired_state(agent, settings, *, subscription: str, resource_group: str, region: str, package_sha256: str,
                   files: str, secrets) -> Desired:
     """From the validated agent, its Azure settings and the package; `secrets` is a SecretValues."""
-    from framework.targets.azure import instance_memory, premium_sku
-
     options = settings.options
     kind = options.get("plan", "flex")
     if kind == "consumption":

@@ -26,7 +26,7 @@ from framework.deploy.plan import (
     environment_changes,
 )
 from framework.errors import DeployError
-from framework.targets.aws import lambda_runtime
+from framework.platforms.aws.target import lambda_runtime
 
 TAG_AGENT = "agent-framework:agent"
 TAG_CONTENT = "agent-framework:content"

@@ -8,10 +8,9 @@ from pathlib import Path
 from framework.local import npm
 from framework.local.base import LocalOptions
 from framework.local.http import BodyLimit, Front, Request, Response, json_error, proxy, upstream_port
-from framework.local.npm import cache_dir  # noqa: F401  (re-exported: where the runtimes are installed)
 from framework.local.process import Child, LocalRunError
 
-HERE = Path(__file__).parent / "vercel"
+HERE = Path(__file__).parent / "edge"
 # Vercel answers 504 FUNCTION_INVOCATION_TIMEOUT (Edge: when no response has started within 25 s).
 TIMEOUT_STATUS = 504
 EDGE_FIRST_BYTE = 25.0

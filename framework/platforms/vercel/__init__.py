@@ -1,0 +1,41 @@
+"""Vercel Functions: target.py (limits, render) + templates/, runner.py (edge-runtime locally, edge/),
+planner.py (pure deploy plan), api.py (REST I/O)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from framework.local.base import LocalApp, LocalOptions
+from framework.model import Agent, TargetSettings
+from framework.platforms.base import CiLogin, Definition
+from framework.platforms.vercel import target
+from framework.render import File
+
+
+def _runner(options: LocalOptions) -> LocalApp:
+    from framework.platforms.vercel import runner  # Node.js and edge-runtime: only to serve
+
+    return runner.start(options)
+
+
+def _deployer(agent: Agent, settings: TargetSettings, files: list[File], **options: Any) -> Any:
+    from framework.platforms.vercel.api import Deployer  # the REST client: imported only to deploy
+
+    return Deployer(agent, settings, files, **options)
+
+
+PLATFORM = Definition(
+    name=target.name,
+    title=target.title,
+    check=target.check,
+    render=target.render,
+    endpoint=target.endpoint,
+    runner=_runner,
+    deployer=_deployer,
+    ci_login=CiLogin(
+        # Vercel's API has no OIDC federation: a token is the one repository secret
+        variables="#   secrets VERCEL_PLAN_TOKEN, VERCEL_TOKEN: Vercel's API has no OIDC federation",
+        deploy_secrets=("VERCEL_TOKEN",),
+        plan_secrets={"VERCEL_TOKEN": "VERCEL_PLAN_TOKEN"},
+    ),
+)
