@@ -37,9 +37,6 @@ class Registry:
     def __contains__(self, kind: str) -> bool:
         return kind in self._handlers
 
-    def kinds(self) -> set[str]:
-        return set(self._handlers)
-
 
 @dataclass
 class Context:

@@ -30,9 +30,6 @@ class SecretValues:
     def __contains__(self, name: str) -> bool:
         return name in self._values
 
-    def names(self) -> list[str]:
-        return sorted(self._values)
-
     def values(self) -> Mapping[str, str]:
         return dict(self._values)
 
