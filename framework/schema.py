@@ -21,25 +21,42 @@ def schema_path() -> Path:
     raise FileNotFoundError("agent.schema.json is missing from the framework installation")
 
 
-# targets.<name> parts of platforms registered from outside framework/ (see platforms/registry.py)
-_EXTRA_TARGETS: dict[str, dict[str, Any]] = {}
+# schema parts of platforms registered from outside framework/ (see platforms/registry.py)
+_EXTRA: dict[str, Mapping[str, Any]] = {}
+
+
+def assemble(base: dict[str, Any], parts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The schema with each platform's part in place (pure): part["target"] becomes targets.<name>,
+    part["secret"] (a reference to its secret store, when it has one) secrets.<VAR>.<name>."""
+    out = json.loads(json.dumps(base))
+    targets = out["properties"]["targets"]["properties"]
+    secrets = out["properties"]["secrets"]["additionalProperties"]["properties"]
+    for name, part in parts.items():
+        targets[name] = part["target"]
+        if "secret" in part:
+            secrets[name] = part["secret"]
+    return out
+
+
+def dumps(value: dict[str, Any]) -> str:
+    """A schema file's text, as committed."""
+    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
 
 
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
-    """The committed schema (what editors read), plus any registered platform's own part."""
-    loaded = json.loads(schema_path().read_text(encoding="utf-8"))
-    loaded["properties"]["targets"]["properties"].update(_EXTRA_TARGETS)
-    return loaded
+    """The committed schema (what editors read: the built-in platforms' parts assembled), plus any
+    platform registered from outside framework/."""
+    return assemble(json.loads(schema_path().read_text(encoding="utf-8")), _EXTRA)
 
 
-def add_target(name: str, part: Mapping[str, Any]) -> None:
-    _EXTRA_TARGETS[name] = dict(part)
+def add_platform(name: str, part: Mapping[str, Any]) -> None:
+    _EXTRA[name] = part
     schema.cache_clear()
 
 
-def remove_target(name: str) -> None:
-    if _EXTRA_TARGETS.pop(name, None) is not None:
+def remove_platform(name: str) -> None:
+    if _EXTRA.pop(name, None) is not None:
         schema.cache_clear()
 
 

@@ -8,8 +8,10 @@ Its runner and deployer import their frameworks and cloud SDKs only when called,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from framework.findings import Finding
@@ -41,8 +43,8 @@ class Platform(Protocol):
     @property
     def title(self) -> str: ...
     @property
-    def schema(self) -> Mapping[str, Any] | None:
-        """Its `targets.<name>` JSON Schema, when schema/agent.schema.json does not hold it yet."""
+    def schema(self) -> Mapping[str, Any]:
+        """Its part of the JSON Schema: {"target": targets.<name>, "secret": its secret reference (optional)}."""
         ...
     @property
     def runner(self) -> Runner | None: ...  # starts the app in the platform's local runtime
@@ -73,7 +75,12 @@ class Definition:
     check: Callable[[Agent, TargetSettings], list[Finding]]
     render: Callable[[Agent, TargetSettings], list[File]]
     endpoint: Callable[[Agent, TargetSettings], str]
+    schema: Mapping[str, Any]
     runner: Runner | None = None
     deployer: DeployerFactory | None = None
     ci_login: CiLogin | None = None
-    schema: Mapping[str, Any] | None = None
+
+
+def schema_part(package: str) -> dict[str, Any]:
+    """A platform package's schema.json (given its __file__): its part of schema/agent.schema.json."""
+    return json.loads((Path(package).parent / "schema.json").read_text(encoding="utf-8"))

@@ -123,7 +123,7 @@ class Deployer:
 
 PLATFORM = Definition(
     name=NAME, title="Py Functions", check=check, render=render, endpoint=endpoint,
-    runner=LocalApp, deployer=Deployer, schema=SCHEMA,
+    runner=LocalApp, deployer=Deployer, schema={"target": SCHEMA},
     ci_login=CiLogin(variables="#   PYFN_TOKEN: the pyfn API token", step="""\
       - uses: example/pyfn-login@v1
         with:
@@ -205,6 +205,28 @@ def test_a_name_is_registered_once(pyfn):
 def test_the_built_in_platforms_in_their_order():
     assert registry.names() == ("aws", "gcp", "azure", "vercel")
     assert registry.deployable() == ("aws", "gcp", "azure", "vercel")
+    with pytest.raises(ValueError, match="built in"):
+        registry.unregister("aws")
+
+
+def test_the_committed_schema_is_assembled_from_the_platforms_parts():
+    """schema/agent.schema.json is what editors read; its platform blocks come from
+    framework/platforms/<name>/schema.json and the rest from schema/agent.base.json."""
+    committed = (Path(__file__).resolve().parents[2] / "schema" / "agent.schema.json").read_text(encoding="utf-8")
+    assert committed == registry.assembled_schema(), (
+        "schema/agent.schema.json is out of date: write registry.assembled_schema() to it "
+        "(python -c 'from framework.platforms import registry; print(registry.assembled_schema(), end=\"\")' "
+        "> schema/agent.schema.json)")
+    assert list(json.loads(committed)["properties"]["targets"]["properties"]) == list(registry.names())
+
+
+def test_a_registered_platform_leaves_the_schema_as_it_was(pyfn):
+    from framework.schema import schema
+
+    assert "pyfn" in schema()["properties"]["targets"]["properties"]
+    registry.unregister(NAME)
+    assert "pyfn" not in schema()["properties"]["targets"]["properties"]
+    registry.register(PLATFORM)  # for the fixture to take back out
 
 
 def test_validate_and_build_import_no_cloud_sdk_and_no_local_runtime(tmp_path):

@@ -8,7 +8,7 @@ from typing import Any
 from framework.local.base import LocalApp, LocalOptions
 from framework.model import Agent, TargetSettings
 from framework.platforms.aws import target
-from framework.platforms.base import CiLogin, Definition
+from framework.platforms.base import CiLogin, Definition, schema_part
 from framework.render import File
 
 
@@ -30,6 +30,7 @@ PLATFORM = Definition(
     check=target.check,
     render=target.render,
     endpoint=target.endpoint,
+    schema=schema_part(__file__),
     runner=_runner,
     deployer=_deployer,
     ci_login=CiLogin(
