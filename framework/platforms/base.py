@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 from framework.findings import Finding
@@ -80,7 +81,10 @@ class Definition:
     deployer: DeployerFactory | None = None
     ci_login: CiLogin | None = None
 
-
-def schema_part(package: str) -> dict[str, Any]:
-    """A platform package's schema.json (given its __file__): its part of schema/agent.schema.json."""
-    return json.loads((Path(package).parent / "schema.json").read_text(encoding="utf-8"))
+    @classmethod
+    def of(cls, target: ModuleType, **rest: Any) -> Definition:
+        """A package's PLATFORM from its target module (name, title, check, render, endpoint) and
+        the schema.json beside it; `rest` gives runner, deployer and ci_login."""
+        part = json.loads((Path(target.__file__ or "").parent / "schema.json").read_text(encoding="utf-8"))
+        return cls(name=target.name, title=target.title, check=target.check, render=target.render,
+                   endpoint=target.endpoint, schema=part, **rest)

@@ -8,7 +8,7 @@ from typing import Any
 from framework.local.base import LocalApp, LocalOptions
 from framework.model import Agent, TargetSettings
 from framework.platforms.aws import target
-from framework.platforms.base import CiLogin, Definition, schema_part
+from framework.platforms.base import CiLogin, Definition
 from framework.render import File
 
 
@@ -24,13 +24,8 @@ def _deployer(agent: Agent, settings: TargetSettings, files: list[File], **optio
     return Deployer(agent, settings, files, **options)
 
 
-PLATFORM = Definition(
-    name=target.name,
-    title=target.title,
-    check=target.check,
-    render=target.render,
-    endpoint=target.endpoint,
-    schema=schema_part(__file__),
+PLATFORM = Definition.of(
+    target,
     runner=_runner,
     deployer=_deployer,
     ci_login=CiLogin(
