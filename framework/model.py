@@ -79,9 +79,9 @@ class Agent:
             "api_key_env": self.api_key_env,
             "cors": {"origins": list(self.cors_origins)},
             "retries": 2,
-            # references only (ARNs, parameter names): the function resolves them at cold start
-            "secret_refs": {name: refs[settings.name] for name, refs in sorted(self.secrets.items())
-                            if settings.name in refs and settings.name == "aws"},
+            # secret references the function itself resolves at cold start: none unless the
+            # platform's render says so (AWS Lambda: ARNs, SSM parameter names)
+            "secret_refs": {},
         }
 
 

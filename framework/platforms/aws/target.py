@@ -108,12 +108,19 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
     return [
         template_file(TEMPLATES, name, "lambda_function.py", context),
         runtime_file(name),
-        json_file(f"{name}/agent.json", agent.runtime_config(settings)),
+        json_file(f"{name}/agent.json", _runtime_config(agent, settings)),
         template_file(TEMPLATES, name, "requirements.txt", context),
         template_file(TEMPLATES, name, "Dockerfile", context),
         template_file(TEMPLATES, name, "template.yaml", context),
         _deploy_file(agent, settings, context),
     ]
+
+
+def _runtime_config(agent: Agent, settings: TargetSettings) -> dict:
+    """agent.json, with the secret references the function reads itself at cold start (the other
+    platforms inject referenced secrets into the environment)."""
+    refs = {env: r[name] for env, r in sorted(agent.secrets.items()) if name in r}
+    return {**agent.runtime_config(settings), "secret_refs": refs}
 
 
 def _deploy_file(agent: Agent, settings: TargetSettings, context: dict) -> File:
@@ -144,7 +151,7 @@ def _render_node(agent: Agent, settings: TargetSettings, context: dict) -> list[
     return [
         File(f"{name}/index.mjs", (TEMPLATES / "index.mjs").read_bytes()),
         js_core_file(name),
-        json_file(f"{name}/agent.json", agent.runtime_config(settings)),
+        json_file(f"{name}/agent.json", _runtime_config(agent, settings)),
         json_file(f"{name}/package.json", package),
         File(f"{name}/Dockerfile", dockerfile.encode("utf-8")),
         template_file(TEMPLATES, name, "template.yaml", node),
