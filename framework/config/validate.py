@@ -251,7 +251,8 @@ MAX_PROMPT_BYTES = 1_000_000
 LARGE_PROMPT_BYTES = 400_000
 # YAML 1.1 (what PyYAML reads) turns these plain numbers into other values than most people expect
 _DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)(\.[0-9]*)?([eE][-+]?[0-9]+)?")
-_LINE_SEPARATORS = ("\u2028", "\u2029")
+# What YAML takes for line breaks beyond CR and LF: NEL, LINE and PARAGRAPH SEPARATOR.
+_LINE_SEPARATORS = {"\x85": "NEL, U+0085", "\u2028": "U+2028", "\u2029": "U+2029"}
 
 
 def _number_reading(written: str) -> str:
@@ -282,15 +283,19 @@ def _yaml_surprises(doc: Document) -> list[Problem]:
             out.append(Problem(doc.file, line, col, format_path(path), (
                 f"YAML reads {written} as {value} ({_number_reading(written)}); "
                 f"write the number you mean in plain digits ({value}{mean})"), "warning"))
-    if any(mark in doc.text for mark in _LINE_SEPARATORS):
-        for path in doc.values:
-            value = _value_at(doc.data, path)
-            if isinstance(value, str) and any(mark in value for mark in _LINE_SEPARATORS):
-                line, col = doc.where(path)
-                out.append(Problem(doc.file, line, col, format_path(path), (
-                    "contains a Unicode line or paragraph separator (U+2028/U+2029), which YAML reads as a "
-                    "line break, dropping the spaces next to it; to keep the text exactly as written, put "
-                    "it in a file and write `prompt: {file: prompt.txt}`"), "warning"))
+    strings = sorted((doc.where(path), path) for path in doc.values
+                     if isinstance(_value_at(doc.data, path), str))
+    for index, mark in enumerate(doc.text):
+        if mark not in _LINE_SEPARATORS:
+            continue
+        # Where an editor shows it (lines end at LF only), in the text value that starts last before it.
+        line = doc.text.count("\n", 0, index) + 1
+        col = index - doc.text.rfind("\n", 0, index)
+        path = next((p for (start, p) in reversed(strings) if start <= (line, col)), ())
+        out.append(Problem(doc.file, line, col, format_path(path), (
+            f"contains a Unicode line separator ({_LINE_SEPARATORS[mark]}), which YAML reads as a line break, "
+            "dropping it or the spaces next to it even inside quotes; to keep the text exactly as written, "
+            "put it in a file and write `prompt: {file: prompt.txt}`"), "warning"))
     return out
 
 
@@ -314,11 +319,12 @@ def _field_problems(doc: Document, agent: Agent) -> list[Problem]:
     if agent.base_url:
         url = urllib.parse.urlsplit(agent.base_url)
         path = url.path.rstrip("/")
-        if path.endswith("/chat/completions"):
-            fixed = urllib.parse.urlunsplit((url.scheme, url.netloc, path.removesuffix("/chat/completions"), "", ""))
+        endpoint = re.search(r"/(chat/)?completions$", path, re.IGNORECASE)
+        if endpoint:
+            fixed = urllib.parse.urlunsplit((url.scheme, url.netloc, path[:endpoint.start()], "", ""))
             problem(("base_url",), (
-                f"must be the service's address without /chat/completions (the functions add it: this one "
-                f"would call {path}/chat/completions); write `base_url: {fixed}`"))
+                f"must be the service's address without {endpoint.group(0)} (the functions add /chat/completions: "
+                f"this one would call {path}/chat/completions); write `base_url: {fixed}`"))
         elif not any(re.fullmatch(r"v[0-9]+\w*", part) for part in path.split("/")):
             problem(("base_url",), (
                 "has no version in its path: most OpenAI-compatible services (OpenAI, Ollama, vLLM, LM Studio) "

@@ -149,6 +149,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         finally:
             self.rfile = rfile
         problem = check_fields(recorder.lines)
+        if not problem and self.request_version != "HTTP/1.0" and len(self.headers.get_all("Host") or []) != 1:
+            problem = "an HTTP/1.1 request carries exactly one Host header field"
         if problem:
             self.send_error(400, problem)
             return False
@@ -196,6 +198,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 raise _Reject(400, "a request may not carry both Transfer-Encoding and Content-Length")
             if codings[-1] != "chunked":
                 raise _Reject(400, "Transfer-Encoding must end with chunked")
+            if codings.count("chunked") > 1:
+                raise _Reject(400, "chunked may be applied to a request body only once")
             if len(codings) > 1:
                 raise _Reject(501, f"transfer coding {codings[0][:40]!r} is not supported")
             return None
@@ -288,6 +292,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         if self.close_connection:
             self.send_header("Connection", "close")
+        elif self.request_version == "HTTP/1.0":  # it asked to keep the connection: say it stays open
+            self.send_header("Connection", "keep-alive")
         try:
             if bodiless or self.command == "HEAD":
                 length = _header(response.headers, "content-length") or (

@@ -7,11 +7,10 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from framework.local.process import LocalRunError
+from framework.local.process import LocalRunError, log_line
 
 MARKER = Path("node_modules") / ".installed"
 
@@ -38,7 +37,7 @@ def install(sources: dict[str, bytes], name: str, missing_tools: str, failed: st
     if missing:
         raise LocalRunError(missing_tools.format(missing=", ".join(missing)))
     folder.parent.mkdir(parents=True, exist_ok=True)
-    _notice(f"installing {what or name} into {folder} with npm (once per machine"
+    log_line(f"installing {what or name} into {folder} with npm (once per machine"
             f"{', ' + expected if expected else ''}) ...")
     staging = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", dir=folder.parent))
     try:
@@ -59,14 +58,6 @@ def install(sources: dict[str, bytes], name: str, missing_tools: str, failed: st
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
-
-
-def _notice(line: str) -> None:
-    try:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
 
 
 def _npm_environment() -> dict[str, str]:

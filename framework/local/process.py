@@ -17,6 +17,15 @@ class LocalRunError(FrameworkError):
     exit_code = 1
 
 
+def log_line(line: str) -> None:
+    """One line to our stderr, for the local runtime's own notices; a closed stderr loses it quietly."""
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
 class Child:
     """Start `command`, wait until it listens on `port`; its output goes to our stderr when `log`."""
 

@@ -21,6 +21,7 @@ __all__ = ["fake", "vercel_server"]  # fixtures used by name below
 
 FILES = ["agent.json", "api/agent.ts", "lib/agent.mjs", "package.json", "public/robots.txt", "tsconfig.json",
          "vercel.json"]
+PROMPT_LABEL = "prompt (digest; the text is only in the function and the deployment's private source, never served)"
 CLEAN_DEPLOY = ["POST /v11/projects", "POST /v10/projects/prj_000001/env", "POST /v13/deployments",
                 *["POST /v2/files"] * len(FILES), "POST /v13/deployments"]
 
@@ -92,12 +93,11 @@ def test_prompt_change_makes_one_deployment_uploading_only_agent_json(fake, tmp_
     assert ops == ["vercel.create_deployment"]
     changed = {r["kind"]: [c["field"] for c in r["changes"]]
                for r in planned["resources"] if r["action"] != "unchanged"}
-    assert changed == {"production deployment": [
-        "content", "files changed", "prompt (digest; the text is not kept on Vercel)"]}
+    assert changed == {"production deployment": ["content", "files changed", PROMPT_LABEL]}
     deployment = next(r for r in planned["resources"] if r["kind"] == "production deployment")
     assert next(c for c in deployment["changes"] if c["field"] == "files changed")["new"] == ["agent.json"]
     text = run("plan", agent).stdout
-    assert "prompt (digest; the text is not kept on Vercel): sha256:" in text and " -> sha256:" in text
+    assert f"{PROMPT_LABEL}: sha256:" in text and " -> sha256:" in text
     fake.clear()
     run("deploy", agent)
     assert fake.mutating == ["POST /v13/deployments", "POST /v2/files", "POST /v13/deployments"]

@@ -225,6 +225,14 @@ MALFORMED = [
     ("space-before-colon", lambda s: head(s, "POST", "Content-Length : 2") + b"\r\n\r\n{}", 400, "header"),
     ("line-without-colon", lambda s: head(s, "POST", "not a field", "Content-Length: 2") + b"\r\n\r\n{}", 400,
      "header"),
+    ("content-length-with-a-sign", lambda s: head(s, "POST", "Content-Length: +2") + b"\r\n\r\n{}", 400,
+     "Content-Length"),
+    ("content-length-listed-twice", lambda s: head(s, "POST", "Content-Length: 2, 2") + b"\r\n\r\n{}", 400,
+     "Content-Length"),
+    ("chunked-twice", lambda s: head(s, "POST", "Transfer-Encoding: chunked", "Transfer-Encoding: chunked")
+     + b"\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400, "only once"),
+    ("no-host", lambda s: f"POST {s.path} HTTP/1.1\r\nContent-Length: 2\r\n\r\n{{}}".encode(), 400, "Host"),
+    ("two-hosts", lambda s: head(s, "POST", "Host: other", "Content-Length: 2") + b"\r\n\r\n{}", 400, "Host"),
     ("trace", lambda s: head(s, "TRACE") + b"\r\n\r\n", 405, "method"),
     ("propfind", lambda s: head(s, "PROPFIND", "Content-Length: 2") + b"\r\n\r\n{}", 405, "method"),
     ("lowercase-post", lambda s: head(s, "post", "Content-Length: 2") + b"\r\n\r\n{}", 405, "method"),
@@ -296,6 +304,26 @@ def test_another_method_is_a_405_and_the_connection_stays_usable(server, method)
         after = read_answer(stream, "POST")
     assert refused.status == 405 and refused.one("allow") == "POST, OPTIONS"
     assert after.status == 200 and after.reply() == f"echo: after {method}"
+
+
+# Targets whose runtime streams every answer from its upstream (the Edge runtime, the streaming Lambda).
+STREAMED_ANSWERS = {"vercel", "aws-stream"}
+
+
+def test_an_http_1_0_client_asking_for_keep_alive_is_told_the_connection_stays(server):
+    body = json.dumps({"message": "one point oh"}).encode()
+    raw = (f"POST {server.path} HTTP/1.0\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n"
+           f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    with connect(server) as sock, sock.makefile("rb") as stream:
+        sock.sendall(raw)
+        first = read_answer(stream, "POST")
+        if server.target in STREAMED_ANSWERS:  # no chunked coding in HTTP/1.0: the close ends the body
+            assert (first.status, first.one("connection"), first.reply()) == (200, "close", "echo: one point oh")
+            return
+        assert first.one("connection") == "keep-alive" and first.one("content-length") is not None
+        sock.sendall(raw)
+        second = read_answer(stream, "POST")
+    assert (first.status, second.status) == (200, 200) and second.reply() == "echo: one point oh"
 
 
 def test_a_chunked_upload_is_read_and_answered(server):

@@ -61,6 +61,8 @@ BASE_URLS = [
     ("https://generativelanguage.googleapis.com/v1beta/openai", None, None),
     ("https://api.openai.com/v1/chat/completions", "error", "write `base_url: https://api.openai.com/v1`"),
     ("https://x.example/v1/chat/completions/", "error", "would call /v1/chat/completions/chat/completions"),
+    ("http://host.example/v1/Chat/Completions", "error", "write `base_url: http://host.example/v1`"),
+    ("http://host.example/v1/completions", "error", "without /completions"),
     ("http://localhost:11434", "warning", "e.g. `base_url: http://localhost:11434/v1`"),
 ]
 
@@ -149,11 +151,16 @@ def test_a_prompt_file_reaches_the_model_byte_for_byte_crlf_included(tmp_path):
     assert json.loads((tmp_path / "out" / "aws" / "agent.json").read_text())["system_prompt"] == text
 
 
-@pytest.mark.parametrize("style", ['"a \u2028 b"', "'a \u2029 b'"])
-def test_a_line_separator_in_a_yaml_prompt_is_warned_as_yaml_drops_its_spaces(tmp_path, style):
+# (prompt as written in agent.yaml, the separator's name in the warning)
+SEPARATORS = [('"a \u2028 b"', "U+2028"), ("'a \u2029 b'", "U+2029"), ("a \u2028 b", "U+2028"),
+              ('"a \x85 b"', "NEL, U+0085"), ("'a \x85 b'", "NEL, U+0085")]
+
+
+@pytest.mark.parametrize(("style", "name"), SEPARATORS)
+def test_a_line_separator_in_a_yaml_prompt_is_warned_as_yaml_drops_its_spaces(tmp_path, style, name):
     found = problems(tmp_path, f"prompt: {style}\n")
     assert [(p.severity, p.path, p.line) for p in found] == [("warning", "prompt", 5)]
-    assert "U+2028/U+2029" in found[0].message and "{file: prompt.txt}" in found[0].message
+    assert f"({name})" in found[0].message and "{file: prompt.txt}" in found[0].message
 
 
 def test_an_empty_model_is_told_to_write_a_name_not_empty_quotes(tmp_path):
@@ -164,9 +171,10 @@ def test_an_empty_model_is_told_to_write_a_name_not_empty_quotes(tmp_path):
     assert 'model: ""' not in message and "for example model: gpt-4o-mini" in message
 
 
-@pytest.mark.parametrize("model", ['"gpt-4o-mini "', '" gpt-4o-mini"', '"gpt-4o-mini\\n"'])
-def test_a_model_name_with_spaces_around_it_is_refused(tmp_path, model):
+@pytest.mark.parametrize("model", ['"gpt-4o-mini "', '" gpt-4o-mini"', '"gpt-4o-mini\\n"', '"gpt-4o\\nmini"',
+                                   '"gpt-4o\\tmini"'])
+def test_a_model_name_with_spaces_around_it_or_breaks_inside_is_refused(tmp_path, model):
     path = agent_file(tmp_path, f"name: b1\nprompt: hi\nmodel: {model}\ntargets:\n  aws: {{}}\n")
     with pytest.raises(ConfigError) as caught:
         validate_file(path)
-    assert "no space or line break at the start or end" in caught.value.problems[0].message
+    assert "no space at the start or end and no tab or line break anywhere" in caught.value.problems[0].message

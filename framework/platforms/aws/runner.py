@@ -37,7 +37,7 @@ from framework.local import npm
 from framework.local.base import LocalOptions
 from framework.local.http import BodyLimit, Front, Request, Response, json_error
 from framework.local.lambda_runtime_api import REQUEST_LIMIT, RESPONSE_LIMIT, Invocation, Outcome, Worker, trace_id
-from framework.local.process import LocalRunError
+from framework.local.process import LocalRunError, log_line
 
 AWSLAMBDARIC = "awslambdaric>=3.0,<5"
 DEFAULT_HANDLER = "lambda_function.lambda_handler"
@@ -230,14 +230,6 @@ def failure(outcome: Outcome, timeout: float) -> Response:
 
 # --- the app ---------------------------------------------------------------------------------------
 
-def _log(line: str) -> None:
-    try:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-
-
 def is_node_app(app_dir: Path) -> bool:
     """A streaming function (Node.js: index.mjs), rather than the Python one."""
     return (app_dir / "index.mjs").is_file() and not (app_dir / "lambda_function.py").is_file()
@@ -384,8 +376,8 @@ class AwsApp:
         # pick it up), the outcome settled (its death must not pass for a crash), then killed.
         self._exited(worker)
         if invocation.finish(Outcome("timeout")):
-            _log(f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z "
-                 f"{invocation.request_id} Task timed out after {self._timeout:.2f} seconds")
+            log_line(f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z "
+                     f"{invocation.request_id} Task timed out after {self._timeout:.2f} seconds")
         worker.kill()
 
     def _follow(self, invocation: Invocation, worker: Worker) -> None:
@@ -398,8 +390,9 @@ class AwsApp:
     def _report(self, invocation: Invocation, started: float) -> None:
         if self._options.log:
             kind = invocation.outcome.kind if invocation.outcome else "abandoned"
-            _log(f"REPORT RequestId: {invocation.request_id}\tDuration: {(time.monotonic() - started) * 1000:.2f} ms"
-                 f"\tMemory Size: {self._options.memory} MB\tStatus: {kind}")
+            duration = (time.monotonic() - started) * 1000
+            log_line(f"REPORT RequestId: {invocation.request_id}\tDuration: {duration:.2f} ms"
+                     f"\tMemory Size: {self._options.memory} MB\tStatus: {kind}")
 
     def _streamed(self, invocation: Invocation, worker: Worker, started: float) -> Response | None:
         """The client's answer to a streamed response: its head from the prelude, then its body as

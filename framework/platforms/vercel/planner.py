@@ -31,6 +31,10 @@ META_FILES = "agentFrameworkFiles"
 META_SETTINGS = "agentFrameworkSettings"
 META_SECRET = "agentFrameworkSecret_"  # + NAME -> keyed digest of the value the deployment was built with
 DEFAULT_API = "https://api.vercel.com"
+# What the plan says of the prompt: the meta holds only its digest; the text itself is uploaded as
+# part of the deployment's source (visible to the team only) and bundled into the function, and
+# vercel.json keeps it out of the static files (framework/platforms/vercel/target.py).
+PROMPT_LABEL = "prompt (digest; the text is only in the function and the deployment's private source, never served)"
 
 
 def team_query(team: str | None) -> dict[str, str]:
@@ -301,7 +305,7 @@ def _deployment_changes(desired: Desired, latest: DeploymentState | None) -> lis
     old = _settings(latest.meta)
     for key in sorted(set(old) | set(desired.settings)):
         if old.get(key) != desired.settings.get(key):
-            label = key if key != "prompt" else "prompt (digest; the text is not kept on Vercel)"
+            label = key if key != "prompt" else PROMPT_LABEL
             changes.append(Change(label, old.get(key), desired.settings.get(key)))
     return changes
 
