@@ -200,25 +200,10 @@ class ChatClient(_Client):
         return response.status, headers, _sse_pieces(conn, sock, response, deadline)
 
 
-def _read_within(sock, response: http.client.HTTPResponse, deadline: float) -> bytes:
-    """The whole body by the deadline: a socket timeout bounds each read, not a body that trickles in."""
-    parts = []
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError
-        sock.settimeout(remaining)
-        part = response.read1(65536)
-        parts.append(part)
-        if not part or response.length == 0:
-            response.read()  # marks the response finished, so the kept-alive connection can be reused
-            return b"".join(parts)
-
-
-def _lines(sock, response: http.client.HTTPResponse, deadline: float):
-    """The body's lines as they arrive. read1, unlike readline, raises IncompleteRead for a body that
-    breaks off or has a malformed chunk, instead of ending as if the body were complete."""
-    pending = b""
+def _reads(sock, response: http.client.HTTPResponse, deadline: float):
+    """The body as it arrives, by the deadline: a socket timeout bounds each read, not a body that
+    trickles in. read1, unlike readline, raises IncompleteRead for a body that breaks off or has a
+    malformed chunk, instead of ending as if the body were complete."""
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -226,11 +211,27 @@ def _lines(sock, response: http.client.HTTPResponse, deadline: float):
         sock.settimeout(remaining)
         data = response.read1(65536)
         if not data:
-            if pending:
-                yield pending
             return
+        yield data
+        if response.length == 0:
+            return
+
+
+def _read_within(sock, response: http.client.HTTPResponse, deadline: float) -> bytes:
+    """The whole body by the deadline."""
+    data = b"".join(_reads(sock, response, deadline))
+    response.read()  # marks the response finished, so the kept-alive connection can be reused
+    return data
+
+
+def _lines(sock, response: http.client.HTTPResponse, deadline: float):
+    """The body's lines as they arrive."""
+    pending = b""
+    for data in _reads(sock, response, deadline):
         *lines, pending = (pending + data).split(b"\n")
         yield from lines
+    if pending:
+        yield pending
 
 
 def _sse_pieces(conn: http.client.HTTPConnection, sock, response: http.client.HTTPResponse, deadline: float):
