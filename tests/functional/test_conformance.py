@@ -345,14 +345,16 @@ def test_a_stream_that_stalls_before_its_first_word_is_a_json_504(kind, fake_mod
     assert json.loads(raw) == {"error": "the model did not answer within 4 s"}
 
 
-def test_a_streaming_lambda_answers_json_when_the_request_says_stream_false(fake_model, request):
+@pytest.mark.parametrize(("stream", "answer_type"), [(False, "application/json"), (None, "text/plain")])
+def test_a_streaming_lambda_follows_the_requests_stream_field(stream, answer_type, fake_model, request):
+    """false: the JSON answer; null: as if absent, so the agent's own stream: true decides."""
     with running("serve-aws-stream", build_for("serve-aws-stream", request),
                  OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY=API_KEY) as call:
         tag = token_of(request)
-        status, headers, raw = call("POST", json.dumps({"message": tag, "stream": False}).encode(), JSON)
+        status, headers, raw = call("POST", json.dumps({"message": tag, "stream": stream}).encode(), JSON)
         bad_status, _, bad = call("POST", b"not json", JSON)
-    assert status == 200 and headers["content-type"].startswith("application/json")
-    assert json.loads(raw)["response"] == f"echo: {tag}"
+    assert status == 200 and headers["content-type"].startswith(answer_type)
+    assert (json.loads(raw)["response"] if stream is False else raw.decode()) == f"echo: {tag}"
     assert bad_status == 400 and json.loads(bad) == {"error": "the request body is not valid JSON"}
 
 
@@ -394,15 +396,6 @@ def test_a_stream_with_an_invalid_chunk_size_is_a_json_502_not_a_timeout(stream_
     status, _, raw = ask_stream(stream_app, f"[[bad-chunk]] {token(request)}")
     assert status == 502
     assert json.loads(raw) == {"error": "the model endpoint's answer was cut off or invalid"}
-
-
-def test_a_streaming_lambda_streams_when_the_request_says_stream_null(fake_model, request):
-    with running("serve-aws-stream", build_for("serve-aws-stream", request),
-                 OPENAI_BASE_URL=fake_model.url, OPENAI_API_KEY=API_KEY) as call:
-        tag = token_of(request)
-        status, headers, raw = call("POST", json.dumps({"message": tag, "stream": None}).encode(), JSON)
-    assert status == 200 and headers["content-type"].startswith("text/plain")
-    assert raw.decode() == f"echo: {tag}"
 
 
 # One of each runtime: the Python one under each platform's adapter (and with the SDK client), the
