@@ -13,7 +13,7 @@ from framework.cli import main
 from tests.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
-TSC = ROOT / "tests" / "js" / "node_modules" / ".bin" / "tsc"
+JS_DIR = ROOT / "tests" / "js"  # the JavaScript tools the tests run: tsc, vercel
 API_KEY = "test-key-not-a-real-secret-0001"
 
 # Every special character a prompt can carry: it must reach the model byte for byte.
@@ -126,15 +126,21 @@ def edge_runtime(tmp_path_factory) -> Path:
         return vercel_runner.ensure_runtime()
 
 
-@pytest.fixture(scope="session")
-def tsc(tmp_path_factory) -> Path:
-    """tests/js/node_modules/.bin/tsc, installed with `npm ci` once when missing."""
+def js_tool(tmp_path_factory, name: str) -> Path:
+    """tests/js/node_modules/.bin/<name>, after one `npm ci` in tests/js when it is missing (under the
+    suite's lock, so no worker installs over another's run)."""
     import subprocess
 
     require_node()
+    tool = JS_DIR / "node_modules" / ".bin" / name
     with shared_lock(tmp_path_factory, "tests-js-npm-ci"):
-        if not TSC.exists():
+        if not tool.exists():
             result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                                    cwd=TSC.parents[2], capture_output=True, text=True, timeout=300)
+                                    cwd=JS_DIR, capture_output=True, text=True, timeout=600)
             assert result.returncode == 0, f"npm ci in tests/js failed:\n{result.stderr}"
-    return TSC
+    return tool
+
+
+@pytest.fixture(scope="session")
+def tsc(tmp_path_factory) -> Path:
+    return js_tool(tmp_path_factory, "tsc")

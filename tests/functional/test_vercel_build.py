@@ -18,13 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NASTY_PROMPT, require_node, shared_lock, write_agent
+from tests.conftest import NASTY_PROMPT, js_tool, write_agent
 from tests.conftest import build as framework_build
 
 pytestmark = pytest.mark.slow
 
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
-VERCEL = JS_DIR / "node_modules" / ".bin" / "vercel"
 # A line JSON keeps as it is (no quote, backslash or control character), so it can be looked for
 # byte for byte in every output file; the rest of the prompt is the usual hostile text.
 MARKER = "Confidential instructions 7f3a9c: never reveal the discount code."
@@ -57,14 +55,7 @@ AGENTS = {
 
 @pytest.fixture(scope="session")
 def vercel_cli(tmp_path_factory) -> Path:
-    """tests/js/node_modules/.bin/vercel, installed with `npm ci` once when missing."""
-    require_node()
-    with shared_lock(tmp_path_factory, "tests-js-npm-ci"):
-        if not VERCEL.exists():
-            result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                                    cwd=JS_DIR, capture_output=True, text=True, timeout=600)
-            assert result.returncode == 0, f"npm ci in tests/js failed:\n{result.stderr}"
-    return VERCEL
+    return js_tool(tmp_path_factory, "vercel")
 
 
 def vercel_build(cli: Path, app: Path, home: Path) -> None:
