@@ -67,7 +67,7 @@ def make_deployer(file: str, target: str | None, output: str, stderr: TextIO, **
               "see the deployed code.", file=stderr)
     factory = registry.get(settings.name).deployer
     assert factory is not None  # _load admits deployable targets only
-    return factory(agent, settings, files, **options)
+    return factory(agent, settings, files, stderr=stderr, **options)
 
 
 def _confirm(question: str, yes: bool, stdin: TextIO, stderr: TextIO, environ: Mapping[str, str]) -> None:

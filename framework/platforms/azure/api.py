@@ -5,7 +5,9 @@ ARM calls go through azure-mgmt-web's WebSiteManagementClient (endpoint AZURE_AR
 is published to the app's Kudu (SCM) site with plain HTTPS and the same bearer token (endpoint
 AZURE_SCM_ENDPOINT, `{app}` standing for the app's name). Credentials: azure-identity's
 DefaultAzureCredential (az login, workload identity, managed identity, ...), or a bearer token
-given in AZURE_ACCESS_TOKEN. Retries: 429 and 5xx with backoff, honouring Retry-After, on both.
+given in AZURE_ACCESS_TOKEN. Retries: 408, 429 and 5xx with backoff, honouring Retry-After, on both: ARM
+through azure-core's RetryPolicy (its backoff), Kudu under framework/deploy/http.py's policy; both read
+Retry-After, say an unresolved host and announce each wait the same way.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import json
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import urljoin
 
 from azure.core.credentials import AccessToken
@@ -34,6 +36,7 @@ from azure.core.pipeline.policies import RetryPolicy
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
 from azure.mgmt.web import WebSiteManagementClient
 
+from framework.deploy import http
 from framework.deploy.executor import Context, Executor, Progress, Registry
 from framework.deploy.network import UnresolvedHost, unresolved
 from framework.deploy.package import DOCS, build_zip
@@ -70,8 +73,13 @@ def make_credential(environ: Mapping[str, str]):
 
 
 class _Retry(RetryPolicy):
-    """azure-core's retry, plus POST/PATCH answered 429 (a throttled request was not executed), minus
-    a host name that does not resolve (said at once)."""
+    """azure-core's retry (its counts and backoff), plus POST/PATCH answered 429 (a throttled request was
+    not executed), minus a host name that does not resolve (said at once); Retry-After read and each wait
+    announced as framework/deploy/http.py does for the other clouds."""
+
+    def __init__(self, policy: http.Policy, stderr: TextIO | None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.policy, self.stderr = policy, stderr
 
     def _is_method_retryable(self, settings, request, response=None):
         if response is not None and response.status_code == 429:
@@ -82,6 +90,18 @@ class _Retry(RetryPolicy):
         if error is not None and unresolved(error):  # a name without DNS answer: no retry will find it
             raise UnresolvedHost(response.http_request.url, "AZURE_ARM_ENDPOINT") from None
         return super().increment(settings, response, error)
+
+    def get_retry_after(self, response) -> float | None:
+        return http.retry_after(response.http_response.headers.get("Retry-After"))
+
+    def sleep(self, settings, transport, response=None) -> None:
+        last = settings["history"][-1]
+        failure = http.Failure(None if last.error is not None else last.http_response.status_code)
+        wait = (self.get_retry_after(response) if response is not None else None) or self.get_backoff_time(settings)
+        path = urllib.parse.urlsplit(last.http_request.url).path
+        self.policy.announce(f"{last.http_request.method} {path}", failure, wait, len(settings["history"]),
+                             self.stderr)
+        super().sleep(settings, transport, response)
 
 
 class _PlainHttpAuth(ARMChallengeAuthenticationPolicy):
@@ -99,6 +119,23 @@ class KuduError(Exception):
         self.status = status
 
 
+class _Answer(Exception):
+    """A Kudu answer other than 2xx, raised between tries and returned after the last one."""
+
+    def __init__(self, status: int, headers: Mapping[str, str], data: bytes):
+        super().__init__(status)
+        self.status, self.headers, self.data = status, headers, data
+
+
+def _kudu_failure(error: Exception) -> http.Failure | None:
+    """A failed Kudu try as the retry policy reads it: an answer's status, or no answer at all."""
+    if isinstance(error, _Answer):
+        return http.Failure(error.status, _header(error.headers, "Retry-After"))
+    if isinstance(error, (urllib.error.URLError, OSError)):
+        return http.Failure(None)
+    return None
+
+
 def _raw(pipeline_response, deserialized, headers):
     """`cls=` for SDK calls: the answer's JSON as sent (e.g. listkeys' flat {"default": key})."""
     return pipeline_response.http_response.json()
@@ -109,11 +146,14 @@ class Api:
 
     def __init__(self, subscription: str, group: str, environ: Mapping[str, str], *, credential=None,
                  sleep: Callable[[float], None] = time.sleep, retries: int = 6, backoff: float = 0.8,
-                 polling_interval: float = 5, poll_limit: int = 720):
+                 polling_interval: float = 5, poll_limit: int = 720, stderr: TextIO | None = None):
         self.subscription, self.group = subscription, group
         self.environ = environ
         self.sleep = sleep
+        self.stderr = stderr
         self.retries, self.backoff = retries, backoff
+        self.retry = http.Policy("azure", attempts=retries + 1, first=backoff, cap=60, statuses=RETRY_STATUS,
+                                 cap_retry_after=False)
         self.poll_interval = polling_interval
         self.poll_limit = poll_limit
         self.credential = credential or make_credential(environ)
@@ -124,7 +164,7 @@ class Api:
     def client(self) -> WebSiteManagementClient:
         if self._client is None:
             kwargs: dict[str, Any] = {
-                "retry_policy": _Retry(retry_total=self.retries, retry_status=self.retries,
+                "retry_policy": _Retry(self.retry, self.stderr, retry_total=self.retries, retry_status=self.retries,
                                        retry_backoff_factor=self.backoff,
                                        retry_backoff_max=60),
                 "polling_interval": self.poll_interval,
@@ -167,8 +207,9 @@ class Api:
 
     def kudu(self, method: str, url: str, body: bytes | None = None,
              headers: Mapping[str, str] | None = None) -> tuple[int, Mapping[str, str], bytes]:
-        """One Kudu call with the bearer token; 429/5xx and network errors retried with backoff."""
-        for attempt in range(self.retries + 1):
+        """One Kudu call with the bearer token; 408/429/5xx and network errors retried (the last answer,
+        whatever its status, is returned)."""
+        def attempt(_: int) -> tuple[int, Mapping[str, str], bytes]:
             token = self.credential.get_token(SCOPE).token
             request = urllib.request.Request(url, data=body, method=method, headers={
                 "Authorization": f"Bearer {token}", "User-Agent": "agent-framework", "Cache-Control": "no-cache",
@@ -177,17 +218,19 @@ class Api:
                 with urllib.request.urlopen(request, timeout=300) as answer:
                     return answer.status, dict(answer.headers), answer.read()
             except urllib.error.HTTPError as error:
-                status, answer_headers, data = error.code, dict(error.headers), error.read()
-                if status not in RETRY_STATUS or attempt == self.retries:
-                    return status, answer_headers, data
-                self.sleep(_retry_after(answer_headers) or min(self.backoff * 2 ** attempt, 60))
-            except (urllib.error.URLError, OSError) as error:
-                if unresolved(error):
-                    raise UnresolvedHost(url, "AZURE_SCM_ENDPOINT") from None
-                if attempt == self.retries:
-                    raise KuduError(f"could not reach the Kudu site {url.split('/api/')[0]}: {error}")
-                self.sleep(min(self.backoff * 2 ** attempt, 60))
-        raise AssertionError("unreachable")
+                raise _Answer(error.code, dict(error.headers), error.read()) from None
+
+        def exhausted(error: Exception, failure: http.Failure) -> Exception:
+            if isinstance(error, _Answer):
+                return error
+            return KuduError(f"could not reach the Kudu site {url.split('/api/')[0]}: {error}")
+
+        try:
+            return http.send(self.retry, attempt, what=f"Kudu {method} {urllib.parse.urlsplit(url).path}",
+                             failure=_kudu_failure, unresolved_host=lambda _: UnresolvedHost(url, "AZURE_SCM_ENDPOINT"),
+                             exhausted=exhausted, sleep=self.sleep, stderr=self.stderr)
+        except _Answer as answer:
+            return answer.status, answer.headers, answer.data
 
     def wait_deployment(self, url: str) -> dict[str, Any]:
         """Poll a Kudu deployment until `complete` (the HTTP status says little: rely on the body)."""
@@ -238,19 +281,6 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         if key.lower() == name.lower():
             return value
     return None
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = _header(headers, "Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
 
 
 def _text(data: bytes) -> str:
@@ -443,7 +473,7 @@ class Deployer:
 
     def __init__(self, agent, settings, files: Sequence[File], *, environ: Mapping[str, str] | None = None,
                  credential=None, sleep: Callable[[float], None] = time.sleep, retries: int = 6,
-                 backoff: float = 0.8, polling_interval: float = 5, **options: Any):
+                 backoff: float = 0.8, polling_interval: float = 5, stderr: TextIO | None = None, **options: Any):
         self.agent = agent
         self.settings = settings
         self.files = list(files)
@@ -451,7 +481,7 @@ class Deployer:
         self.subscription, self.group, self.region = azure.resolve_location(settings, self.environ)
         self.app = settings.options.get("app") or agent.name
         self.api = Api(self.subscription, self.group, self.environ, credential=credential, sleep=sleep,
-                       retries=retries, backoff=backoff, polling_interval=polling_interval)
+                       retries=retries, backoff=backoff, polling_interval=polling_interval, stderr=stderr)
         names = [n for n, refs in agent.secrets.items() if "azure" not in refs]
         self.secrets = SecretValues.from_environ(names, self.environ)
         self.package: bytes | None = None

@@ -8,8 +8,8 @@ Credentials: GOOGLE_OAUTH_ACCESS_TOKEN (a plain token) if set, anonymous against
 endpoint override, else Application Default Credentials (gcloud auth application-default login,
 a CI workload identity, the metadata server).
 Retries: the generated clients retry nothing by default (every method is wrapped with no default
-retry), so each call goes through Api.call: 429/500/502/503/504 and connection errors are retried
-with exponential backoff, honouring Retry-After.
+retry), so each call goes through Api.call, under framework/deploy/http.py's policy: 429/500/502/503/504
+and connection errors retried, 6 tries, backoff from 0.5 s capped at 30 s, Retry-After honoured.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import google.auth
 import requests
@@ -33,8 +33,9 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import functions_v2, run_v2
 from google.protobuf import field_mask_pb2
 
+from framework.deploy import http
 from framework.deploy.executor import Context, Executor, Progress, Registry
-from framework.deploy.network import UnresolvedHost, unresolved
+from framework.deploy.network import UnresolvedHost
 from framework.deploy.package import DOCS, build_zip, content_hash
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import SecretValues, digest, missing_secrets_error
@@ -44,9 +45,8 @@ from framework.render import File
 
 title = "Google Cloud Functions"
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
-RETRYABLE = {429, 500, 502, 503, 504}
 ATTEMPTS = 6
-MAX_DELAY = 30.0
+RETRY = http.Policy("gcp", attempts=ATTEMPTS, first=0.5, cap=30.0)
 # The source zip goes through functions:generateUploadUrl + PUT. The v2 method's reference
 # (cloud.google.com/workflows/docs/reference/googleapis/cloudfunctions/v2/projects.locations.functions/
 # generateUploadUrl) asks for "content-type: application/zip" and says "Authorization: Bearer ... SHOULD
@@ -61,23 +61,18 @@ class RetriesExhausted(DeployError):
     pass
 
 
-def _retry_after(error: Exception) -> float | None:
-    response = getattr(error, "response", None)
-    value = getattr(response, "headers", {}).get("Retry-After") if response is not None else None
-    if value is None:
+def _failure(error: Exception) -> http.Failure | None:
+    """A failed try as the retry policy reads it: the status of an API or HTTP error (a connection error
+    has none); anything else is no HTTP failure."""
+    if not isinstance(error, (gexc.GoogleAPICallError, requests.HTTPError, requests.ConnectionError)):
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:  # an HTTP date: wait the longest usual delay
-        return MAX_DELAY
-
-
-def _status(error: Exception) -> int | None:
-    code = getattr(error, "code", None)
-    if isinstance(code, int):
-        return code
     response = getattr(error, "response", None)
-    return getattr(response, "status_code", None)
+    headers = getattr(response, "headers", None) or {}
+    code = getattr(error, "code", None)
+    status = code if isinstance(code, int) else getattr(response, "status_code", None)
+    if status is None and not isinstance(error, requests.ConnectionError):
+        status = 0  # an API error without a status: not transient
+    return http.Failure(status, headers.get("Retry-After"))
 
 
 def credentials(environ: Mapping[str, str]):
@@ -96,9 +91,11 @@ def credentials(environ: Mapping[str, str]):
 class Api:
     """The two clients, plain HTTP for signed URLs, and retrying calls (sleep is injectable)."""
 
-    def __init__(self, environ: Mapping[str, str], sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, environ: Mapping[str, str], sleep: Callable[[float], None] = time.sleep,
+                 stderr: TextIO | None = None):
         self.environ = environ
         self.sleep = sleep
+        self.stderr = stderr
         self._functions = None
         self._run = None
         self._credentials = None
@@ -128,25 +125,14 @@ class Api:
 
     def call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """function(*args, **kwargs), retried on 429/5xx and connection errors (Retry-After honoured)."""
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                return function(*args, **kwargs)
-            except (gexc.GoogleAPICallError, requests.HTTPError, requests.ConnectionError) as error:
-                if unresolved(error):
-                    raise self._unresolved(error) from None
-                status = _status(error)
-                transient = status in RETRYABLE or isinstance(error, requests.ConnectionError)
-                if not transient:
-                    raise
-                if attempt == ATTEMPTS:
-                    reason = f"HTTP {status}" if status else "no connection"
-                    raise RetriesExhausted(
-                        f"Google Cloud kept failing {what} ({reason}) after {ATTEMPTS} tries: "
-                        f"{getattr(error, 'message', None) or error}; wait a little and run the same command again "
-                        "(what was done stays done)") from error
-                delay = _retry_after(error)
-                self.sleep(min(MAX_DELAY, delay if delay is not None else 0.5 * 2 ** (attempt - 1)))
-        raise AssertionError("unreachable")
+        def exhausted(error: Exception, failure: http.Failure) -> RetriesExhausted:
+            return RetriesExhausted(
+                f"Google Cloud kept failing {what} ({failure.reason}) after {ATTEMPTS} tries: "
+                f"{getattr(error, 'message', None) or error}; wait a little and run the same command again "
+                "(what was done stays done)")
+        return http.send(RETRY, lambda _: function(*args, **kwargs), what=what, failure=_failure,
+                         unresolved_host=self._unresolved, exhausted=exhausted, sleep=self.sleep,
+                         stderr=self.stderr)
 
     def _unresolved(self, error: Exception) -> UnresolvedHost:
         """The failed lookup, naming the variable that points that endpoint elsewhere (none for the
@@ -437,13 +423,14 @@ class Deployer:
     title = title
 
     def __init__(self, agent, settings, files: Sequence[File], *, environ: Mapping[str, str] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, cache: Path | None = None, **options: Any):
+                 sleep: Callable[[float], None] = time.sleep, cache: Path | None = None,
+                 stderr: TextIO | None = None, **options: Any):
         self.agent = agent
         self.settings = settings
         self.files = list(files)
         self.environ = os.environ if environ is None else environ
         self.project, self.region = gcp.resolve_location(settings.options, self.environ)
-        self.api = Api(self.environ, sleep)
+        self.api = Api(self.environ, sleep, stderr)
         names = [n for n, refs in agent.secrets.items() if "gcp" not in refs]
         self.secrets = SecretValues.from_environ(names, self.environ)
         self.package: bytes | None = None

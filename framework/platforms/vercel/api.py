@@ -16,15 +16,14 @@ Calls, and where each fact was checked:
       exists in the wild)
   DELETE /v13/deployments/{id}; DELETE /v9/projects/{id} (204)
 Every call carries `Authorization: Bearer $VERCEL_TOKEN` and the team (`teamId` or `slug`) when set.
-Retries: 429 and 5xx answers and network errors, with exponential backoff honouring Retry-After.
+Retries: 429 and 5xx answers and network errors, under framework/deploy/http.py's policy: 6 tries, backoff
+from 1 s capped at 60 s, Retry-After honoured.
 """
 
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import hashlib
-import http.client
 import json
 import os
 import time
@@ -33,10 +32,12 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from http.client import HTTPException
+from typing import Any, TextIO
 
+from framework.deploy import http
 from framework.deploy.executor import Context, Executor, Progress, Registry
-from framework.deploy.network import UnresolvedHost, unresolved
+from framework.deploy.network import UnresolvedHost
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import SecretValues, missing_secrets_error
 from framework.errors import DeployError
@@ -44,17 +45,18 @@ from framework.platforms.vercel import planner as vercel
 from framework.render import File
 
 title = "Vercel"
-ATTEMPTS = 6
-MAX_WAIT = 60.0
+RETRY = http.Policy("vercel", attempts=6, first=1.0, cap=60.0, statuses=frozenset({429, *range(500, 600)}))
 POLL_INTERVAL = 3.0
 POLL_LIMIT = 400  # polls of one deployment (about 20 minutes at 3 s)
 USER_AGENT = "agent-framework"
 
 
 class ApiError(Exception):
-    def __init__(self, method: str, path: str, status: int, code: str, message: str, retried: int = 0):
+    def __init__(self, method: str, path: str, status: int, code: str, message: str, retried: int = 0,
+                 retry_after: str | None = None):
         self.method, self.path, self.status, self.code, self.message, self.retried = (
             method, path, status, code, message, retried)
+        self.retry_after = retry_after
         super().__init__(f"{method} {path}: {status} {code}: {message}")
 
 
@@ -65,31 +67,24 @@ class Response:
     headers: Mapping[str, str]
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
+def _failure(error: Exception) -> http.Failure | None:
+    """A failed try as the retry policy reads it (status 0 is a network error: no answer at all)."""
+    if not isinstance(error, ApiError):
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return http.Failure(error.status or None, error.retry_after)
 
 
 class Api:
     """Vercel's REST API: bearer token, team query on every call, retries with backoff."""
 
     def __init__(self, base: str, token: str | None, team: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep, attempts: int = ATTEMPTS, timeout: float = 60.0):
+                 sleep: Callable[[float], None] = time.sleep, timeout: float = 60.0, stderr: TextIO | None = None):
         self.base = base.rstrip("/")
         self.token = token
         self.team = team
         self.sleep = sleep
-        self.attempts = attempts
         self.timeout = timeout
+        self.stderr = stderr
 
     def call(self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: Any = None,
              data: bytes | None = None, headers: Mapping[str, str] | None = None,
@@ -105,31 +100,29 @@ class Api:
             data = json.dumps(body, sort_keys=True).encode("utf-8")
             sent["Content-Type"] = "application/json"
         sent.update(headers or {})
-        for attempt in range(1, self.attempts + 1):
+
+        def attempt(number: int) -> Response:
             request = urllib.request.Request(url, data=data, method=method, headers=sent)
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                     return Response(answer.status, _json(answer.read()), dict(answer.headers))
             except urllib.error.HTTPError as error:
-                status, payload, wait = error.code, _json(error.read()), _retry_after(error.headers.get("Retry-After"))
+                status, payload = error.code, _json(error.read())
                 if status in allow:
                     return Response(status, payload, dict(error.headers))
                 info = (payload or {}).get("error") if isinstance(payload, dict) else None
                 info = info if isinstance(info, dict) else {}
                 failure = ApiError(method, path, status, str(info.get("code") or ""),
-                                   str(info.get("message") or error.reason or ""), attempt - 1)
+                                   str(info.get("message") or error.reason or ""), number - 1,
+                                   error.headers.get("Retry-After"))
                 failure.payload = payload  # type: ignore[attr-defined]
-                if status != 429 and status < 500:
-                    raise failure
-            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
-                if unresolved(error):
-                    raise UnresolvedHost(self.base, "VERCEL_API_URL") from None
-                failure = ApiError(method, path, 0, "network", str(getattr(error, "reason", error)), attempt - 1)
-                wait = None
-            if attempt == self.attempts:
-                raise failure
-            self.sleep(min(MAX_WAIT, wait if wait is not None else 2.0 ** (attempt - 1)))
-        raise AssertionError("unreachable")
+                raise failure from None
+            except (urllib.error.URLError, HTTPException, ConnectionError, TimeoutError) as error:
+                raise ApiError(method, path, 0, "network", str(getattr(error, "reason", error)), number - 1) from error
+
+        return http.send(RETRY, attempt, what=f"{method} {path}", failure=_failure,
+                         unresolved_host=lambda _: UnresolvedHost(self.base, "VERCEL_API_URL"),
+                         sleep=self.sleep, stderr=self.stderr)
 
 
 def _json(raw: bytes) -> Any:
@@ -338,7 +331,8 @@ class Deployer:
     title = title
 
     def __init__(self, agent, settings, files: Sequence[File], *, environ: Mapping[str, str] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, poll_interval: float = POLL_INTERVAL, **_: Any):
+                 sleep: Callable[[float], None] = time.sleep, poll_interval: float = POLL_INTERVAL,
+                 stderr: TextIO | None = None, **_: Any):
         self.agent = agent
         self.settings = settings
         self.files = [f for f in files if f.path.startswith("vercel/")]
@@ -346,7 +340,7 @@ class Deployer:
         self.project = settings.options.get("project") or agent.name
         self.team = settings.options.get("team")
         self.api = Api(self.environ.get("VERCEL_API_URL") or vercel.DEFAULT_API, self.environ.get("VERCEL_TOKEN"),
-                       self.team, sleep)
+                       self.team, sleep, stderr=stderr)
         self.poll_interval = poll_interval
         self.secrets = SecretValues.from_environ(sorted(agent.secrets), self.environ)
         self.desired: vercel.Desired | None = None
