@@ -1,14 +1,20 @@
-"""Command line: parse arguments, call one function, print, map errors to exit codes. No logic here."""
+"""Command line: parse arguments, call the command's one function, show an error once with its exit code.
+
+What a command does is in its stage's module (framework/commands.py, local/session.py,
+deploy/commands.py, deploy/ci.py); what is printed, and where, is the reporter's (framework/report.py).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from framework.errors import ConfigError, FrameworkError, StaleError
+from framework.errors import ExitCode, FrameworkError
 from framework.platforms import registry
+from framework.report import FORMATS, TextReporter, reporter
 
 # Each command: its one-line description (shown in `--help` of the command and of the program) and
 # examples, shown under the command's options.
@@ -44,7 +50,6 @@ _HELP = {
 
 def _parser() -> argparse.ArgumentParser:
     from framework import __version__
-    from framework.config.report import FORMATS
 
     parser = argparse.ArgumentParser(
         prog="python -m framework",
@@ -112,176 +117,94 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
-    import signal
-    import threading
+def _cmd_validate(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
+    from framework import commands
 
+    return commands.validate(args.file, reporter)
+
+
+def _cmd_build(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
+    from framework import commands
+
+    return commands.build(args.file, args.output, args.target, args.check, reporter)
+
+
+def _cmd_serve(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.local import session
 
-    prepared = session.prepare(args.file, args.output, args.target)
-    env = session.model_environment(prepared.agent)
-    if prepared.rebuilt:
-        print(f"rebuilt {args.output}/ from {args.file}", file=sys.stderr)
-    app = session.launch(prepared, args.port, env, log=not args.quiet)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(f"Serving {prepared.agent.name} ({prepared.settings.name}) at {app.url}", flush=True)
-    print(f"  try: curl -X POST {app.url} -H 'Content-Type: application/json' -d '{{\"message\": \"Hello\"}}'",
-          flush=True)
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        app.close()
-    return 0
+    return session.serve_command(args.file, args.output, args.target, args.port, args.quiet, reporter)
 
 
-def _cmd_invoke(args: argparse.Namespace) -> int:
-    import json
-
+def _cmd_invoke(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.local import session
 
-    prepared = session.prepare(args.file, args.output, args.target)
-    env = session.model_environment(prepared.agent)
-    if prepared.rebuilt:
-        print(f"rebuilt {args.output}/ from {args.file}", file=sys.stderr)
-    with session.invoke(prepared, args.message, args.stream, env) as answer:
-        if answer.content_type.startswith("application/json"):
-            body = b"".join(answer.chunks)
-            try:
-                text = body.decode() if args.json else json.dumps(json.loads(body), indent=2, ensure_ascii=False)
-            except ValueError:
-                text = body.decode("utf-8", "replace")
-            print(text)
-        else:  # a stream: show it as it arrives
-            for chunk in answer.chunks:
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.flush()
-            print()
-    return 0 if 200 <= answer.status < 300 else 1
+    return session.invoke_command(args.file, args.output, args.target, args.message, args.stream, args.json,
+                                  reporter)
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
-    from framework.config.report import format_problems
-    from framework.config.validate import validate_file
-
-    validated = validate_file(args.file)
-    if args.format == "json":
-        print(format_problems(list(validated.warnings), "json"))
-    else:
-        if validated.warnings:
-            print(format_problems(list(validated.warnings), args.format), file=sys.stderr)
-        targets = ", ".join(t.name for t in validated.agent.targets)
-        print(f"{args.file}: ok ({targets})")
-    return 0
-
-
-def _cmd_build(args: argparse.Namespace) -> int:
-    import json
-
-    from framework.build import render_all
-    from framework.config.report import format_problems
-    from framework.config.validate import validate_file
-    from framework.writer import differences, write
-
-    validated = validate_file(args.file)
-    warnings = list(validated.warnings)
-    if warnings and args.format != "json":
-        print(format_problems(warnings, args.format), file=sys.stderr)
-    out = Path(args.output)
-    build = render_all(validated, only=args.target)
-    full = args.target is None
-    if args.check:
-        diffs = differences(build, out, full)
-        if diffs:
-            raise StaleError(diffs)
-        if args.format == "json":
-            print(json.dumps({**json.loads(format_problems(warnings, "json")), "up_to_date": True}, indent=2))
-        else:
-            print(f"{out}/ is up to date with {args.file}")
-        return 0
-    write(build, out, full)
-    agent = validated.agent
-    built = {}
-    for settings in agent.targets:
-        if settings.name in build.targets:
-            target = registry.get(settings.name)
-            built[settings.name] = {"title": target.title, "folder": f"{out}/{settings.name}",
-                                    "files": len(build.targets[settings.name]),
-                                    "endpoint": target.endpoint(agent, settings)}
-    if args.format == "json":
-        print(json.dumps({**json.loads(format_problems(warnings, "json")), "targets": built,
-                          "manifest": f"{out}/manifest.json"}, indent=2, ensure_ascii=False))
-        return 0
-    for row in built.values():
-        print(f"{row['title']:<34} {row['folder']}/  ({row['files']} files, answers POST {row['endpoint']})")
-    print(f"{'manifest':<34} {out}/manifest.json")
-    return 0
-
-
-def _cmd_plan(args: argparse.Namespace) -> int:
+def _cmd_plan(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.deploy import commands
 
-    return commands.plan(args.file, args.target, args.output, args.format)
+    return commands.plan(args.file, args.target, args.output, args.format, stdout=reporter.stdout,
+                         stderr=reporter.stderr)
 
 
-def _cmd_deploy(args: argparse.Namespace) -> int:
+def _cmd_deploy(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.deploy import commands
 
-    return commands.deploy(args.file, args.target, args.output, args.format, args.yes, fail_fast=args.fail_fast)
+    return commands.deploy(args.file, args.target, args.output, args.format, args.yes, fail_fast=args.fail_fast,
+                           stdout=reporter.stdout, stderr=reporter.stderr)
 
 
-def _cmd_destroy(args: argparse.Namespace) -> int:
+def _cmd_destroy(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.deploy import commands
 
-    return commands.destroy(args.file, args.target, args.output, args.format, args.yes, fail_fast=args.fail_fast)
+    return commands.destroy(args.file, args.target, args.output, args.format, args.yes, fail_fast=args.fail_fast,
+                           stdout=reporter.stdout, stderr=reporter.stderr)
 
 
-def _cmd_info(args: argparse.Namespace) -> int:
+def _cmd_info(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.deploy import commands
 
-    return commands.info(args.file, args.target, args.output, args.format)
+    return commands.info(args.file, args.target, args.output, args.format, stdout=reporter.stdout,
+                         stderr=reporter.stderr)
 
 
-def _cmd_init_ci(args: argparse.Namespace) -> int:
+def _cmd_init_ci(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.deploy.ci import init_ci
 
     path = init_ci(args.file, args.workflow, branch=args.branch, force=args.force)
-    print(f"wrote {path}: set the repository variables it names at its top (cloud identities GitHub may use)")
-    return 0
+    reporter.result([f"wrote {path}: set the repository variables it names at its top (cloud identities GitHub "
+                     "may use)"], None)
+    return ExitCode.OK
 
 
-_COMMANDS = {"validate": _cmd_validate, "build": _cmd_build, "serve": _cmd_serve, "invoke": _cmd_invoke,
-             "plan": _cmd_plan, "deploy": _cmd_deploy, "destroy": _cmd_destroy, "info": _cmd_info,
-             "init-ci": _cmd_init_ci}
+@dataclass(frozen=True)
+class _Command:
+    """A command's function, and the exit codes its results use (an error never borrows one)."""
+
+    run: Callable[[argparse.Namespace, TextReporter], ExitCode]
+    results: tuple[ExitCode, ...] = (ExitCode.OK, ExitCode.FAILED)
+
+
+_COMMANDS = {"validate": _Command(_cmd_validate), "build": _Command(_cmd_build), "serve": _Command(_cmd_serve),
+             "invoke": _Command(_cmd_invoke),
+             "plan": _Command(_cmd_plan, (ExitCode.OK, ExitCode.CHANGES_PENDING, ExitCode.FAILED)),
+             "deploy": _Command(_cmd_deploy), "destroy": _Command(_cmd_destroy), "info": _Command(_cmd_info),
+             "init-ci": _Command(_cmd_init_ci)}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    fmt = getattr(args, "format", "text")
+    command = _COMMANDS[args.command]
+    report = reporter(getattr(args, "format", "text"))
     try:
-        return _COMMANDS[args.command](args)
-    except ConfigError as exc:
-        from framework.config.report import format_problems
-
-        text = format_problems(exc.problems, fmt)
-        print(text, file=sys.stdout if fmt in ("json", "github") else sys.stderr)
-        if fmt == "text":
-            count = sum(p.severity == "error" for p in exc.problems)
-            print(f"{count} error(s); nothing was written", file=sys.stderr)
-        return exc.exit_code
-    except StaleError as exc:
-        print("\n".join(exc.differences), file=sys.stderr)
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except FrameworkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if args.command == "plan" and exc.exit_code == 2:
-            return 1  # for plan, 2 means "changes pending": CI must never mistake an error for it
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+        return command.run(args, report)
+    except FrameworkError as error:
+        report.error(error)
+        return error.exit_code_for(command.results)
+    except KeyboardInterrupt:  # nothing to say: the user knows
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:  # the reader went away (`... | head`): what it read stands, nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return ExitCode.FAILED

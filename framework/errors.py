@@ -1,14 +1,46 @@
-"""Typed errors: raised deep, printed once in cli.py, each with its exit code."""
+"""Typed errors and exit codes: raised deep, shown once by the command line's reporter."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Every exit status the command line returns, named for what it means.
+
+    USAGE and CHANGES_PENDING are both 2 (argparse exits 2 on a bad command line; `plan` exits 2
+    when it has changes, as `terraform plan -detailed-exitcode` does). They are distinct members,
+    equal as numbers, so a code reads as what it means; `FrameworkError.exit_code_for` keeps an
+    error from ever looking like a result.
+    """
+
+    OK = 0, "done (plan: no changes)"
+    FAILED = 1, "the command failed: agent.yaml has a problem, a target failed, the user cancelled"
+    USAGE = 2, "the command line or the environment asks for something that cannot be done"
+    CHANGES_PENDING = 2, "plan: there are changes to apply"
+    INTERRUPTED = 130, "stopped by Ctrl-C (128 + SIGINT)"
+
+    meaning: str
+
+    def __new__(cls, code: int, meaning: str) -> ExitCode:
+        member = int.__new__(cls, code)
+        member._value_ = code, meaning  # the meaning keeps the two 2s distinct members, not aliases
+        member.meaning = meaning
+        return member
 
 
 class FrameworkError(Exception):
     """Base of every error a user can cause; never shown as a traceback."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILED
+    details: tuple[str, ...] = ()  # lines shown before the error's message
+
+    def exit_code_for(self, results: Collection[ExitCode]) -> ExitCode:
+        """This error's code for a command whose results use `results`: FAILED where the numbers
+        coincide, so CI never mistakes an error for a result (plan: 2 means changes pending)."""
+        return ExitCode.FAILED if self.exit_code in results else self.exit_code
 
 
 @dataclass(frozen=True)
@@ -38,14 +70,14 @@ class StaleError(FrameworkError):
     """`build --check` found generated files that differ from a fresh render."""
 
     def __init__(self, differences: list[str]):
-        self.differences = differences
+        self.details = tuple(differences)
         super().__init__("generated/ is out of date; run `python -m framework build`")
 
 
 class UsageError(FrameworkError):
     """The command line asks for something that cannot be done."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class OutputError(FrameworkError):
@@ -70,3 +102,13 @@ class ConfirmationRequired(UsageError):
 
 class Cancelled(FrameworkError):
     """The user answered no at the confirmation prompt: nothing was changed."""
+
+
+class LocalRunError(FrameworkError):
+    """The local runtime could not be started (serve, invoke)."""
+
+
+class MissingKeyError(FrameworkError):
+    """No model API key in the environment: serving would only produce errors."""
+
+    exit_code = ExitCode.USAGE

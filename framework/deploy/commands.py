@@ -1,13 +1,12 @@
 """plan / deploy / destroy / info: load and render agent.yaml, then drive a cloud's Deployer.
 
 Cloud-independent: a Deployer (see framework/platforms/aws/api.py) prepares the desired state, reads the deployed
-state, plans, applies. Output goes to the given streams; errors are raised as FrameworkError and
-printed once by cli.main().
+state, plans, applies. Results go through a reporter (framework/report.py) on the given streams;
+errors are raised as FrameworkError and shown once by cli.main().
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -16,11 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from framework.deploy.plan import CREATE, DELETE, UPDATE, Operation, Plan, Resource, format_json, format_text
-from framework.errors import Cancelled, ConfirmationRequired, DeployError, FrameworkError, UsageError
+from framework.deploy.plan import CREATE, DELETE, UPDATE, Operation, Plan, Resource, format_text
+from framework.errors import Cancelled, ConfirmationRequired, DeployError, ExitCode, FrameworkError, UsageError
 from framework.platforms import registry
-
-PLAN_NO_CHANGES, PLAN_CHANGES = 0, 2
+from framework.report import TextReporter, reporter
 
 
 def _nothing_deployable(listed: list[str]) -> DeployError:
@@ -57,9 +55,7 @@ def _load(file: str, target: str | None, output: str):
 
 def make_deployer(file: str, target: str | None, output: str, stderr: TextIO, **options: Any):
     agent, settings, files, stale, warnings = _load(file, target, output)
-    if warnings:
-        from framework.config.report import format_problems
-        print(format_problems(list(warnings), "text"), file=stderr)
+    TextReporter(stderr=stderr).warnings(list(warnings))  # for the person reading stderr, whatever the format
     if stale:
         listed = "; ".join(" ".join(d.split()) for d in stale)
         print(f"warning: {output}/{settings.name}/ is out of date with {file} ({listed}); "
@@ -104,9 +100,9 @@ def _apply(deployer, plan: Plan, stderr: TextIO) -> dict[str, Any]:
         raise
 
 
-def _streams(stdin: TextIO | None, stdout: TextIO | None, stderr: TextIO | None) -> tuple[TextIO, TextIO, TextIO]:
-    """The given streams, else the process's, looked up at call time (tests and callers swap them)."""
-    return stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+def _result(report: TextReporter, lines: list[str], data: Any) -> None:
+    """A deploy-stage result: its JSON has sorted keys and is ASCII, as it always was."""
+    report.result(lines, data, sort_keys=True, ensure_ascii=True)
 
 
 def _targets(file: str, target: str | None) -> list[str]:
@@ -183,15 +179,15 @@ def _per_target(steps: list[_Step], value) -> dict[str, Any]:
                         for step in steps}}
 
 
-def _report_failures(steps: list[_Step], verb: str, stderr: TextIO) -> int:
+def _report_failures(steps: list[_Step], verb: str, report: TextReporter) -> ExitCode:
+    """Name every target that failed (the others' results stand); FAILED when any did."""
     failed = [step for step in steps if step.error is not None]
     for step in failed:
-        print(f"error: {step.target}: {step.error}", file=stderr)
+        report.note(f"error: {step.target}: {step.error}")
     if failed:
-        names = ", ".join(step.target for step in failed)
-        print(f"{verb} failed for: {names}", file=stderr)
-        return 1
-    return 0
+        report.note(f"{verb} failed for: {', '.join(step.target for step in failed)}")
+        return ExitCode.FAILED
+    return ExitCode.OK
 
 
 def _plans_text(steps: list[_Step], verb: str = "deploy") -> str:
@@ -209,33 +205,30 @@ def _plans_text(steps: list[_Step], verb: str = "deploy") -> str:
 
 
 def plan(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO | None = None,
-         stderr: TextIO | None = None, **options: Any) -> int:
-    """Print the change set of one target (--target) or of every deployable target."""
-    _, stdout, stderr = _streams(None, stdout, stderr)
-    steps = _planned(file, target, output, stderr, destroy=False, **options)
-    if fmt == "json":
-        if target is not None:
-            print(format_json(steps[0].plan), file=stdout)
-        else:
-            print(json.dumps(_per_target(steps, lambda step: step.plan.to_dict()), indent=2, sort_keys=True),
-                  file=stdout)
-    else:
-        print(_plans_text(steps), file=stdout)
-    if _report_failures(steps, "plan", stderr):
-        return 1
-    return PLAN_CHANGES if any(step.plan.has_changes for step in steps) else PLAN_NO_CHANGES
+         stderr: TextIO | None = None, **options: Any) -> ExitCode:
+    """Print the change set of one target (--target) or of every deployable target: OK when there
+    is nothing to change, CHANGES_PENDING when there is (cli.py declares these as plan's results, so
+    an error never exits with CHANGES_PENDING's number)."""
+    report = reporter(fmt, stdout, stderr)
+    steps = _planned(file, target, output, report.stderr, destroy=False, **options)
+    data = (steps[0].plan.to_dict() if target is not None else
+            _per_target(steps, lambda step: step.plan.to_dict()))
+    _result(report, [_plans_text(steps)], data)
+    if _report_failures(steps, "plan", report):
+        return ExitCode.FAILED
+    return ExitCode.CHANGES_PENDING if any(step.plan.has_changes for step in steps) else ExitCode.OK
 
 
 def deploy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, stdin: TextIO | None = None,
            stdout: TextIO | None = None, stderr: TextIO | None = None, environ: Mapping[str, str] | None = None,
-           fail_fast: bool = False, **options: Any) -> int:
+           fail_fast: bool = False, **options: Any) -> ExitCode:
     """Plan every target, confirm once, apply target by target: a failing target does not stop the
-    others (unless fail_fast); the exit code is 1 when any failed, naming them."""
-    stdin, stdout, stderr = _streams(stdin, stdout, stderr)
+    others (unless fail_fast); the exit code is FAILED when any failed, naming them."""
+    report = reporter(fmt, stdout, stderr)
+    stdin, stderr = stdin or sys.stdin, report.stderr
     environ = os.environ if environ is None else environ
     steps = _planned(file, target, output, stderr, destroy=False, fail_fast=fail_fast, environ=environ, **options)
-    shown = stderr if fmt == "json" else stdout
-    print(_plans_text(steps), file=shown, flush=True)
+    report.display(_plans_text(steps))
     for step in steps:
         if step.error is None and step.plan.has_changes:
             try:
@@ -263,30 +256,28 @@ def deploy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, s
                 raise
             step.error = error
     done = [step for step in steps if step.error is None]
-    if fmt == "json":
-        data = done[0].outputs if target is not None else _per_target(steps, lambda step: step.outputs)
-        print(json.dumps(data, indent=2, sort_keys=True), file=stdout)
-    else:
-        for step in done:
-            verb = "Deployed" if step.outputs["changed"] else "Up to date:"
-            print(f"{verb} {step.outputs['summary']}", file=stdout)
-            print(f"URL: {step.outputs['url']}", file=stdout)
-    return _report_failures(steps, "deploy", stderr)
+    lines = []
+    for step in done:
+        verb = "Deployed" if step.outputs["changed"] else "Up to date:"
+        lines += [f"{verb} {step.outputs['summary']}", f"URL: {step.outputs['url']}"]
+    data = done[0].outputs if target is not None else _per_target(steps, lambda step: step.outputs)
+    _result(report, lines, data)
+    return _report_failures(steps, "deploy", report)
 
 
 def destroy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, stdin: TextIO | None = None,
             stdout: TextIO | None = None, stderr: TextIO | None = None, environ: Mapping[str, str] | None = None,
-            fail_fast: bool = False, **options: Any) -> int:
-    stdin, stdout, stderr = _streams(stdin, stdout, stderr)
+            fail_fast: bool = False, **options: Any) -> ExitCode:
+    """Plan the deletion of every target's resources, confirm once, delete target by target."""
+    report = reporter(fmt, stdout, stderr)
+    stdin, stderr = stdin or sys.stdin, report.stderr
     environ = os.environ if environ is None else environ
     steps = _planned(file, target, output, stderr, destroy=True, fail_fast=fail_fast, environ=environ, **options)
-    shown = stderr if fmt == "json" else stdout
     for step in steps:
         if step.error is None:
             plan_ = step.plan
-            print(format_text(plan_, verb="destroy") if plan_.resources or plan_.notes else
-                  f"Nothing to destroy: no resource of {step.deployer.agent.name} on {step.deployer.title}.",
-                  file=shown)
+            report.display(format_text(plan_, verb="destroy") if plan_.resources or plan_.notes else
+                           f"Nothing to destroy: no resource of {step.deployer.agent.name} on {step.deployer.title}.")
     changing = [step for step in steps if step.error is None and step.plan.has_changes]
     if changing:
         where = ", ".join(step.deployer.title for step in changing)
@@ -299,24 +290,21 @@ def destroy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, 
             if fail_fast or target is not None:
                 raise
             step.error = error
-    if fmt == "json":
-        def report(step: _Step) -> dict[str, Any]:
-            return {"destroyed": [f"{r.kind} {r.name}" for r in step.plan.resources],
-                    "left_alone": list(step.plan.notes)}
-        data = report(steps[0]) if target is not None else _per_target(steps, report)
-        print(json.dumps(data, indent=2, sort_keys=True), file=stdout)
-    else:
-        for step in changing:
-            if step.error is None:
-                print(f"Destroyed {step.deployer.agent.name} on {step.deployer.title}.", file=stdout)
-    return _report_failures(steps, "destroy", stderr)
+    def destroyed(step: _Step) -> dict[str, Any]:
+        return {"destroyed": [f"{r.kind} {r.name}" for r in step.plan.resources],
+                "left_alone": list(step.plan.notes)}
+
+    lines = [f"Destroyed {step.deployer.agent.name} on {step.deployer.title}."
+             for step in changing if step.error is None]
+    _result(report, lines, destroyed(steps[0]) if target is not None else _per_target(steps, destroyed))
+    return _report_failures(steps, "destroy", report)
 
 
 def info(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO | None = None,
-         stderr: TextIO | None = None, **options: Any) -> int:
+         stderr: TextIO | None = None, **options: Any) -> ExitCode:
     """What is deployed, per target: a target that cannot be read is named and does not hide the
-    others; the exit code is 1 when any could not be read."""
-    _, stdout, stderr = _streams(None, stdout, stderr)
+    others; the exit code is FAILED when any could not be read."""
+    report = reporter(fmt, stdout, stderr)
     from framework.config.validate import validate_file
 
     agent = validate_file(file).agent
@@ -334,23 +322,20 @@ def info(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO
         step = _Step(name)
         steps.append(step)
         try:
-            step.deployer = make_deployer(file, name, output, stderr, **options)
+            step.deployer = make_deployer(file, name, output, report.stderr, **options)
             with _guarded(step.deployer):
                 reports.append(step.deployer.info())
         except FrameworkError as error:
             step.error = error
             reports.append({"target": name, "error": str(error)})
-    if fmt == "json":
-        print(json.dumps(reports, indent=2, sort_keys=True), file=stdout)
-    else:
-        for report in reports:
-            if "error" in report:
-                continue
-            if not report.get("deployed"):
-                print(f"{report['target']}: {report.get('note', 'not deployed')}", file=stdout)
-                continue
-            print(f"{report['target']}: {report['summary']}", file=stdout)
-            print(f"  {'url:':<12} {report['url']}", file=stdout)
-            for label, value in report.get("details", {}).items():
-                print(f"  {label + ':':<12} {value}", file=stdout)
-    return _report_failures(steps, "info", stderr)
+    lines = []
+    for row in reports:
+        if "error" in row:
+            continue
+        if not row.get("deployed"):
+            lines.append(f"{row['target']}: {row.get('note', 'not deployed')}")
+            continue
+        lines += [f"{row['target']}: {row['summary']}", f"  {'url:':<12} {row['url']}"]
+        lines += [f"  {label + ':':<12} {value}" for label, value in row.get("details", {}).items()]
+    _result(report, lines, reports)
+    return _report_failures(steps, "info", report)

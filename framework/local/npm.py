@@ -10,7 +10,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from framework.local.process import LocalRunError, log_line
+from framework.errors import LocalRunError
+from framework.local.process import log_line
 
 MARKER = Path("node_modules") / ".installed"
 

@@ -7,14 +7,8 @@ import sys
 import threading
 from pathlib import Path
 
-from framework.errors import FrameworkError
+from framework.errors import LocalRunError
 from framework.local.http import wait_for_port
-
-
-class LocalRunError(FrameworkError):
-    """The local runtime could not be started."""
-
-    exit_code = 1
 
 
 def log_line(line: str) -> None:

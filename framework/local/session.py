@@ -13,18 +13,12 @@ from pathlib import Path
 
 from framework.build import render_all
 from framework.config.validate import validate_file
-from framework.errors import FrameworkError, UsageError
+from framework.errors import ExitCode, LocalRunError, MissingKeyError, UsageError
 from framework.local.base import LocalApp, LocalOptions
-from framework.local.process import LocalRunError
 from framework.model import Agent, TargetSettings
 from framework.platforms import registry
+from framework.report import TextReporter
 from framework.writer import differences, write
-
-
-class MissingKeyError(FrameworkError):
-    """No model API key in the environment: serving would only produce errors."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -120,3 +114,52 @@ def invoke(prepared: Prepared, message: str, stream: bool | None, env: dict[str,
         yield post(app.url, message, stream)
     finally:
         app.close()
+
+
+def _prepared(file: str, output: str, target: str | None, reporter: TextReporter) -> tuple[Prepared, dict[str, str]]:
+    """The app to run and its environment; says so when generated/ had to be rebuilt first."""
+    prepared = prepare(file, output, target)
+    env = model_environment(prepared.agent)
+    if prepared.rebuilt:
+        reporter.note(f"rebuilt {output}/ from {file}")
+    return prepared, env
+
+
+def serve_command(file: str, output: str, target: str | None, port: int, quiet: bool,
+                  reporter: TextReporter) -> ExitCode:
+    """Run the app until Ctrl-C or SIGTERM (the local front then lets requests in flight finish)."""
+    import signal
+    import threading
+
+    prepared, env = _prepared(file, output, target, reporter)
+    app = launch(prepared, port, env, log=not quiet)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    reporter.result([f"Serving {prepared.agent.name} ({prepared.settings.name}) at {app.url}",
+                     f"  try: curl -X POST {app.url} -H 'Content-Type: application/json' "
+                     "-d '{\"message\": \"Hello\"}'"], None)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.close()
+    return ExitCode.OK
+
+
+def invoke_command(file: str, output: str, target: str | None, message: str, stream: bool | None, raw: bool,
+                   reporter: TextReporter) -> ExitCode:
+    """Send one message and print the answer: JSON indented (raw: as sent), a stream as it arrives;
+    FAILED unless the app answered 2xx."""
+    prepared, env = _prepared(file, output, target, reporter)
+    with invoke(prepared, message, stream, env) as answer:
+        if answer.content_type.startswith("application/json"):
+            body = b"".join(answer.chunks)
+            try:
+                text = body.decode() if raw else json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+            except ValueError:
+                text = body.decode("utf-8", "replace")
+            reporter.result([text], None)
+        else:
+            reporter.stream(answer.chunks)
+    return ExitCode.OK if 200 <= answer.status < 300 else ExitCode.FAILED

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from framework.errors import LocalRunError
 from framework.local.base import LocalOptions
-from framework.local.process import LocalRunError
 from tests.conftest import API_KEY, build, require_node, shared_lock, write_agent
 from tests.functional.apps import alive, wait_for
 

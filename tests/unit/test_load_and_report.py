@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from framework.cli import main
 from framework.config.load import format_path, parse
-from framework.config.report import format_problems
 from framework.errors import ConfigError, Problem
+from framework.report import reporter
 
 
 def test_values_and_keys_keep_their_line_and_column():
@@ -48,6 +48,10 @@ PROBLEMS = [Problem("agent.yaml", 3, 5, "targets.aws.timeout", "must be at most 
             Problem("agent.yaml", 9, 1, "targets.azure.plan", "retiring", "warning")]
 
 
+def format_problems(problems: list[Problem], fmt: str) -> str:
+    return reporter(fmt).format_problems(problems)
+
+
 def test_text_report_is_file_line_col_severity_path_message():
     assert format_problems(PROBLEMS, "text").splitlines() == [
         "agent.yaml:3:5: error: targets.aws.timeout: must be at most 900, 50% over",
@@ -62,8 +66,9 @@ def test_github_report_is_workflow_annotations_with_escaping():
     assert second.startswith("::warning file=agent.yaml,line=9,col=1,")
 
 
-def test_json_report_is_a_machine_readable_list():
-    data = json.loads(format_problems(PROBLEMS, "json"))
+def test_json_report_is_a_machine_readable_list(capsys):
+    reporter("json").error(ConfigError(PROBLEMS))
+    data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False
     assert data["problems"][0] == {"file": "agent.yaml", "line": 3, "col": 5, "path": "targets.aws.timeout",
                                    "severity": "error", "message": "must be at most 900, 50% over"}

@@ -33,11 +33,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from framework.errors import LocalRunError
 from framework.local import npm
 from framework.local.base import LocalOptions
 from framework.local.http import BodyLimit, Front, Request, Response, json_error
 from framework.local.lambda_runtime_api import REQUEST_LIMIT, RESPONSE_LIMIT, Invocation, Outcome, Worker, trace_id
-from framework.local.process import LocalRunError, log_line
+from framework.local.process import log_line
 
 AWSLAMBDARIC = "awslambdaric>=3.0,<5"
 DEFAULT_HANDLER = "lambda_function.lambda_handler"

@@ -9,9 +9,9 @@ import os
 import sys
 import urllib.parse
 
+from framework.errors import LocalRunError
 from framework.local.base import LocalOptions
 from framework.local.http import BodyLimit, Front, Request, Response, json_error, with_deadline
-from framework.local.process import LocalRunError
 
 # A function past host.json's functionTimeout fails its invocation: the host answers 500.
 TIMEOUT_STATUS = 500

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import sys
 
+from framework.errors import LocalRunError
 from framework.local.base import LocalOptions
 from framework.local.http import BodyLimit, Front, Request, Response, json_error, proxy, upstream_port
-from framework.local.process import Child, LocalRunError
+from framework.local.process import Child
 
 # Cloud Run answers a request that outlives the service's timeout with 504.
 TIMEOUT_STATUS = 504

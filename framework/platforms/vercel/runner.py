@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from framework.errors import LocalRunError
 from framework.local import npm
 from framework.local.base import LocalOptions
 from framework.local.http import BodyLimit, Front, Request, Response, json_error, proxy, upstream_port
-from framework.local.process import Child, LocalRunError
+from framework.local.process import Child
 
 HERE = Path(__file__).parent / "edge"
 # Vercel answers 504 FUNCTION_INVOCATION_TIMEOUT (Edge: when no response has started within 25 s).
