@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from framework.errors import UsageError
+from framework.errors import OutputError, UsageError
 from framework.platforms import registry
 
 _HEADER = """\
@@ -124,6 +124,12 @@ def init_ci(file: str, path: str, branch: str = "main", force: bool = False) -> 
     target = Path(path)
     if target.exists() and not force:
         raise UsageError(f"{target} already exists: pass --force to overwrite it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(workflow(file, targets, from_env, branch), encoding="utf-8")
+    text = workflow(file, targets, from_env, branch)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as error:
+        blocked = next((folder for folder in target.parents if folder.exists() and not folder.is_dir()), None)
+        why = f"{blocked} is a file, not a folder" if blocked else error.strerror or str(error)
+        raise OutputError(f"cannot write the workflow {target}: {why}; pass another path with --workflow") from None
     return target

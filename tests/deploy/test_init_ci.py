@@ -106,3 +106,14 @@ def test_force_overwrites(tmp_path, flag):
     path.write_text("old")
     assert main(["init-ci", "-f", str(tmp_path / "agent.yaml"), "--workflow", str(path), flag]) == 0
     assert path.read_text() != "old"
+
+
+def test_a_workflow_path_that_cannot_be_written_is_one_line_of_error(tmp_path, capsys):
+    _workflow(tmp_path)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the workflow's folder should be")
+    code = main(["init-ci", "-f", str(tmp_path / "agent.yaml"), "--workflow", str(blocker / "agent.yml")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines() == [f"error: cannot write the workflow {blocker / 'agent.yml'}: "
+                                        f"{blocker} is a file, not a folder; pass another path with --workflow"]
