@@ -16,8 +16,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from framework.local.http import upstream_port
@@ -193,28 +193,39 @@ def functions_framework(app_dir: Path, env: dict[str, str | None]):
 
 
 @contextmanager
-def serve_cli(target: str, agent_yaml: Path, output: Path, env: dict[str, str | None]):
-    """`python -m framework serve --target T` as a subprocess; yields the agent's URL (the server
-    picks its own free port: a port chosen here could be taken by another test before it binds)."""
-    port = 0
+def serve_process(target: str, agent_yaml: Path, output: Path, env: dict[str, str | None],
+                  log: Path | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`python -m framework serve --target T` as a subprocess; yields it and the agent's URL (the
+    server picks its own free port: a port chosen here could be taken by another test before it
+    binds). With `log`, it runs with default logging and its stderr goes to that file."""
     merged = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "framework", "serve", "--target", target, "--port", str(port), "--quiet",
-         "-f", str(agent_yaml), "-o", str(output)],
-        env=merged, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "framework", "serve", "--target", target, "--port", "0",
+               "-f", str(agent_yaml), "-o", str(output)]
+    with open(log, "wb") if log else nullcontext(subprocess.PIPE) as err:
+        proc = subprocess.Popen(command if log else [*command, "--quiet"], env=merged, stdout=subprocess.PIPE,
+                                stderr=err, text=True)
     try:
         line = proc.stdout.readline()  # "Serving NAME (TARGET) at URL"
         if not line.startswith("Serving "):
             proc.kill()
-            raise RuntimeError(f"serve --target {target} did not start: {line}{proc.stderr.read()}")
-        yield line.rsplit(" at ", 1)[1].strip()
+            error = log.read_text(errors="replace") if log else proc.stderr.read()
+            raise RuntimeError(f"serve --target {target} did not start: {line}{error}")
+        yield proc, line.rsplit(" at ", 1)[1].strip()
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def serve_cli(target: str, agent_yaml: Path, output: Path, env: dict[str, str | None]) -> Iterator[str]:
+    """serve_process, quiet; yields the agent's URL."""
+    with serve_process(target, agent_yaml, output, env) as (_, url):
+        yield url
 
 
 def alive(pid: int) -> bool:

@@ -16,7 +16,6 @@ import random
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from framework.platforms.azure import runner as azure_runner
 from framework.platforms.gcp import runner as gcp_runner
 from framework.platforms.vercel import runner as vercel_runner
 from tests.conftest import API_KEY, require_node, shared_lock
-from tests.functional.apps import wait_for
+from tests.functional.apps import serve_process, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -56,24 +55,10 @@ class Server:
 @contextmanager
 def serve(target: str, build_dir: Path, env: dict[str, str], stderr: Path) -> Iterator[tuple[Server, subprocess.Popen]]:
     """`python -m framework serve` with default logging, its stderr in a file."""
-    with stderr.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "framework", "serve", "--target", target.removesuffix("-stream"), "--port", "0",
-             "-f", str(build_dir.parent / "agent.yaml"), "-o", str(build_dir)],
-            env=env, stdout=subprocess.PIPE, stderr=err, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("Serving "), line + stderr.read_text()
-        url = urllib.parse.urlsplit(line.rsplit(" at ", 1)[1].strip())
+    with serve_process(target.removesuffix("-stream"), build_dir.parent / "agent.yaml", build_dir, env,
+                       log=stderr) as (proc, address):
+        url = urllib.parse.urlsplit(address)
         yield Server(target, url.port, url.path, stderr), proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def model_env(fake_model) -> dict[str, str]:
