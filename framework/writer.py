@@ -56,16 +56,22 @@ def _locked(out: Path) -> Iterator[None]:
         yield
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """The regular file standing where one of `path`'s folders must be (mkdir's "File exists" or
+    "Not a directory", said plainly), or None."""
+    return next((above for above in path.absolute().parents if above.exists() and not above.is_dir()), None)
+
+
 def write(build: Build, out: Path, full: bool) -> list[str]:
     """Write every target folder and the manifest; on a full build, drop folders of targets no
     longer listed. Returns the written paths. Nothing outside `out` is touched but its lock file;
     a folder that cannot be written is an OutputError, never a traceback."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"the output {out} is a file, not a folder; pass another -o")
-    for above in out.absolute().parents:
-        if above.exists() and not above.is_dir():
-            raise OutputError(f"cannot write the output folder {out}: {above} is a file, not a folder; "
-                              "pass another folder with -o")
+    blocked = file_in_the_way(out)
+    if blocked:
+        raise OutputError(f"cannot write the output folder {out}: {blocked} is a file, not a folder; "
+                          "pass another folder with -o")
     try:
         with _locked(out):
             return _write_locked(build, out, full)

@@ -129,7 +129,9 @@ def init_ci(file: str, path: str, branch: str = "main", force: bool = False) -> 
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
     except OSError as error:
-        blocked = next((folder for folder in target.parents if folder.exists() and not folder.is_dir()), None)
+        from framework.writer import file_in_the_way
+
+        blocked = file_in_the_way(target)
         why = f"{blocked} is a file, not a folder" if blocked else error.strerror or str(error)
         raise OutputError(f"cannot write the workflow {target}: {why}; pass another path with --workflow") from None
     return target
