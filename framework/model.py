@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from framework.schema import defaults
+from framework.schema import defaults, defaults_of, definition
 
-OVERRIDABLE = ("timeout", "memory", "concurrency", "stream")
+OVERRIDABLE = ("timeout", "memory", "concurrency", "stream", "limits")
 
 Path = tuple[str | int, ...]
 
@@ -21,6 +21,14 @@ class Concurrency:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Bounds on one request's tool loop (docs/agent-loop.md)."""
+
+    max_steps: int
+    max_request_tokens: int | None
+
+
+@dataclass(frozen=True)
 class TargetSettings:
     """One platform's effective settings: its own options over the agent-wide ones."""
 
@@ -29,6 +37,7 @@ class TargetSettings:
     memory: int
     concurrency: Concurrency
     stream: bool
+    limits: Limits
     options: Mapping[str, Any]
     # where each effective value was written: target block, top level, or nowhere (default)
     origins: Mapping[str, Path | None]
@@ -57,6 +66,10 @@ class Agent:
     # environment variable name -> {cloud: reference to its secret store}; the API key is always listed
     secrets: Mapping[str, Mapping[str, str]]
     targets: tuple[TargetSettings, ...]
+    # HTTP tools and MCP servers, as written in agent.yaml with the schema's defaults filled in
+    tools: tuple[Mapping[str, Any], ...] = ()
+    mcp: tuple[Mapping[str, Any], ...] = ()
+    log_content: bool = False
 
     def target(self, name: str) -> TargetSettings:
         for settings in self.targets:
@@ -79,10 +92,50 @@ class Agent:
             "api_key_env": self.api_key_env,
             "cors": {"origins": list(self.cors_origins)},
             "retries": 2,
+            "tools": [_plain(tool) for tool in self.tools],
+            "mcp": [_plain(server) for server in self.mcp],
+            "limits": {"max_steps": settings.limits.max_steps,
+                       "max_request_tokens": settings.limits.max_request_tokens},
+            "log_content": self.log_content,
             # secret references the function itself resolves at cold start: none unless the
             # platform's render says so (AWS Lambda: ARNs, SSM parameter names)
             "secret_refs": {},
         }
+
+
+def _plain(value: Any) -> Any:
+    """A frozen mapping as plain JSON data."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: _frozen(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return tuple(_frozen(item) for item in value)
+    return value
+
+
+def _limits(top: Mapping[str, Any], block: Mapping[str, Any]) -> Limits:
+    base = {**defaults("limits"), **(top.get("limits") or {}), **(block.get("limits") or {})}
+    return Limits(max_steps=base["max_steps"], max_request_tokens=base.get("max_request_tokens"))
+
+
+def _tools(data: Mapping[str, Any]) -> tuple[tuple[Mapping[str, Any], ...], tuple[Mapping[str, Any], ...]]:
+    """(HTTP tools, MCP servers) in the order written, with the schema's defaults filled in."""
+    http_defaults = {"headers": {}, **defaults_of(definition("http_tool", "http"))}
+    mcp_defaults = {"headers": {}, "tools": None, **defaults_of(definition("mcp_tools", "mcp"))}
+    http, mcp = [], []
+    for entry in data.get("tools") or []:
+        if "mcp" in entry:
+            mcp.append(_frozen({**mcp_defaults, **entry["mcp"]}))
+        else:
+            http.append(_frozen({**entry, "http": {**http_defaults, **entry["http"]}}))
+    return tuple(http), tuple(mcp)
 
 
 def _concurrency(top: Mapping[str, Any], block: Mapping[str, Any]) -> Concurrency:
@@ -116,10 +169,12 @@ def build_agent(data: Mapping[str, Any], system_prompt: str, prompt_file: str | 
             memory=block.get("memory", top["memory"]),
             concurrency=_concurrency(data, block),
             stream=block.get("stream", top["stream"]),
+            limits=_limits(data, block),
             options=MappingProxyType({key: value for key, value in {**defaults("targets", name), **block}.items()
                                       if key not in OVERRIDABLE}),
             origins=MappingProxyType(origins),
         ))
+    tools, mcp = _tools(data)
     return Agent(
         name=data["name"],
         system_prompt=system_prompt,
@@ -137,4 +192,7 @@ def build_agent(data: Mapping[str, Any], system_prompt: str, prompt_file: str | 
             **{name: MappingProxyType(dict(refs)) for name, refs in (data.get("secrets") or {}).items()},
         }),
         targets=tuple(targets),
+        tools=tools,
+        mcp=mcp,
+        log_content=top["log_content"],
     )

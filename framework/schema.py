@@ -65,8 +65,21 @@ def defaults(*path: str) -> dict[str, Any]:
     node = schema()
     for part in path:
         node = resolve(node["properties"][part])
+    return defaults_of(node)
+
+
+def defaults_of(node: dict[str, Any]) -> dict[str, Any]:
+    """The `default` of every property of an object schema."""
     props = {key: resolve(prop) for key, prop in node["properties"].items()}
     return {key: prop["default"] for key, prop in props.items() if "default" in prop}
+
+
+def definition(*path: str) -> dict[str, Any]:
+    """The subschema at $defs/<name>, then down its properties (e.g. 'http_tool', 'http')."""
+    node = schema()["$defs"][path[0]]
+    for part in path[1:]:
+        node = resolve(node["properties"][part])
+    return node
 
 
 def resolve(node: dict[str, Any]) -> dict[str, Any]:

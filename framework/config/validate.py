@@ -17,6 +17,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from framework.config import tools
 from framework.config.load import Document, PathT, format_path, load
 from framework.config.secrets import SECRET_FIX, find_secrets, redact, secret_kind, value_secret_kind
 from framework.errors import ConfigError, Problem
@@ -358,11 +359,13 @@ def validate_document(doc: Document) -> Validated:
         raise ConfigError(problems)
     agent = build_agent(doc.data, system_prompt, prompt_file, registry.names())
     located = _redacted(_yaml_surprises(doc)) + _field_problems(doc, agent)
+    findings = tools.check(agent, doc.data.get("tools") or []) + tools.fit_warnings(agent)
     for settings in agent.targets:
-        for finding in registry.get(settings.name).check(agent, settings):
-            key = finding.path[-1:] != ("targets",) and finding.path in doc.keys
-            line, col = doc.where(finding.path, key=key)
-            located.append(Problem(doc.file, line, col, format_path(finding.path), finding.message, finding.severity))
+        findings += registry.get(settings.name).check(agent, settings)
+    for finding in findings:
+        key = finding.path[-1:] != ("targets",) and finding.path in doc.keys
+        line, col = doc.where(finding.path, key=key)
+        located.append(Problem(doc.file, line, col, format_path(finding.path), finding.message, finding.severity))
     errors = [p for p in located if p.severity == "error"]
     if errors:
         raise ConfigError(located)

@@ -60,6 +60,11 @@ def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
             "Vercel scales functions by itself: instances can be neither capped nor kept warm; "
             "remove concurrency under targets.vercel")))
     if runtime == "edge":
+        if (agent.tools or agent.mcp) and not settings.stream:
+            out.append(Finding(settings.path_of("stream"), (
+                f"a Vercel Edge function must start its response within {EDGE_FIRST_BYTE} s, and an agent with "
+                "tools answers only after its tool calls; add `stream: true` under targets.vercel (the answer "
+                "then starts at once), or use `runtime: nodejs`")))
         if _target_key(settings, "memory"):
             out.append(Finding(settings.path_of("memory"), (
                 "Edge functions always have 128 MB; remove memory under targets.vercel, "
