@@ -31,6 +31,57 @@ directives in the content of the LAST user message:
 * ``[[http10]]``                the answer is an HTTP/1.0 one (no chunking: a stream
   ends when the connection closes), and the connection is closed after it
 
+Scripted tool calls (Python API; the tests hold the fake object)::
+
+    from tests.fakes.openai_server import FakeOpenAI, call
+
+    fake.script("tok-abc", [call("lookup_order", {"order_id": "42"})])
+    fake.script("tok-par", [[call("a", {"x": 1}), call("b", {})], "final text"])
+    fake.script("tok-bad", [call("lookup_order", "not json{")])   # raw arguments text
+    fake.script("tok-loop", forever=call("lookup_order", {"order_id": "1"}))
+    fake.script("tok-slow", ["done"], delays=2.0)      # every step answers after 2 s
+    fake.script("tok-cost", [call("a")], tokens=[40, 5])  # usage.total_tokens per step
+
+A script applies to a request whose LAST user message contains the token (the
+script registered last wins when several match). The step index is the number
+of assistant messages after that user message in the request's ``messages``.
+
+* a step that is a ``call(...)`` or a list of them: an assistant message with
+  ``tool_calls`` (ids ``call_<n>``, unique over the fake's life, ``type:
+  function``, ``function: {name, arguments}`` with ``arguments`` the JSON text
+  of the given value, or the given str as is), ``content: null``,
+  ``finish_reason: "tool_calls"`` -- but only when the request offers tools
+  (a non-empty ``tools`` list, and ``tool_choice`` is not ``"none"``).
+  Otherwise that step answers text: ``"no tools offered; "`` + the default
+  answer (a real model cannot call a tool it is not offered).
+* a str step: that text (``finish_reason: "stop"``).
+* a ``None`` step, or a step past the end of the list (unless ``forever`` is
+  given: then that step is the ``forever`` call(s)): the default answer,
+  ``"tools said: "`` + the contents of the ``role: tool`` messages after the
+  last assistant message, joined by ``" | "``.
+* usage of a scripted answer: ``total_tokens`` = the step's ``tokens`` (default
+  10), ``completion_tokens`` = min(3, total), ``prompt_tokens`` = the rest.
+  ``[[empty-usage]]`` still drops it.
+* ``delays``: seconds to wait before answering (a float for every step, or a
+  list per step; missing entries are 0); ends early on shutdown.
+
+Streamed (``stream: true``) scripted answers are SSE chunks as OpenAI sends
+them: text as ``delta.content`` pieces; tool calls as ``delta.tool_calls``
+items with ``index``, the first delta of each call carrying ``id``, ``type``,
+``function.name`` and ``arguments: ""``, then ``arguments`` split over (up to)
+three chunks; a final chunk with the ``finish_reason``; a usage chunk
+(``choices: []``) when ``stream_options.include_usage``; ``data: [DONE]``.
+Directives in the last user message apply to every step of a script
+(``[[status:..]]``, ``[[status-once:..]]`` (the first step only), ``[[hang:..]]``,
+``[[delay:..]]`` between chunks, ``[[close]]``, ``[[http10]]``, ``[[malformed]]``,
+``[[bad-chunk]]``, ``[[no-text]]`` (drops text pieces, keeps tool calls),
+``[[empty-usage]]``).
+
+``fake.sent(token)`` lists the assistant messages the fake answered with (as
+dicts, ``tool_calls`` included) to requests whose body contains ``token``, in
+order, so a test can check they came back unchanged in the next request.
+``clear()`` also removes every script.
+
 Also runnable: ``python -m tests.fakes.openai_server --port 0`` prints the
 base URL on one line and serves until killed.
 """
@@ -44,11 +95,12 @@ import re
 import socket
 import sys
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any, Self, TypeAlias
 
-__all__ = ["FakeOpenAI", "Recorded"]
+__all__ = ["FakeOpenAI", "Recorded", "ToolCall", "call"]
 
 HOST = "127.0.0.1"
 
@@ -85,6 +137,100 @@ class Recorded:
     @property
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One scripted tool call: ``arguments`` is the exact JSON text sent."""
+
+    name: str
+    arguments: str
+
+
+def call(name: str, arguments: Any = None) -> ToolCall:
+    """A scripted tool call. ``arguments``: a value sent as its JSON text
+    (default ``{}``), or a str sent as is (e.g. malformed JSON)."""
+    if isinstance(arguments, str):
+        return ToolCall(name, arguments)
+    return ToolCall(name, json.dumps({} if arguments is None else arguments))
+
+
+Step: TypeAlias = "ToolCall | Sequence[ToolCall] | str | None"
+
+
+@dataclass
+class _Script:
+    token: str
+    steps: list[Any]
+    forever: tuple[ToolCall, ...] | None
+    delays: float | list[float]
+    tokens: int | list[int]
+
+    def step(self, index: int) -> tuple[ToolCall, ...] | str | None:
+        if index < len(self.steps):
+            return self.steps[index]
+        return self.forever
+
+    def delay(self, index: int) -> float:
+        if isinstance(self.delays, list):
+            return self.delays[index] if index < len(self.delays) else 0.0
+        return self.delays
+
+    def total_tokens(self, index: int) -> int:
+        if isinstance(self.tokens, list):
+            return self.tokens[index] if index < len(self.tokens) else 10
+        return self.tokens
+
+
+def _calls(step: Any) -> tuple[ToolCall, ...] | str | None:
+    """Normalise one script step; raises TypeError on anything else."""
+    if step is None or isinstance(step, str):
+        return step
+    if isinstance(step, ToolCall):
+        return (step,)
+    if isinstance(step, (list, tuple)) and step and all(isinstance(c, ToolCall) for c in step):
+        return tuple(step)
+    raise TypeError(f"a script step is call(...), a non-empty list of call(...), a str or None; got {step!r}")
+
+
+@dataclass
+class _Answer:
+    """What one chat completion answers (before framing as JSON or SSE)."""
+
+    content: str | None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, int] | None = None
+
+    @property
+    def finish_reason(self) -> str:
+        return "tool_calls" if self.tool_calls else "stop"
+
+    @property
+    def message(self) -> dict[str, Any]:
+        msg: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            msg["tool_calls"] = self.tool_calls
+        return msg
+
+
+def _default_answer(messages: list[Any]) -> str:
+    """``tools said: `` + the role:tool contents after the last assistant message."""
+    last_assistant = -1
+    for i, msg in enumerate(messages):
+        if isinstance(msg, dict) and msg.get("role") == "assistant":
+            last_assistant = i
+    results = [
+        _content_text(msg.get("content"))
+        for msg in messages[last_assistant + 1 :]
+        if isinstance(msg, dict) and msg.get("role") == "tool"
+    ]
+    return "tools said: " + " | ".join(results)
+
+
+def _pieces(text: str, count: int = 3) -> list[str]:
+    """``text`` split into at most ``count`` non-empty pieces (none for "")."""
+    size = max(1, -(-len(text) // count))
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 # --------------------------------------------------------------------------
@@ -316,14 +462,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         last_user = ""
+        last_user_index = -1
         prompt_words = 0
-        for msg in messages:
+        for i, msg in enumerate(messages):
             if not isinstance(msg, dict):
                 continue
             text = _content_text(msg.get("content"))
             prompt_words += len(text.split())
             if msg.get("role") == "user":
                 last_user = text
+                last_user_index = i
         model = req.get("model") if isinstance(req.get("model"), str) else "fake"
         directives = _parse_directives(last_user)
         if "close" in directives or "http10" in directives:
@@ -356,15 +504,24 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
 
-        reply = "echo: " + last_user
-        usage = None
-        if "empty-usage" not in directives:
+        answer = self.fake._scripted_answer(req, messages, last_user, last_user_index)
+        if answer is None:
+            reply = "echo: " + last_user
             completion_words = len(reply.split())
-            usage = {
-                "prompt_tokens": max(1, prompt_words),
-                "completion_tokens": completion_words,
-                "total_tokens": max(1, prompt_words) + completion_words,
-            }
+            answer = _Answer(
+                reply,
+                usage={
+                    "prompt_tokens": max(1, prompt_words),
+                    "completion_tokens": completion_words,
+                    "total_tokens": max(1, prompt_words) + completion_words,
+                },
+            )
+        elif self.fake._stopping.is_set():  # shut down during the script's delay
+            self.close_connection = True
+            return
+        if "empty-usage" in directives:
+            answer.usage = None
+        usage = answer.usage
         completion_id = f"chatcmpl-fake-{next(self.fake._ids)}"
 
         if req.get("stream") is True:
@@ -372,11 +529,12 @@ class _Handler(BaseHTTPRequestHandler):
             include_usage = isinstance(stream_options, dict) and bool(
                 stream_options.get("include_usage")
             )
+            self.fake._sent(rec, answer)
             self._stream(
                 rec,
                 completion_id,
                 model,
-                reply,
+                answer,
                 usage if include_usage else None,
                 include_usage,
                 _float(directives.get("delay", {}).get("value")),
@@ -393,6 +551,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
 
+        self.fake._sent(rec, answer)
         body: dict[str, Any] = {
             "id": completion_id,
             "object": "chat.completion",
@@ -401,8 +560,8 @@ class _Handler(BaseHTTPRequestHandler):
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": reply},
-                    "finish_reason": "stop",
+                    "message": answer.message,
+                    "finish_reason": answer.finish_reason,
                 }
             ],
         }
@@ -418,7 +577,7 @@ class _Handler(BaseHTTPRequestHandler):
         rec: Recorded,
         completion_id: str,
         model: str,
-        reply: str,
+        answer: _Answer,
         usage: dict[str, int] | None,
         include_usage: bool,
         delay: float,
@@ -442,12 +601,27 @@ class _Handler(BaseHTTPRequestHandler):
         def delta(d: dict[str, Any], finish: str | None = None) -> bytes:
             return chunk([{"index": 0, "delta": d, "finish_reason": finish}])
 
-        events = [delta({"role": "assistant", "content": ""})]
+        reply = answer.content or ""
+        first = {"role": "assistant", "content": None if answer.tool_calls else ""}
+        events = [delta(first)]
         if malformed:
             events.append(b'data: {"id": "chatcmpl-fake", "choices": [{\n\n')
         if not no_text:
             events += [delta({"content": piece}) for piece in _PIECE_RE.findall(reply)]
-        events.append(delta({}, "stop"))
+        for index, tool_call in enumerate(answer.tool_calls):
+            function = tool_call["function"]
+            head = {
+                "index": index,
+                "id": tool_call["id"],
+                "type": "function",
+                "function": {"name": function["name"], "arguments": ""},
+            }
+            events.append(delta({"tool_calls": [head]}))
+            for piece in _pieces(function["arguments"]):
+                events.append(
+                    delta({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+                )
+        events.append(delta({}, answer.finish_reason))
         if usage is not None:
             events.append(chunk([], usage=usage))
         events.append(b"data: [DONE]\n\n")
@@ -512,6 +686,9 @@ class FakeOpenAI:
         self._streams: list[tuple[Recorded, _Counter]] = []
         self._connections: set[socket.socket] = set()
         self._ids = itertools.count(1)
+        self._call_ids = itertools.count(1)
+        self._scripts: list[_Script] = []
+        self._answers: list[tuple[Recorded, dict[str, Any]]] = []
         self._stopping = threading.Event()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -583,11 +760,41 @@ class FakeOpenAI:
             return [r for r in self._requests if needle in r.body]
 
     def clear(self) -> None:
-        """Forget recorded requests, stream progress and status-once state."""
+        """Forget recorded requests, stream progress, status-once state and scripts."""
         with self._lock:
             self._requests.clear()
             self._streams.clear()
             self._seen_once.clear()
+            self._scripts.clear()
+            self._answers.clear()
+
+    def script(
+        self,
+        token: str,
+        steps: Sequence[Step] = (),
+        *,
+        forever: ToolCall | Sequence[ToolCall] | None = None,
+        delays: float | Sequence[float] = 0.0,
+        tokens: int | Sequence[int] = 10,
+    ) -> None:
+        """Script the answers to requests whose last user message contains
+        ``token`` (see the module docstring)."""
+        if not token:
+            raise ValueError("a script needs a non-empty token")
+        normalised = [_calls(step) for step in steps]
+        loop = _calls(forever) if forever is not None else None
+        if isinstance(loop, str):
+            raise TypeError("forever is call(...) or a list of call(...)")
+        delay_value = [float(d) for d in delays] if isinstance(delays, Sequence) else float(delays)
+        token_value = [int(t) for t in tokens] if isinstance(tokens, Sequence) else int(tokens)
+        with self._lock:
+            self._scripts.append(_Script(token, normalised, loop, delay_value, token_value))
+
+    def sent(self, text: str) -> list[dict[str, Any]]:
+        """The assistant messages answered to requests whose body contains ``text``."""
+        needle = text.encode("utf-8")
+        with self._lock:
+            return [json.loads(json.dumps(m)) for r, m in self._answers if needle in r.body]
 
     def chunks_sent(self, text: str) -> int:
         """Number of SSE events already written (or being written) for streamed
@@ -609,6 +816,52 @@ class FakeOpenAI:
                 return False
             self._seen_once.add(key)
             return True
+
+    def _sent(self, rec: Recorded, answer: _Answer) -> None:
+        with self._lock:
+            self._answers.append((rec, answer.message))
+
+    def _scripted_answer(
+        self, req: dict[str, Any], messages: list[Any], last_user: str, last_user_index: int
+    ) -> _Answer | None:
+        """The scripted answer for this request, or None when no script matches."""
+        with self._lock:
+            script = next((s for s in reversed(self._scripts) if s.token in last_user), None)
+        if script is None or last_user_index < 0:
+            return None
+        index = sum(
+            1
+            for msg in messages[last_user_index + 1 :]
+            if isinstance(msg, dict) and msg.get("role") == "assistant"
+        )
+        self._sleep(script.delay(index))
+        total = max(0, script.total_tokens(index))
+        completion = min(3, total)
+        usage = {
+            "prompt_tokens": total - completion,
+            "completion_tokens": completion,
+            "total_tokens": total,
+        }
+        step = script.step(index)
+        if isinstance(step, str):
+            return _Answer(step, usage=usage)
+        if step is None:
+            return _Answer(_default_answer(messages), usage=usage)
+        offered = isinstance(req.get("tools"), list) and bool(req["tools"])
+        if not offered or req.get("tool_choice") == "none":
+            return _Answer("no tools offered; " + _default_answer(messages), usage=usage)
+        tool_calls = []
+        for tool_call in step:
+            with self._lock:
+                call_id = f"call_{next(self._call_ids)}"
+            tool_calls.append(
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": tool_call.name, "arguments": tool_call.arguments},
+                }
+            )
+        return _Answer(None, tool_calls, usage)
 
     def _new_stream(self, rec: Recorded) -> _Counter:
         counter = _Counter()

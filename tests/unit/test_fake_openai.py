@@ -436,3 +436,314 @@ def test_no_text_streams_events_without_content(fake):
         events = list(read_events(resp))
     assert events[-1] == "[DONE]"
     assert all(not c["choices"][0]["delta"].get("content") for c in events[:-1])
+
+
+# --------------------------------------------------------------------------
+# Scripted tool calls, read with the official openai client
+# --------------------------------------------------------------------------
+
+import openai  # noqa: E402
+from openai.lib.streaming.chat import ChatCompletionStreamState  # noqa: E402
+
+from tests.fakes.openai_server import call  # noqa: E402
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": f"the {name} tool",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    }
+    for name in ("lookup_order", "a", "b")
+]
+
+
+@pytest.fixture(scope="module")
+def client(fake):
+    with openai.OpenAI(base_url=fake.url, api_key="x", max_retries=0, timeout=30) as c:
+        yield c
+
+
+def conversation(tok, *turns):
+    """system, user (with the token), then the given assistant/tool messages."""
+    return [
+        {"role": "system", "content": "you are a test"},
+        {"role": "user", "content": f"please help {tok}"},
+        *turns,
+    ]
+
+
+def assistant_turn(message):
+    """The assistant message as a runtime appends it: as received."""
+    return message.model_dump(exclude_none=True, include={"role", "content", "tool_calls"}) | {
+        "content": message.content
+    }
+
+
+def test_script_one_call_then_default_answer_from_tool_results(fake, client):
+    tok = token()
+    fake.script(tok, [call("lookup_order", {"order_id": "42"})])
+    first = client.chat.completions.create(
+        model="m", messages=conversation(tok), tools=TOOLS
+    )
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    (tc,) = choice.message.tool_calls
+    assert tc.type == "function" and tc.id.startswith("call_")
+    assert tc.function.name == "lookup_order"
+    assert json.loads(tc.function.arguments) == {"order_id": "42"}
+    assert first.usage.total_tokens == 10
+
+    second = client.chat.completions.create(
+        model="m",
+        messages=conversation(
+            tok,
+            assistant_turn(choice.message),
+            {"role": "tool", "tool_call_id": tc.id, "content": '{"status": "shipped"}'},
+        ),
+        tools=TOOLS,
+    )
+    assert second.choices[0].finish_reason == "stop"
+    assert second.choices[0].message.tool_calls is None
+    assert second.choices[0].message.content == 'tools said: {"status": "shipped"}'
+    assert second.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"}) == {
+        "prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10
+    }
+
+
+def test_script_parallel_calls_then_fixed_text(fake, client):
+    tok = token()
+    fake.script(tok, [[call("a", {"x": 1}), call("b", {"y": [2]})], "final text"])
+    first = client.chat.completions.create(model="m", messages=conversation(tok), tools=TOOLS)
+    calls = first.choices[0].message.tool_calls
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [
+        ("a", {"x": 1}),
+        ("b", {"y": [2]}),
+    ]
+    assert len({c.id for c in calls}) == 2
+    results = [{"role": "tool", "tool_call_id": c.id, "content": f"r{i}"} for i, c in enumerate(calls)]
+    second = client.chat.completions.create(
+        model="m", messages=conversation(tok, assistant_turn(first.choices[0].message), *results), tools=TOOLS
+    )
+    assert second.choices[0].message.content == "final text"
+
+
+def test_script_raw_malformed_arguments_are_sent_as_is(fake, client):
+    tok = token()
+    fake.script(tok, [call("lookup_order", "not json{")])
+    answer = client.chat.completions.create(model="m", messages=conversation(tok), tools=TOOLS)
+    assert answer.choices[0].message.tool_calls[0].function.arguments == "not json{"
+
+
+def test_script_forever_keeps_calling_with_fresh_ids(fake, client):
+    tok = token()
+    fake.script(tok, forever=call("lookup_order", {"order_id": "1"}))
+    turns, ids = [], []
+    for _ in range(5):
+        answer = client.chat.completions.create(model="m", messages=conversation(tok, *turns), tools=TOOLS)
+        (tc,) = answer.choices[0].message.tool_calls
+        ids.append(tc.id)
+        turns += [assistant_turn(answer.choices[0].message),
+                  {"role": "tool", "tool_call_id": tc.id, "content": "again"}]
+    assert len(set(ids)) == 5
+
+
+@pytest.mark.parametrize(
+    "offer",
+    [{}, {"tools": []}, {"tools": TOOLS, "tool_choice": "none"}],
+    ids=["no-tools", "empty-tools", "tool-choice-none"],
+)
+def test_script_call_step_without_tools_answers_text(fake, client, offer):
+    tok = token()
+    fake.script(tok, forever=call("lookup_order", {"order_id": "1"}))
+    turns = [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_x", "type": "function", "function": {"name": "lookup_order", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_x", "content": "r1"},
+    ]
+    answer = client.chat.completions.create(model="m", messages=conversation(tok, *turns), **offer)
+    assert answer.choices[0].finish_reason == "stop"
+    assert answer.choices[0].message.tool_calls is None
+    assert answer.choices[0].message.content == "no tools offered; tools said: r1"
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        ([], "tools said: "),
+        ([None], "tools said: "),
+        (["fixed"], "fixed"),
+    ],
+    ids=["no-steps", "none-step", "str-step"],
+)
+def test_script_text_steps(fake, client, steps, expected):
+    tok = token()
+    fake.script(tok, steps)
+    answer = client.chat.completions.create(model="m", messages=conversation(tok), tools=TOOLS)
+    assert answer.choices[0].message.content == expected
+
+
+def test_default_answer_joins_only_results_after_the_last_assistant_message(fake, client):
+    tok = token()
+    fake.script(tok, [call("a"), call("b")])  # step index 2: past the end
+    turns = [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "a", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "old"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c2", "type": "function", "function": {"name": "a", "arguments": "{}"}},
+            {"id": "c3", "type": "function", "function": {"name": "b", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c2", "content": "first"},
+        {"role": "tool", "tool_call_id": "c3", "content": "second"},
+    ]
+    answer = client.chat.completions.create(model="m", messages=conversation(tok, *turns), tools=TOOLS)
+    assert answer.choices[0].message.content == "tools said: first | second"
+
+
+def test_script_step_index_counts_assistant_messages_after_last_user_only(fake, client):
+    tok = token()
+    fake.script(tok, ["step one", "step two"])
+    messages = [
+        {"role": "user", "content": "earlier"},
+        {"role": "assistant", "content": "earlier answer"},
+        {"role": "user", "content": f"now {tok}"},
+    ]
+    answer = client.chat.completions.create(model="m", messages=messages, tools=TOOLS)
+    assert answer.choices[0].message.content == "step one"
+
+
+def test_script_only_matches_the_last_user_message(fake, client):
+    tok = token()
+    fake.script(tok, ["scripted"])
+    messages = [
+        {"role": "user", "content": tok},
+        {"role": "assistant", "content": "x"},
+        {"role": "user", "content": "something else"},
+    ]
+    answer = client.chat.completions.create(model="m", messages=messages)
+    assert answer.choices[0].message.content == "echo: something else"
+
+
+def test_script_tokens_per_step(fake, client):
+    tok = token()
+    fake.script(tok, [call("a"), "done"], tokens=[40, 2])
+    first = client.chat.completions.create(model="m", messages=conversation(tok), tools=TOOLS)
+    assert (first.usage.prompt_tokens, first.usage.completion_tokens, first.usage.total_tokens) == (37, 3, 40)
+    turns = [assistant_turn(first.choices[0].message),
+             {"role": "tool", "tool_call_id": first.choices[0].message.tool_calls[0].id, "content": "r"}]
+    second = client.chat.completions.create(model="m", messages=conversation(tok, *turns), tools=TOOLS)
+    assert (second.usage.prompt_tokens, second.usage.completion_tokens, second.usage.total_tokens) == (0, 2, 2)
+
+
+def test_script_delay_slows_the_answer(fake, client):
+    tok = token()
+    fake.script(tok, ["slow"], delays=[0.5])
+    started = time.monotonic()
+    answer = client.chat.completions.create(model="m", messages=conversation(tok))
+    assert answer.choices[0].message.content == "slow"
+    assert time.monotonic() - started >= 0.5
+
+
+def test_script_combines_with_status_directive(fake, client):
+    tok = token()
+    fake.script(tok, [call("a")])
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": f"[[status:500]] {tok}"}], tools=TOOLS
+        )
+
+
+def test_sent_records_the_assistant_messages_answered(fake, client):
+    tok = token()
+    fake.script(tok, [call("a", {"k": "v"}), "bye"])
+    first = client.chat.completions.create(model="m", messages=conversation(tok), tools=TOOLS)
+    message = first.choices[0].message
+    (sent,) = fake.sent(tok)
+    assert sent == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": message.tool_calls[0].id, "type": "function",
+                        "function": {"name": "a", "arguments": '{"k": "v"}'}}],
+    }
+
+
+def test_clear_removes_scripts():
+    tok = token()
+    with FakeOpenAI() as own, openai.OpenAI(base_url=own.url, api_key="x", max_retries=0) as c:
+        own.script(tok, ["scripted"])
+        own.clear()
+        answer = c.chat.completions.create(model="m", messages=[{"role": "user", "content": tok}])
+        assert answer.choices[0].message.content == "echo: " + tok
+
+
+def test_script_rejects_bad_steps(fake):
+    with pytest.raises(TypeError):
+        fake.script(token(), [42])
+    with pytest.raises(TypeError):
+        fake.script(token(), forever="text")
+
+
+# -- streamed ----------------------------------------------------------------
+
+
+def stream_chunks(client, messages, **extra):
+    return list(client.chat.completions.create(model="m", messages=messages, stream=True, **extra))
+
+
+def test_stream_parallel_tool_calls_accumulate_by_index(fake, client):
+    tok = token()
+    fake.script(tok, [[call("a", {"order_id": "12345678"}), call("b", {"q": "x" * 30})]])
+    chunks = stream_chunks(client, conversation(tok), tools=TOOLS)
+    state = ChatCompletionStreamState()
+    for chunk in chunks:
+        state.handle_chunk(chunk)
+    final = state.get_final_completion()
+    assert final.choices[0].finish_reason == "tool_calls"
+    calls = final.choices[0].message.tool_calls
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [
+        ("a", {"order_id": "12345678"}),
+        ("b", {"q": "x" * 30}),
+    ]
+    deltas = [tc for ch in chunks if ch.choices for tc in (ch.choices[0].delta.tool_calls or [])]
+    # id, type and name in the first delta of each call only; arguments over several chunks
+    firsts = [d for d in deltas if d.id]
+    assert [(d.index, d.type, d.function.name) for d in firsts] == [(0, "function", "a"), (1, "function", "b")]
+    assert all(d.function.name is None for d in deltas if not d.id)
+    assert sum(1 for d in deltas if d.index == 0 and d.function.arguments) >= 2
+
+
+def test_stream_scripted_text_and_usage_chunk(fake, client):
+    tok = token()
+    fake.script(tok, ["the final answer"], tokens=12)
+    chunks = stream_chunks(client, conversation(tok), stream_options={"include_usage": True})
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "the final answer"
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 12
+    assert chunks[-2].choices[0].finish_reason == "stop"
+
+
+def test_stream_tool_step_without_tools_answers_text(fake, client):
+    tok = token()
+    fake.script(tok, [call("a")])
+    chunks = stream_chunks(client, conversation(tok))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "no tools offered; tools said: "
+    assert not any(c.choices[0].delta.tool_calls for c in chunks)
+
+
+def test_stream_tool_calls_with_delay_directive_arrive_incrementally(fake):
+    tok = token()
+    fake.script(tok, [call("a", {"k": "v"})])
+    body = {"model": "m", "stream": True, "tools": TOOLS,
+            "messages": [{"role": "user", "content": f"[[delay:0.2]] {tok}"}]}
+    req = urllib.request.Request(fake.url + "/chat/completions", data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        events = read_events(resp)
+        next(events)
+        sent_when_first_read = fake.chunks_sent(tok)
+        rest = list(events)
+    assert rest[-1] == "[DONE]"
+    assert sent_when_first_read < 1 + len(rest)
+    assert rest[-2]["choices"][0]["finish_reason"] == "tool_calls"
