@@ -40,9 +40,17 @@ Facts about the SDK's server (mcp 2.3.0), found in its source:
 * a POST must send ``Accept`` with both ``application/json`` and
   ``text/event-stream`` (only ``application/json`` when json_response): else 406;
   ``Content-Type: application/json``: else 415.
+* an SSE answer is ``event: message`` + ``data: <the JSON-RPC response>`` (no
+  priming event: no event store is configured), then the stream ends.
 * a notification (or a response) gets 202 with an empty body.
-* an unknown or ended session id: 404 (JSON-RPC error body, "Session not found");
-  a request without a session id that is not ``initialize``: 400.
+* after ``initialize``, ``MCP-Protocol-Version`` may be absent or any handshake
+  version; any other value (``2026-07-28`` included) gets 400 (the modern-era
+  handler wants a per-request ``_meta`` envelope).
+* an unknown or ended session id (after ``DELETE`` or ``forget_sessions()``):
+  404 (JSON-RPC error body, "Session not found"); a request without a session
+  id that is not ``initialize``: 400.
+* the SDK refuses a ``Host`` outside 127.0.0.1 / localhost / [::1] (DNS
+  rebinding protection, on by default for a loopback host).
 """
 
 from __future__ import annotations

@@ -565,3 +565,26 @@ def test_reader_missing_package_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(ui_stream, "AI_PACKAGE", tmp_path / "node_modules" / "ai" / "package.json")
     with pytest.raises(ui_stream.UiStreamReaderMissing, match="npm ci"):
         read_ui_stream(VALID)
+
+
+@pytest.mark.parametrize(
+    ("version_header", "status"),
+    [(None, 200), ("2025-06-18", 200), ("2024-11-05", 200), ("2026-07-28", 400), ("1999-01-01", 400)],
+    ids=["absent", "negotiated", "older-handshake", "modern-era", "unknown"],
+)
+def test_mcp_raw_protocol_version_header_after_initialize(version_header, status):
+    with McpServer(json_response=True) as server:
+        session = open_session(server.url)
+        del session["MCP-Protocol-Version"]
+        if version_header:
+            session["MCP-Protocol-Version"] = version_header
+        assert rpc(server.url, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, session)[0] == status
+
+
+def test_mcp_raw_delete_ends_the_session():
+    with McpServer(json_response=True) as server:
+        session = open_session(server.url)
+        request = urllib.request.Request(server.url, method="DELETE", headers=session)
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as resp:
+            assert resp.status == 200
+        assert rpc(server.url, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, session)[0] == 404
