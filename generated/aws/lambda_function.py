@@ -56,7 +56,8 @@ def _request(event):
 
 def lambda_handler(event, context):
     method, headers, body = _request(event)
-    reply = AGENT.handle(method, headers, body, remaining=context.get_remaining_time_in_millis() / 1000.0)
+    reply = AGENT.handle(method, headers, body, remaining=context.get_remaining_time_in_millis() / 1000.0,
+                         request_id=getattr(context, "aws_request_id", None))
     return {
         "statusCode": reply.status,
         "headers": reply.headers,

@@ -8,6 +8,7 @@ translate their platform's request and response shapes to `Agent.handle`.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import random
@@ -65,8 +66,9 @@ class _Client:
             raise ModelError(502, "the model endpoint sent a malformed answer") from None
 
     def stream(self, payload: dict, deadline: float):
-        """The answer's text pieces as the model writes them; a failure before the first piece
-        raises ModelError, a failure later ends the stream (the client has its status already)."""
+        """The answer's text pieces (str) as the model writes them, then ("done", tool_calls, usage).
+        A failure raises ModelError, before the first piece or later: the caller knows whether it
+        has sent its status already."""
         payload = {**payload, "stream": True, "stream_options": {"include_usage": True}}
         return self._attempts(lambda timeout: self._open_stream(payload, timeout, deadline), deadline)
 
@@ -235,9 +237,12 @@ def _lines(sock, response: http.client.HTTPResponse, deadline: float):
 
 
 def _sse_pieces(conn: http.client.HTTPConnection, sock, response: http.client.HTTPResponse, deadline: float):
-    """Text deltas from an OpenAI-style server-sent event stream, until [DONE] or the deadline. Before
-    the first piece a failure raises ModelError (the caller can still answer with a JSON error)."""
+    """An OpenAI-style server-sent event stream, until [DONE] or the deadline: text deltas (str), then
+    one ("done", tool_calls, usage) tuple, tool_calls put together by index. Before the first piece a
+    failure raises ModelError (the caller can still answer with a JSON error)."""
     started = False
+    calls = _CallParts()
+    usage = None
     try:
         for line in _lines(sock, response, deadline):
             if not line.startswith(b"data:"):
@@ -246,23 +251,63 @@ def _sse_pieces(conn: http.client.HTTPConnection, sock, response: http.client.HT
             if data == b"[DONE]":
                 break
             try:
-                piece = json.loads(data)["choices"][0]["delta"].get("content")
-            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                event = json.loads(data)
+            except (ValueError, RecursionError):
+                continue
+            if not isinstance(event, dict):
+                continue
+            if isinstance(event.get("usage"), dict):
+                usage = event["usage"]
+            try:
+                delta = event["choices"][0]["delta"]
+                piece = delta.get("content")
+            except (KeyError, IndexError, TypeError, AttributeError):
                 continue  # a malformed or usage-only event carries no text
+            if calls.add(delta.get("tool_calls")):
+                started = True
             if isinstance(piece, str) and piece:
                 started = True
                 yield piece
-    except TimeoutError:
-        if not started:
-            raise ModelError(504, "timeout") from None
+    except TimeoutError:  # after the first piece too: the caller knows whether its status is sent
+        raise ModelError(504, "timeout") from None
     except (OSError, http.client.HTTPException):
-        if not started:
-            raise ModelError(502, CUT_OFF) from None
+        raise ModelError(502, CUT_OFF) from None
     finally:
         response.close()
         conn.close()
     if not started:
         raise ModelError(502, "the model endpoint ended the stream without an answer")
+    yield ("done", calls.list(), usage)
+
+
+class _CallParts:
+    """Streamed tool_calls deltas put together by index: id and name from the first, arguments joined."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self):
+        self.calls = {}
+
+    def add(self, deltas) -> bool:
+        if not isinstance(deltas, list):
+            return False
+        for delta in deltas:
+            if not isinstance(delta, dict):
+                continue
+            index = delta.get("index", len(self.calls))
+            function = delta.get("function") if isinstance(delta.get("function"), dict) else {}
+            call = self.calls.setdefault(index, {"id": "", "type": "function",
+                                                 "function": {"name": "", "arguments": ""}})
+            if delta.get("id"):
+                call["id"] = delta["id"]
+            if function.get("name"):
+                call["function"]["name"] = function["name"]
+            if isinstance(function.get("arguments"), str):
+                call["function"]["arguments"] += function["arguments"]
+        return bool(deltas)
+
+    def list(self) -> list:
+        return [self.calls[i] for i in sorted(self.calls)]
 
 
 class SdkClient(_Client):
@@ -306,27 +351,31 @@ class SdkClient(_Client):
 
         def pieces():
             started = False
+            calls = _CallParts()
+            usage = None
             try:
                 for chunk in chunks:
                     if time.monotonic() >= deadline:
-                        break
-                    if chunk.choices and chunk.choices[0].delta.content:
+                        raise ModelError(504, "timeout")
+                    if getattr(chunk, "usage", None) is not None:
+                        usage = chunk.usage.model_dump()
+                    if not chunk.choices:
+                        continue
+                    delta = chunk.choices[0].delta
+                    if delta.tool_calls and calls.add([d.model_dump() for d in delta.tool_calls]):
                         started = True
-                        yield chunk.choices[0].delta.content
+                    if delta.content:
+                        started = True
+                        yield delta.content
             except errors.APITimeoutError:
-                if not started:
-                    raise ModelError(504, "timeout") from None
-                return
+                raise ModelError(504, "timeout") from None
             except (errors.APIError, ValueError):  # the stream broke off, or an event is malformed
-                if not started:
-                    raise ModelError(502, CUT_OFF) from None
-                return
+                raise ModelError(502, CUT_OFF) from None
             finally:
                 chunks.close()
-            if not started and time.monotonic() >= deadline:
-                raise ModelError(504, "timeout")
             if not started:
                 raise ModelError(502, "the model endpoint ended the stream without an answer")
+            yield ("done", calls.list(), usage)
 
         return 200, {}, pieces()
 
@@ -362,6 +411,503 @@ def _allowed_origin(origins: list, origin: str | None) -> str | None:
     return origin if origin in origins else None
 
 
+# ---------------------------------------------------------------------------------------------
+# Tools (docs/agent-loop.md): HTTP tools, MCP servers, argument checks, results for the model
+# ---------------------------------------------------------------------------------------------
+
+RESULT_LIMIT = 16384  # bytes (UTF-8) of a tool result the model reads
+CUT_MARK = f"\n[cut: the tool's answer was longer than {RESULT_LIMIT} bytes]"
+_READ_LIMIT = 1 << 20  # bytes read of a tool's body at most: the rest is cut anyway
+MCP_VERSION = "2025-06-18"
+_TOOL_ACCEPT = "application/json, text/plain;q=0.9, */*;q=0.5"
+_AGENT = "serverless-agent-runtime/1"
+_PLACEHOLDER = "{"
+
+
+class ToolFailure(Exception):
+    """A tool call that ends in an error result: `outcome` for the usage record, the message for the model."""
+
+    def __init__(self, outcome: str, message: str):
+        super().__init__(message)
+        self.outcome = outcome
+
+
+class _Secrets:
+    """The secret values the function holds (the API key, every ${NAME} of a tool header), to be
+    replaced by [secret] in any text that came from outside before it goes anywhere."""
+
+    def __init__(self):
+        self.values: list[str] = []
+
+    def add(self, value: str | None) -> None:
+        if value and len(value) >= 4 and value not in self.values:  # shorter: would blank ordinary text
+            self.values.append(value)
+            self.values.sort(key=len, reverse=True)  # a secret holding another is replaced whole
+
+    def scrub(self, text: str) -> str:
+        for value in self.values:
+            if value in text:
+                text = text.replace(value, "[secret]")
+        return text
+
+
+def _expand(headers: dict, env, secrets: _Secrets) -> tuple[dict, list]:
+    """Headers with ${NAME} replaced from the environment; a header whose variable is unset is left
+    out, its variable named in the second list."""
+    out, missing = {}, []
+    for name, value in (headers or {}).items():
+        value, absent = str(value), []
+        while "${" in value:
+            start = value.index("${")
+            end = value.find("}", start)
+            if end < 0:
+                break
+            var = value[start + 2:end]
+            found = (env.get(var) or "").strip()
+            if not found:
+                absent.append(var)
+            secrets.add(found)
+            value = value[:start] + found + value[end + 1:]
+        if absent:
+            missing.extend(absent)
+        elif value.isascii() and value.isprintable():
+            out[name] = value
+        else:
+            missing.append(name)
+    return out, missing
+
+
+def _cut(text: str) -> str:
+    data = text.encode("utf-8", "replace")
+    if len(data) <= RESULT_LIMIT:
+        return text
+    return data[:RESULT_LIMIT].decode("utf-8", "ignore") + CUT_MARK
+
+
+_TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
+          "object": (dict,), "array": (list,), "null": (type(None),)}
+
+
+def _is(value, kind: str) -> bool:
+    if kind == "integer" and isinstance(value, float):
+        return value.is_integer()
+    if isinstance(value, bool) and kind in ("integer", "number"):
+        return False
+    return isinstance(value, _TYPES.get(kind, object))
+
+
+def _mismatch(schema, value, where: str) -> str | None:
+    """Why value does not match schema (the lean subset of docs/agent-loop.md), or None."""
+    if not isinstance(schema, dict):
+        return None
+    name = where or "the arguments"
+    kind = schema.get("type")
+    if kind is not None:
+        kinds = kind if isinstance(kind, list) else [kind]
+        if not any(_is(value, k) for k in kinds):
+            return f"{name} must be {' or '.join(('an ' if k[0] in 'aeiou' else 'a ') + k for k in kinds)}"
+    if "enum" in schema and isinstance(schema["enum"], list) and value not in schema["enum"]:
+        return f"{name} must be one of {json.dumps(schema['enum'])}"
+    if "const" in schema and value != schema["const"]:
+        return f"{name} must be {json.dumps(schema['const'])}"
+    if isinstance(value, str):
+        if isinstance(schema.get("minLength"), int) and len(value) < schema["minLength"]:
+            return f"{name} must be at least {schema['minLength']} characters long"
+        if isinstance(schema.get("maxLength"), int) and len(value) > schema["maxLength"]:
+            return f"{name} must be at most {schema['maxLength']} characters long"
+        if isinstance(schema.get("pattern"), str):
+            import re  # only for a tool with a pattern: an import is cold-start time
+
+            try:
+                if not re.search(schema["pattern"], value):
+                    return f"{name} must match {schema['pattern']}"
+            except re.error:
+                pass  # a pattern Python cannot read is not held against the model
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        for key, fails, words in (("minimum", value.__lt__, "at least"), ("maximum", value.__gt__, "at most"),
+                                  ("exclusiveMinimum", value.__le__, "more than"),
+                                  ("exclusiveMaximum", value.__ge__, "less than")):
+            bound = schema.get(key)
+            if isinstance(bound, (int, float)) and not isinstance(bound, bool) and fails(bound):
+                return f"{name} must be {words} {bound:g}" if isinstance(bound, float) else \
+                    f"{name} must be {words} {bound}"
+    if isinstance(value, dict):
+        prefix = f"{where}." if where else ""
+        for key in schema.get("required") or []:
+            if key not in value:
+                return f"{prefix}{key} is required"
+        properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        for key, item in value.items():
+            if key in properties:
+                why = _mismatch(properties[key], item, prefix + key)
+                if why:
+                    return why
+            elif schema.get("additionalProperties") is False:
+                return f"{prefix}{key} is not a parameter of this tool"
+            elif isinstance(schema.get("additionalProperties"), dict):
+                why = _mismatch(schema["additionalProperties"], item, prefix + key)
+                if why:
+                    return why
+    if isinstance(value, list):
+        if isinstance(schema.get("minItems"), int) and len(value) < schema["minItems"]:
+            return f"{name} must have at least {schema['minItems']} items"
+        if isinstance(schema.get("maxItems"), int) and len(value) > schema["maxItems"]:
+            return f"{name} must have at most {schema['maxItems']} items"
+        if isinstance(schema.get("items"), dict):
+            for index, item in enumerate(value):
+                why = _mismatch(schema["items"], item, f"{name}[{index}]")
+                if why:
+                    return why
+    return None
+
+
+def _text(value) -> str:
+    """An argument as text in a URL: strings as they are, everything else as JSON writes it."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+class _Origin:
+    """A tool's fixed scheme, host and port, and a connection to them."""
+
+    def __init__(self, url: str):
+        parts = urllib.parse.urlsplit(url)
+        self.scheme = parts.scheme.lower()
+        self.host = parts.hostname or ""
+        self.port = parts.port or (443 if self.scheme == "https" else 80)
+        self.path = parts.path or "/"
+        self.query = parts.query
+        self.label = f"{self.scheme}://{parts.netloc.rpartition('@')[2]}{self.path}"  # for logs: no query
+
+    def same(self, url: str) -> bool:
+        parts = urllib.parse.urlsplit(url)
+        return (parts.scheme.lower(), parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)) \
+            == (self.scheme, self.host, self.port)
+
+    def send(self, method: str, target: str, headers: dict, body: bytes | None, timeout: float):
+        """(status, lower-case headers, body bytes up to _READ_LIMIT). Raises ToolFailure for a
+        timeout or a server that cannot be reached. No redirect is followed: http.client never does."""
+        deadline = time.monotonic() + timeout
+        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+        conn = cls(self.host, self.port, timeout=timeout)
+        try:
+            conn.request(method, target, body=body, headers=headers)
+            sock = conn.sock
+            response = conn.getresponse()
+            data, size = [], 0
+            for piece in _reads(sock, response, deadline):
+                data.append(piece)
+                size += len(piece)
+                if size > _READ_LIMIT:
+                    break
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, b"".join(data)
+        except TimeoutError:
+            raise ToolFailure("timeout", f"error: the tool did not answer within {timeout:.3g} s") from None
+        except (OSError, http.client.HTTPException):
+            raise ToolFailure("unreachable", "error: could not reach the tool") from None
+        finally:
+            conn.close()
+
+
+def _status_failure(status: int, body: bytes, secrets: _Secrets) -> ToolFailure:
+    text = secrets.scrub(body.decode("utf-8", "replace"))[:300].strip()
+    return ToolFailure("error", f"error: the tool answered HTTP {status}" + (f": {text}" if text else ""))
+
+
+class HttpTool:
+    """One tool of agent.yaml `tools` with an `http` block."""
+
+    def __init__(self, spec: dict, env, secrets: _Secrets):
+        http_spec = spec["http"]
+        self.name = spec["name"]
+        self.parameters = spec.get("parameters") or {"type": "object", "properties": {}}
+        self.offer = {"type": "function", "function": {"name": self.name, "description": spec.get("description", ""),
+                                                       "parameters": self.parameters}}
+        self.method = str(http_spec.get("method", "GET")).upper()
+        self.timeout = float(http_spec.get("timeout", 10))
+        self.origin = _Origin(http_spec["url"])
+        self.headers, self.missing = _expand(http_spec.get("headers"), env, secrets)
+        self.headers = {"Accept": _TOOL_ACCEPT, "User-Agent": _AGENT, **self.headers}
+        self.secrets = secrets
+
+    def target(self, arguments: dict) -> str:
+        """Path and query, every {x} replaced by its argument percent-encoded with nothing left
+        unescaped; for GET and DELETE the other arguments in the query string."""
+        used = set()
+
+        def fill(template: str) -> str:
+            out, rest = [], template
+            while "{" in rest:
+                head, _, tail = rest.partition("{")
+                key, close, after = tail.partition("}")
+                if not close:
+                    break
+                out.append(head)
+                used.add(key)
+                out.append(urllib.parse.quote(_text(arguments.get(key, "")), safe=""))
+                rest = after
+            out.append(rest)
+            return "".join(out)
+
+        path, query = fill(self.origin.path), fill(self.origin.query)
+        if self.method in ("GET", "DELETE"):
+            extra = urllib.parse.urlencode([(k, _text(v)) for k, v in arguments.items() if k not in used])
+            query = f"{query}&{extra}" if query and extra else query or extra
+        return path + (f"?{query}" if query else "")
+
+    def run(self, arguments: dict, timeout: float) -> str:
+        target = self.target(arguments)
+        origin = self.origin
+        if not target.startswith("/") or not origin.same(f"{origin.scheme}://{origin.host}:{origin.port}{target}"):
+            raise ToolFailure("error", "error: the tool's address could not be built from these arguments")
+        body, headers = None, self.headers
+        if self.method in ("POST", "PUT", "PATCH"):
+            body = json.dumps(arguments).encode("ascii")
+            headers = {**headers, "Content-Type": "application/json"}
+        status, _, data = origin.send(self.method, target, headers, body, timeout)
+        if self.missing:
+            raise ToolFailure("error", f"error: {self.missing[0]} is not set in the function's environment")
+        if not 200 <= status < 300:
+            raise _status_failure(status, data, self.secrets)
+        return self.secrets.scrub(data.decode("utf-8", "replace"))
+
+
+class McpTool:
+    """One tool an MCP server lists, offered under the server's name for it."""
+
+    def __init__(self, server: McpServer, tool: dict):
+        self.server, self.name = server, tool["name"]
+        schema = tool.get("inputSchema") if isinstance(tool.get("inputSchema"), dict) else {}
+        self.parameters = {"type": "object", "properties": {}, **schema}
+        self.offer = {"type": "function", "function": {"name": self.name, "description": tool.get("description") or "",
+                                                       "parameters": self.parameters}}
+        self.timeout = server.timeout
+
+    def run(self, arguments: dict, timeout: float) -> str:
+        return self.server.call(self.name, arguments, timeout)
+
+
+class _SessionGone(Exception):
+    pass
+
+
+class McpServer:
+    """Client side of the MCP Streamable HTTP transport for one server: initialize and tools/list once
+    per instance (cached, one thread at a time), tools/call per call."""
+
+    def __init__(self, spec: dict, env, secrets: _Secrets):
+        self.origin = _Origin(spec["url"])
+        self.target = self.origin.path + (f"?{self.origin.query}" if self.origin.query else "")
+        self.timeout = float(spec.get("timeout", 10))
+        self.allow = spec.get("tools")
+        self.headers, self.missing = _expand(spec.get("headers"), env, secrets)
+        self.secrets = secrets
+        self.session = None
+        self.version = None
+        self.tools = None  # the server's tool list (dicts), once known
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)  # next() on it is atomic: calls run in threads
+
+    def _post(self, message: dict, timeout: float):
+        """The JSON-RPC answer to message (None for a notification). Raises ToolFailure, _SessionGone."""
+        headers = {**self.headers, "Accept": "application/json, text/event-stream",
+                   "Content-Type": "application/json", "User-Agent": _AGENT}
+        if self.session:
+            headers["Mcp-Session-Id"] = self.session
+        if self.version:
+            headers["MCP-Protocol-Version"] = self.version
+        deadline = time.monotonic() + timeout
+        origin = self.origin
+        cls = http.client.HTTPSConnection if origin.scheme == "https" else http.client.HTTPConnection
+        conn = cls(origin.host, origin.port, timeout=timeout)
+        try:
+            conn.request("POST", self.target, body=json.dumps(message).encode("ascii"), headers=headers)
+            sock = conn.sock
+            response = conn.getresponse()
+            if response.status == 404 and self.session:
+                raise _SessionGone
+            if "id" not in message:
+                response.read()
+                if not 200 <= response.status < 300:
+                    raise _status_failure(response.status, b"", self.secrets)
+                return None
+            if not 200 <= response.status < 300:
+                raise _status_failure(response.status, _read_within(sock, response, deadline)[:2000], self.secrets)
+            if message.get("method") == "initialize":
+                self.session = response.getheader("mcp-session-id") or None
+            kind = (response.getheader("content-type") or "").lower()
+            if "text/event-stream" in kind:
+                return self._from_events(sock, response, deadline, message["id"])
+            return self._answer(json.loads(_read_within(sock, response, deadline)), message["id"])
+        except TimeoutError:
+            raise ToolFailure("timeout", f"error: the tool did not answer within {timeout:.3g} s") from None
+        except (OSError, http.client.HTTPException):
+            raise ToolFailure("unreachable", "error: could not reach the tool") from None
+        except (ValueError, RecursionError):
+            raise ToolFailure("error", "error: the MCP server sent a malformed answer") from None
+        finally:
+            conn.close()
+
+    def _from_events(self, sock, response, deadline: float, wanted):
+        data = []
+        for line in _lines(sock, response, deadline):
+            line = line.rstrip(b"\r")
+            if line.startswith(b"data:"):
+                data.append(line[5:].strip())
+            elif not line and data:
+                answer = self._answer(json.loads(b"\n".join(data)), wanted, quiet=True)
+                data = []
+                if answer is not None:
+                    return answer
+        if data:
+            answer = self._answer(json.loads(b"\n".join(data)), wanted, quiet=True)
+            if answer is not None:
+                return answer
+        raise ToolFailure("error", "error: the MCP server ended its answer without a result")
+
+    def _answer(self, message, wanted, quiet: bool = False):
+        """The result of the JSON-RPC response with id `wanted`; None for another message (SSE only)."""
+        if isinstance(message, list):
+            message = next((m for m in message if isinstance(m, dict) and m.get("id") == wanted), None)
+        if not isinstance(message, dict) or message.get("id") != wanted:
+            if quiet:
+                return None
+            raise ValueError
+        if isinstance(message.get("error"), dict):
+            text = self.secrets.scrub(str(message["error"].get("message", "")))[:300]
+            raise ToolFailure("error", f"error: {text}")
+        result = message.get("result")
+        if not isinstance(result, dict):
+            raise ValueError
+        return result
+
+    def _request(self, method: str, params: dict, timeout: float):
+        return self._post({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}, timeout)
+
+    def _initialize(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        self.session = self.version = None
+        result = self._request("initialize", {
+            "protocolVersion": MCP_VERSION, "capabilities": {},
+            "clientInfo": {"name": "serverless-agent-runtime", "version": "1"}}, timeout)
+        self.version = str(result.get("protocolVersion") or MCP_VERSION)
+        self._post({"jsonrpc": "2.0", "method": "notifications/initialized"}, max(0.1, deadline - time.monotonic()))
+
+    def ensure(self, timeout: float) -> list:
+        """The server's tools (cached); the first call initialises, within timeout. Raises ToolFailure."""
+        if self.tools is not None:
+            return self.tools
+        with self._lock:
+            if self.tools is not None:
+                return self.tools
+            deadline = time.monotonic() + timeout
+            self._initialize(timeout)
+            tools, cursor = [], None
+            while True:
+                result = self._request("tools/list", {"cursor": cursor} if cursor else {},
+                                       max(0.1, deadline - time.monotonic()))
+                tools += [t for t in result.get("tools") or []
+                          if isinstance(t, dict) and isinstance(t.get("name"), str)]
+                cursor = result.get("nextCursor")
+                if not cursor or time.monotonic() >= deadline:
+                    break
+            if self.allow is not None:
+                tools = [t for t in tools if t["name"] in self.allow]
+            self.tools = tools
+            return tools
+
+    def call(self, name: str, arguments: dict, timeout: float) -> str:
+        params = {"name": name, "arguments": arguments}
+        try:
+            result = self._request("tools/call", params, timeout)
+        except _SessionGone:
+            with self._lock:
+                self._initialize(timeout)
+            try:
+                result = self._request("tools/call", params, timeout)
+            except _SessionGone:
+                raise ToolFailure("error", "error: the MCP server lost the session") from None
+        if self.missing:
+            raise ToolFailure("error", f"error: {self.missing[0]} is not set in the function's environment")
+        parts = []
+        for item in result.get("content") or []:
+            if isinstance(item, dict) and item.get("type") == "text" and isinstance(item.get("text"), str):
+                parts.append(item["text"])
+            else:
+                parts.append(json.dumps(item, ensure_ascii=False))
+        text = self.secrets.scrub("\n".join(parts))
+        if result.get("isError"):
+            raise ToolFailure("error", f"error: {text}")
+        return text
+
+
+def _parse_arguments(raw):
+    """The arguments of a tool call as an object, or None."""
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw) if isinstance(raw, str) and raw.strip() else ({} if not raw else None)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class _Record:
+    """What one POST did, for its usage line (docs/agent-loop.md, Usage records)."""
+
+    __slots__ = ("request_id", "start", "status", "steps", "stopped", "input_tokens", "output_tokens", "tokens",
+                 "tools", "ttft", "error", "response", "message", "calls", "post")
+
+    def __init__(self, request_id: str | None):
+        if not request_id:  # a random UUID 4 as hex; the uuid module would cost ~10 ms of imports
+            raw = bytearray(os.urandom(16))
+            raw[6], raw[8] = raw[6] & 0x0F | 0x40, raw[8] & 0x3F | 0x80
+            request_id = raw.hex()
+        self.request_id = request_id
+        self.start = time.monotonic()
+        self.status, self.steps, self.stopped = 200, 0, None
+        self.input_tokens = self.output_tokens = self.tokens = 0
+        self.tools, self.calls = [], []
+        self.ttft = self.error = self.response = self.message = None
+        self.post = False
+
+
+_TICK = ("tick",)
+_END = ("end",)
+
+
+def _pumped(events, every: float):
+    """The events of `events`, produced on a thread of their own, with _TICK whenever none came for
+    `every` seconds: a stream can then send a keep-alive comment while a tool or the model is quiet."""
+    from _queue import Empty, SimpleQueue  # the C queue itself: the queue module imports far more
+
+    box = SimpleQueue()
+
+    def pump():
+        try:
+            for event in events:
+                box.put(event)
+        except BaseException as exc:  # handed to the reader, who raises it in its own thread
+            box.put(("raise", exc))
+        box.put(_END)
+
+    threading.Thread(target=pump, daemon=True, name="agent-loop").start()
+    while True:
+        try:
+            event = box.get(timeout=every)
+        except Empty:
+            yield _TICK
+            continue
+        if event is _END:
+            return
+        if event[0] == "raise":
+            raise event[1]
+        yield event
+
+
+def _sse(part: dict) -> bytes:
+    return b"data: " + json.dumps(part).encode("ascii") + b"\n\n"
+
+
 class Agent:
     """The agent behind every platform: built once per cold start, then `handle` per request."""
 
@@ -387,6 +933,22 @@ class Agent:
         if config.get("temperature") is not None:
             self._template["temperature"] = config["temperature"]
         self._system = {"role": "system", "content": config["system_prompt"]}
+        self.name = config.get("name") or "agent"
+        limits = config.get("limits") or {}
+        self.max_steps = max(1, int(limits.get("max_steps") or 8))
+        self.token_budget = limits.get("max_request_tokens")
+        self.log_content = bool(config.get("log_content"))
+        self.reserve = max(1.0, 0.1 * self.timeout)  # kept for the final answer
+        self.keep_alive = 5.0  # seconds between keep-alive comments of a quiet UI message stream
+        self.secrets = _Secrets()
+        self.secrets.add(api_key)
+        for name in config.get("secret_refs") or {}:
+            self.secrets.add((env.get(name) or "").strip())
+        self._http = {}
+        for spec in config.get("tools") or []:
+            self._http[spec["name"]] = HttpTool(spec, env, self.secrets)
+        self.mcp = [McpServer(spec, env, self.secrets) for spec in config.get("mcp") or []]
+        self._clashes = set()
 
     @classmethod
     def from_file(cls, path: str, can_stream: bool = False, no_stream: str = NO_STREAM) -> Agent:
@@ -408,17 +970,24 @@ class Agent:
             })
         return headers
 
-    def handle(self, method: str, headers: dict, body: bytes, remaining: float | None = None) -> Reply:
+    def handle(self, method: str, headers: dict, body: bytes, remaining: float | None = None,
+               request_id: str | None = None) -> Reply:
         """One HTTP request → one reply, never an exception: a platform would answer an escaped one
         with its own page (Flask's HTML 500, Lambda's 502), not the contract's JSON.
-        headers: lower-case names. remaining: seconds the platform still gives us."""
+        headers: lower-case names. remaining: seconds the platform still gives us. request_id: the
+        platform's, for the usage line (a random one otherwise)."""
+        record = _Record(request_id)
         try:
-            return self._handle(method, headers, body, remaining)
+            reply = self._handle(method, headers, body, remaining, record)
         except Exception as exc:
             _log_unexpected(exc)
-            return error(500, f"the agent failed unexpectedly ({type(exc).__name__}); see the function's log")
+            reply = error(500, f"the agent failed unexpectedly ({type(exc).__name__}); see the function's log")
+        if record.post and isinstance(reply.body, bytes):
+            record.status = reply.status
+            self._log_usage(record)
+        return reply
 
-    def _handle(self, method: str, headers: dict, body: bytes, remaining: float | None) -> Reply:
+    def _handle(self, method: str, headers: dict, body: bytes, remaining: float | None, record: _Record) -> Reply:
         method = method.upper()
         origin = headers.get("origin")
         if method == "OPTIONS":
@@ -426,6 +995,7 @@ class Agent:
         cors = self.cors_headers(origin)
         if method != "POST":
             return error(405, f"method {method} not allowed; use POST", {"Allow": ALLOWED, **cors})
+        record.post = True
         message, stream, problem = _parse(body)
         if problem:
             return error(400, problem, cors)
@@ -435,34 +1005,268 @@ class Agent:
             return error(500, self.key_problem or f"{self.api_key_env} is not set in the function's environment", cors)
         budget = self.timeout if remaining is None else min(self.timeout, remaining)
         deadline = time.monotonic() + max(0.5, budget - 1.0)  # answer before the platform cuts us off
-        payload = {**self._template, "messages": [self._system, {"role": "user", "content": message}]}
+        record.message = message
         try:
             if self.default_stream if stream is None else stream:
-                return self._streamed(payload, deadline, cors)
-            answer = self.client.complete(payload, deadline)
-            text, tokens = _read_answer(answer)
+                ui = "text/event-stream" in (headers.get("accept") or "").lower()
+                return self._streamed(message, deadline, cors, ui, record)
+            for _ in self._loop(message, deadline, False, record):
+                pass
         except ModelError as exc:
-            if exc.status == 504:
-                return error(504, f"the model did not answer within {self.timeout:g} s", cors)
-            return error(exc.status, str(exc), cors)
-        return _json_reply(200, {"response": text, "tokens": tokens}, cors)
+            return self._model_error(exc, cors)
+        answer = {"response": record.response, "tokens": record.tokens, "steps": record.steps}
+        if record.stopped:
+            answer["stopped"] = record.stopped
+        return _json_reply(200, answer, cors)
 
-    def _streamed(self, payload: dict, deadline: float, cors: dict) -> Reply:
-        """200 text/plain whose body yields the answer as it is written. The first piece is awaited
-        here, so that a failure before it is still a JSON error with its status."""
-        pieces = self.client.stream(payload, deadline)
-        first = next(pieces, "")
+    def _model_error(self, exc: ModelError, cors: dict) -> Reply:
+        return error(exc.status, self._model_sentence(exc), cors)
 
-        def body():
-            yield first.encode("utf-8", "replace")
+    def _model_sentence(self, exc: ModelError) -> str:
+        return f"the model did not answer within {self.timeout:g} s" if exc.status == 504 else str(exc)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _offered(self, deadline: float) -> dict:
+        """The tools this request may offer, by name: the HTTP tools, then each MCP server's (a server
+        that cannot be initialised now offers none, and is tried again next time)."""
+        tools = dict(self._http)
+        for server in self.mcp:
             try:
-                for piece in pieces:
-                    yield piece.encode("utf-8", "replace")
-            except Exception as exc:  # the status is sent already: end the text where it broke
-                _log_unexpected(exc)
+                listed = server.ensure(max(0.1, min(server.timeout, deadline - time.monotonic())))
+            except ToolFailure as exc:
+                print(f"agent runtime: the MCP server {server.origin.label} offers no tools this time: "
+                      f"{str(exc).removeprefix('error: ')}", file=sys.stderr, flush=True)
+                continue
+            for item in listed:
+                if item["name"] in tools:
+                    if (server.origin.label, item["name"]) not in self._clashes:
+                        self._clashes.add((server.origin.label, item["name"]))
+                        print(f"agent runtime: the MCP server {server.origin.label}'s tool {item['name']} is not "
+                              "offered: another tool has that name", file=sys.stderr, flush=True)
+                    continue
+                tools[item["name"]] = McpTool(server, item)
+        return tools
 
-        headers = {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache", **cors}
-        return Reply(200, headers, body())
+    def _loop(self, message: str, deadline: float, streamed: bool, record: _Record):
+        """The steps of one request (docs/agent-loop.md, One request) as events: ("step",),
+        ("text", piece), ("calls", [(id, name, input)]), ("results", [(id, result)]), ("step-end",).
+        The answer is left in `record` (response, tokens, steps, stopped). Raises ModelError."""
+        tools = self._offered(deadline) if self._http or self.mcp else {}
+        offers = [tool.offer for tool in tools.values()]
+        longest_tool = max((tool.timeout for tool in tools.values()), default=0.0)
+        messages = [self._system, {"role": "user", "content": message}]
+        texts, longest_model = [], 0.0
+        while True:
+            left = deadline - time.monotonic()
+            if record.steps and left < 0.5:  # not even time for one more call: the text so far
+                record.response, record.stopped = "\n\n".join(t for t in texts if t), "deadline"
+                return
+            payload = {**self._template, "messages": messages}
+            stop = None
+            if offers:
+                if record.steps + 1 >= self.max_steps:
+                    stop = "max_steps"
+                elif self.token_budget is not None and record.tokens >= self.token_budget:
+                    stop = "token_budget"
+                elif left < self.reserve + longest_model + longest_tool:
+                    stop = "deadline"
+                else:
+                    payload["tools"] = offers
+            record.steps += 1
+            yield ("step",)
+            began = time.monotonic()
+            if streamed:
+                pieces, calls, usage = [], [], None
+                for item in self.client.stream(payload, deadline):
+                    if isinstance(item, str):
+                        pieces.append(item)
+                        yield ("text", item)
+                    else:
+                        _, calls, usage = item
+                content = "".join(pieces) or None
+            else:
+                content, calls, usage = _read_message(self.client.complete(payload, deadline))
+                if content:
+                    yield ("text", content)
+            longest_model = max(longest_model, time.monotonic() - began)
+            _count(record, usage)
+            texts.append(content or "")
+            if "tools" not in payload or not calls:
+                record.response, record.stopped = content or "", stop
+                yield ("step-end",)
+                return
+            messages.append({"role": "assistant", "content": content, "tool_calls": calls})
+            yield ("calls", [(c.get("id"), _call_name(c), _input_of(c)) for c in calls])
+            results = self._run_calls(calls, tools, deadline, record)
+            answered = [(c.get("id"), r) for c, r in zip(calls, results, strict=True)]
+            messages += [{"role": "tool", "tool_call_id": i, "content": r} for i, r in answered]
+            yield ("results", answered)
+            yield ("step-end",)
+
+    def _run_calls(self, calls: list, tools: dict, deadline: float, record: _Record) -> list:
+        """Every call's result, in order; several calls run at once, one thread each."""
+        cap = max(0.1, deadline - time.monotonic() - self.reserve)
+        done = [None] * len(calls)
+
+        def run(index: int) -> None:
+            began = time.monotonic()
+            outcome, result = self._call(calls[index], tools, cap)
+            done[index] = (outcome, result, time.monotonic() - began)
+
+        if len(calls) == 1:
+            run(0)
+        else:
+            threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        results = []
+        for call, (outcome, result, took) in zip(calls, done, strict=True):
+            record.tools.append({"name": _call_name(call)[:64], "duration_ms": round(took * 1000), "outcome": outcome})
+            if self.log_content:
+                record.calls.append({"name": _call_name(call), "arguments": _input_of(call), "result": result})
+            results.append(result)
+        return results
+
+    def _call(self, call: dict, tools: dict, cap: float) -> tuple[str, str]:
+        """(outcome, result text) of one tool call; errors are results too."""
+        name = _call_name(call)
+        tool = tools.get(name)
+        if tool is None:
+            return "unknown_tool", f'error: there is no tool named "{name[:100]}"'
+        arguments = _parse_arguments((call.get("function") or {}).get("arguments"))
+        if arguments is None:
+            return "invalid_arguments", "error: the arguments are not a valid JSON object"
+        why = _mismatch(tool.parameters, arguments, "")
+        if why:
+            return "invalid_arguments", f"error: the arguments do not match the tool's parameters: {why}"
+        try:
+            return "ok", _cut(tool.run(arguments, min(tool.timeout, cap)))
+        except ToolFailure as exc:
+            return exc.outcome, _cut(str(exc))
+        except Exception as exc:  # a bug of ours must not fail the request
+            _log_unexpected(exc)
+            return "error", "error: the tool could not be called"
+
+    # -- streams -------------------------------------------------------------------------------
+
+    def _streamed(self, message: str, deadline: float, cors: dict, ui: bool, record: _Record) -> Reply:
+        """200 with a body that yields the answer as it is written: the AI SDK's UI message stream
+        when `ui`, else text/plain. The first model answer is awaited here, so that a failure before
+        it is still a JSON error with its status."""
+        events = self._loop(message, deadline, True, record)
+        if ui:
+            events = _pumped(events, self.keep_alive)
+        early = []
+        for event in events:  # ModelError propagates: the JSON error
+            if event is _TICK:
+                continue
+            early.append(event)
+            if event[0] != "step":
+                break
+
+        def chained():
+            yield from early
+            yield from events
+
+        body = self._ui_body(chained(), record) if ui else self._text_body(chained(), record)
+        if ui:
+            headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                       "x-vercel-ai-ui-message-stream": "v1", **cors}
+        else:
+            headers = {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache", **cors}
+        return Reply(200, headers, body)
+
+    def _text_body(self, events, record: _Record):
+        try:
+            for event in events:
+                if event[0] == "text":
+                    if record.ttft is None:
+                        record.ttft = time.monotonic() - record.start
+                    yield event[1].encode("utf-8", "replace")
+        except ModelError as exc:  # the status is sent already: end the text where it broke
+            record.error = self._model_sentence(exc)
+        except Exception as exc:
+            _log_unexpected(exc)
+            record.error = "the agent failed unexpectedly"
+        finally:
+            self._log_usage(record)
+
+    def _ui_body(self, events, record: _Record):
+        text_id = None
+        part = 0
+        try:
+            yield _sse({"type": "start", "messageId": record.request_id})
+            for event in events:
+                kind = event[0]
+                if kind == "tick":
+                    yield b": keep-alive\n\n"
+                elif kind == "step":
+                    yield _sse({"type": "start-step"})
+                elif kind == "text":
+                    if text_id is None:
+                        part += 1
+                        text_id = f"text-{part}"
+                        yield _sse({"type": "text-start", "id": text_id})
+                    if record.ttft is None:
+                        record.ttft = time.monotonic() - record.start
+                    yield _sse({"type": "text-delta", "id": text_id, "delta": event[1]})
+                else:
+                    if text_id is not None:
+                        yield _sse({"type": "text-end", "id": text_id})
+                        text_id = None
+                    if kind == "calls":
+                        for call_id, name, arguments in event[1]:
+                            yield _sse({"type": "tool-input-available", "toolCallId": call_id, "toolName": name,
+                                        "input": arguments})
+                    elif kind == "results":
+                        for call_id, result in event[1]:
+                            yield _sse({"type": "tool-output-available", "toolCallId": call_id, "output": result})
+                    elif kind == "step-end":
+                        yield _sse({"type": "finish-step"})
+            metadata = {"tokens": record.tokens, "steps": record.steps}
+            if record.stopped:
+                metadata["stopped"] = record.stopped
+            yield _sse({"type": "finish", "messageMetadata": metadata})
+        except ModelError as exc:
+            record.error = self._model_sentence(exc)
+            yield _sse({"type": "error", "errorText": record.error})
+        except Exception as exc:
+            _log_unexpected(exc)
+            record.error = f"the agent failed unexpectedly ({type(exc).__name__}); see the function's log"
+            yield _sse({"type": "error", "errorText": record.error})
+        finally:
+            self._log_usage(record)
+        yield b"data: [DONE]\n\n"
+
+    # -- usage ---------------------------------------------------------------------------------
+
+    def _log_usage(self, record: _Record) -> None:
+        """One JSON line on stdout: what the request did, never its content unless log_content."""
+        if not record.post:
+            return
+        record.post = False  # once
+        status = record.status
+        line = {"type": "agent.usage", "severity": "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO",
+                "request_id": record.request_id, "agent": self.name, "status": status,
+                "latency_ms": round((time.monotonic() - record.start) * 1000)}
+        if record.ttft is not None:
+            line["ttft_ms"] = round(record.ttft * 1000)
+        line.update({"steps": record.steps, "stopped": record.stopped, "gen_ai.operation.name": "chat",
+                     "gen_ai.provider.name": "openai", "gen_ai.request.model": self._template["model"],
+                     "gen_ai.usage.input_tokens": record.input_tokens,
+                     "gen_ai.usage.output_tokens": record.output_tokens, "tokens": record.tokens,
+                     "tools": record.tools})
+        if record.error:
+            line["error"] = record.error
+        if self.log_content:
+            line["content"] = {"message": record.message, "response": record.response, "tool_calls": record.calls}
+        try:
+            print(self.secrets.scrub(json.dumps(line)), flush=True)
+        except (OSError, ValueError):  # stdout closed: the answer matters more than its log line
+            pass
 
 
 def _log_unexpected(exc: Exception) -> None:
@@ -495,13 +1299,43 @@ def _parse(body: bytes) -> tuple[str, bool | None, str | None]:
     return message, stream, None
 
 
-def _read_answer(answer: dict) -> tuple[str, int]:
+def _read_message(answer: dict) -> tuple[str | None, list, dict | None]:
+    """(content, tool_calls, usage) of a non-streamed completion."""
     try:
-        text = answer["choices"][0]["message"].get("content") or ""
+        message = answer["choices"][0]["message"]
+        text = message.get("content")
     except (KeyError, IndexError, TypeError, AttributeError):
         raise ModelError(502, "the model endpoint sent a malformed answer") from None
-    if not isinstance(text, str):
+    if text is not None and not isinstance(text, str):
         raise ModelError(502, "the model endpoint sent a malformed answer")
+    calls = message.get("tool_calls")
+    calls = [c for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
     usage = answer.get("usage")
-    tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
-    return text, tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else 0
+    return text, calls, usage if isinstance(usage, dict) else None
+
+
+def _number(usage: dict, key: str) -> int:
+    value = usage.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _count(record: _Record, usage: dict | None) -> None:
+    if usage:
+        record.tokens += _number(usage, "total_tokens")
+        record.input_tokens += _number(usage, "prompt_tokens")
+        record.output_tokens += _number(usage, "completion_tokens")
+
+
+def _call_name(call: dict) -> str:
+    function = call.get("function")
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+def _input_of(call: dict):
+    """A call's arguments for the stream and the log: parsed, or the raw text when not JSON."""
+    raw = (call.get("function") or {}).get("arguments")
+    try:
+        return json.loads(raw) if isinstance(raw, str) else raw
+    except (ValueError, RecursionError):
+        return raw
