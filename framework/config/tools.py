@@ -14,6 +14,7 @@ from jsonschema.exceptions import SchemaError
 
 from framework.findings import Finding
 from framework.model import Agent
+from framework.platforms.registry import spoken
 
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 SECRET_REF = re.compile(r"\$\{([^{}]*)\}")
@@ -128,15 +129,20 @@ def fit_warnings(agent: Agent) -> list[Finding]:
     timeouts = [tool["http"]["timeout"] for tool in agent.tools] + [server["timeout"] for server in agent.mcp]
     if not timeouts:
         return []
-    out = []
     slowest = max(timeouts)
+    groups: dict[tuple[tuple[str | int, ...], int, int], list[str]] = {}
     for settings in agent.targets:
-        steps = settings.limits.max_steps
+        key = (settings.path_of("limits") if settings.explicit("limits") else ("limits",) if
+               settings.origins.get("limits") else settings.path_of("timeout"),
+               settings.limits.max_steps, settings.timeout)
+        groups.setdefault(key, []).append(settings.name)
+    out = []
+    for (where, steps, timeout), names in groups.items():
         needed = steps * MODEL_CALL_SECONDS + (steps - 1) * slowest
-        if needed > settings.timeout:
-            out.append(Finding(settings.path_of("limits"), (
-                f"on {settings.name}, {steps} steps may need about {needed:g} s ({steps} model calls of about "
-                f"{MODEL_CALL_SECONDS} s and {steps - 1} tool rounds of up to {slowest:g} s), more than its timeout "
-                f"of {settings.timeout} s; a long request will then answer with stopped: deadline. Lower "
-                "max_steps or the tools' timeouts, or raise timeout"), "warning"))
+        if needed > timeout:
+            out.append(Finding(where, (
+                f"on {spoken(names, 'and')}, {steps} steps may need about {needed:g} s ({steps} model calls of about "
+                f"{MODEL_CALL_SECONDS} s and {steps - 1} tool rounds of up to {slowest:g} s), more than the timeout "
+                f"of {timeout} s; a long request will then answer with stopped: deadline. Lower max_steps or the "
+                "tools' timeouts, or raise timeout"), "warning"))
     return out

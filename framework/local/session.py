@@ -108,8 +108,9 @@ def post(url: str, message: str, stream: bool | None = None, timeout: float = 36
 
 @contextmanager
 def invoke(prepared: Prepared, message: str, stream: bool | None, env: dict[str, str]) -> Iterator[Answer]:
-    """Start the app on a free port and send one request; the app stops when the block ends."""
-    app = launch(prepared, 0, env)
+    """Start the app on a free port and send one request; the app stops when the block ends. The
+    function's own log lines (its usage record) go to stderr, as the platform's log would show them."""
+    app = launch(prepared, 0, env, log=True)
     try:
         yield post(app.url, message, stream)
     finally:

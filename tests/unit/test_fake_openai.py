@@ -737,7 +737,7 @@ def test_stream_tool_calls_with_delay_directive_arrive_incrementally(fake):
     tok = token()
     fake.script(tok, [call("a", {"k": "v"})])
     body = {"model": "m", "stream": True, "tools": TOOLS,
-            "messages": [{"role": "user", "content": f"[[delay:0.2]] {tok}"}]}
+            "messages": [{"role": "user", "content": f"[[delay:0.1]] {tok}"}]}
     req = urllib.request.Request(fake.url + "/chat/completions", data=json.dumps(body).encode(), method="POST")
     with urllib.request.urlopen(req, timeout=30) as resp:
         events = read_events(resp)

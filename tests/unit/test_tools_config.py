@@ -108,7 +108,7 @@ def test_a_loop_that_cannot_fit_in_the_timeout_is_a_warning_on_the_limits_it_com
     path = agent_file(tmp_path, http_tool(), "timeout: 30\nlimits: {max_steps: 4}\ntargets:\n  aws: {}\n")
     assert messages(path) == [
         "warning: limits: on aws, 4 steps may need about 50 s (4 model calls of about 5 s and 3 tool rounds of up "
-        "to 10 s), more than its timeout of 30 s; a long request will then answer with stopped: deadline. Lower "
+        "to 10 s), more than the timeout of 30 s; a long request will then answer with stopped: deadline. Lower "
         "max_steps or the tools' timeouts, or raise timeout"]
 
 
@@ -137,3 +137,11 @@ def test_an_agent_without_tools_gets_empty_lists_and_the_default_limits(tmp_path
     assert main(["build", "-f", str(path), "-o", str(tmp_path / "out")]) == 0
     config = json.loads((tmp_path / "out" / "aws" / "agent.json").read_text())
     assert (config["tools"], config["mcp"], config["limits"]) == ([], [], {"max_steps": 8, "max_request_tokens": None})
+
+
+def test_platforms_sharing_the_loop_and_timeout_get_one_warning(tmp_path):
+    path = agent_file(tmp_path, http_tool(), "timeout: 30\nlimits: {max_steps: 4}\ntargets:\n  aws: {}\n"
+                                             "  gcp: {project: p-123456, region: us-central1}\n"
+                                             "  azure: {resource_group: rg, region: westeurope, timeout: 200}\n")
+    (warning,) = messages(path)
+    assert warning.startswith("warning: limits: on aws and gcp, 4 steps may need about 50 s")

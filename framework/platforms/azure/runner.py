@@ -4,9 +4,11 @@ azure.functions.HttpRequest objects at its route under host.json's route prefix 
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import sys
+import threading
 import urllib.parse
 
 from framework.errors import LocalRunError
@@ -17,6 +19,37 @@ from framework.local.http import BodyLimit, Front, Request, Response, json_error
 TIMEOUT_STATUS = 500
 # The Functions host refuses a request body over 100 MB (104,857,600 bytes) with 413.
 BODY_LIMIT = BodyLimit(104_857_600, "the request body is larger than Azure Functions' 104857600-byte limit")
+
+
+class _FunctionOutput(io.TextIOBase):
+    """sys.stdout while the function runs in this process: what the function prints (its usage lines)
+    is its log, as the Functions host treats it, so it goes to stderr when serve logs and is dropped
+    when quiet; everything else printed on stdout (the CLI's own answer) stays there."""
+
+    def __init__(self, stdout: io.TextIOBase):
+        self._stdout = stdout
+        self.calls = threading.local()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        log = getattr(self.calls, "log", None)
+        if log is None:
+            return self._stdout.write(text)
+        if log:
+            sys.stderr.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        target = getattr(self.calls, "log", None)
+        (self._stdout if target is None else sys.stderr).flush()
+
+
+def _function_output() -> _FunctionOutput:
+    if not isinstance(sys.stdout, _FunctionOutput):
+        sys.stdout = _FunctionOutput(sys.stdout)
+    return sys.stdout
 
 
 def _load_app(options: LocalOptions):
@@ -43,6 +76,7 @@ class AzureApp:
             methods = {str(getattr(m, "value", m)).upper() for m in (trigger.methods or [])}
             routes[path.lower()] = (function.get_user_function(), methods)
         timeout = options.timeout
+        output = _function_output()
 
         def handle(request: Request) -> Response:
             url = urllib.parse.urlsplit(request.path)
@@ -60,6 +94,7 @@ class AzureApp:
             )
 
             def call() -> Response:
+                output.calls.log = options.log
                 reply = user_function(http_request)
                 return Response(reply.status_code, dict(reply.headers), reply.get_body())
 
