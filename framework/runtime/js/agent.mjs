@@ -569,7 +569,7 @@ function httpTool(config) {
   }
   const rest = split ? split[2] : "";
   const inPath = new Set([...rest.matchAll(/\{([^{}]+)\}/g)].map((m) => m[1]));
-  const timeoutMs = Math.max(1, Number(http.timeout) || 10) * 1000;
+  const timeoutMs = (Number(http.timeout) > 0 ? Number(http.timeout) : 10) * 1000;
 
   /**
    * @param {Record<string, unknown>} args
@@ -706,7 +706,7 @@ class McpServer {
     this.headers = resolveHeaders(config.headers).headers;
     /** @type {Set<string> | null} */
     this.allow = Array.isArray(config.tools) ? new Set(config.tools) : null;
-    this.timeoutMs = Math.max(1, Number(config.timeout) || 10) * 1000;
+    this.timeoutMs = (Number(config.timeout) > 0 ? Number(config.timeout) : 10) * 1000;
     /** @type {Promise<McpSession> | null} */
     this.session = null;
   }
