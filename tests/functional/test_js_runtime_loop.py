@@ -536,3 +536,52 @@ def test_an_agent_without_tools_makes_one_call_with_todays_payload(plain_app, fa
     parsed = fetch_ui_stream(plain_app.url, {"message": plain})
     assert parsed["error"] is None and text_of(parsed) == f"echo: {plain}"
     assert parsed["metadata"]["steps"] == 1 and "stopped" not in parsed["metadata"]
+
+
+# ------------------------------------------------------------------------------------------- Lambda's context
+
+# index.mjs under stand-ins for Lambda's `awslambda` globals: the handler is called with a context
+# whose remaining time is given, as Lambda's is; the answer's bytes and the log lines are printed.
+LAMBDA_CONTEXT_CHECK = """
+const chunks = [];
+let prelude = null;
+globalThis.awslambda = {
+  streamifyResponse: (handler) => handler,
+  HttpResponseStream: { from: (stream, p) => { prelude = p; return stream; } },
+};
+const stream = { destroyed: false, write: (c) => { chunks.push(Buffer.from(c)); return true; }, end: () => {} };
+const { handler } = await import(process.argv[1] + "/index.mjs");
+const remaining = Number(process.argv[2]);
+const began = Date.now();
+await handler({ message: "tok-lambda-context", stream: false }, stream,
+              { getRemainingTimeInMillis: () => remaining - (Date.now() - began), awsRequestId: "req-1234" });
+console.log(JSON.stringify({ status: prelude.statusCode, body: Buffer.concat(chunks).toString() }));
+"""
+
+
+def test_the_lambda_deadline_is_the_contexts_remaining_time(tmp_path, fake_model):
+    """1.2 s left (minus the second kept for the answer): no time for a model call, so the answer is
+    the text so far with stopped: deadline, at once; the usage record carries Lambda's request id."""
+    import os
+    import subprocess
+
+    write_agent(tmp_path, PLAIN_AGENT)
+    assert build(tmp_path / "agent.yaml", tmp_path / "generated", "--target", "aws") == 0
+    env = {**os.environ, "OPENAI_BASE_URL": fake_model.url, "OPENAI_API_KEY": API_KEY}
+    result = subprocess.run(["node", "--input-type=module", "-e", LAMBDA_CONTEXT_CHECK,
+                             str(tmp_path / "generated" / "aws"), "1200"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    outcome = json.loads(lines[-1])
+    assert outcome["status"] == 200
+    assert json.loads(outcome["body"]) == {"response": "", "tokens": 0, "steps": 0, "stopped": "deadline"}
+    assert not fake_model.find("tok-lambda-context")
+    (record,) = [json.loads(line) for line in lines if '"agent.usage"' in line]
+    assert record["request_id"] == "req-1234" and record["stopped"] == "deadline"
+    # with time enough, the same call answers
+    result = subprocess.run(["node", "--input-type=module", "-e", LAMBDA_CONTEXT_CHECK,
+                             str(tmp_path / "generated" / "aws"), "9000"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert json.loads(json.loads(result.stdout.strip().splitlines()[-1])["body"]) == {
+        "response": "echo: tok-lambda-context", "tokens": 5, "steps": 1}
