@@ -19,8 +19,14 @@ import { handle } from "./lib/agent.mjs";
  */
 
 /**
+ * @typedef {object} LambdaContext The invocation's context; only the fields read here.
+ * @property {() => number} getRemainingTimeInMillis
+ * @property {string} awsRequestId
+ */
+
+/**
  * @typedef {object} AwsLambda The `awslambda` global of Lambda's Node.js runtime.
- * @property {(handler: (event: any, responseStream: ResponseStream, context: unknown) => Promise<void>) => unknown}
+ * @property {(handler: (event: any, responseStream: ResponseStream, context: LambdaContext) => Promise<void>) => unknown}
  *   streamifyResponse
  * @property {{ from: (stream: ResponseStream, prelude: object) => ResponseStream }} HttpResponseStream
  */
@@ -84,10 +90,12 @@ function toRequest(event) {
 
 /**
  * The agent's Response for an event; a method a Web Request cannot have (TRACE, CONNECT) is a 405.
+ * The agent's deadline is the invocation's remaining time, its request id Lambda's.
  * @param {UrlEvent} event
+ * @param {{ remainingMs?: number, requestId?: string }} platform
  * @returns {Promise<Response>}
  */
-async function respond(event) {
+async function respond(event, platform) {
   /** @type {Request} */
   let request;
   try {
@@ -99,11 +107,13 @@ async function respond(event) {
       headers: { "Content-Type": "application/json", Allow: "POST, OPTIONS" },
     });
   }
-  return handle(request);
+  return handle(request, platform);
 }
 
-export const handler = lambda.streamifyResponse(async (event, responseStream, _context) => {
-  const response = await respond(event);
+export const handler = lambda.streamifyResponse(async (event, responseStream, context) => {
+  const remainingMs = typeof context?.getRemainingTimeInMillis === "function" ? context.getRemainingTimeInMillis()
+    : undefined;
+  const response = await respond(event, { remainingMs, requestId: context?.awsRequestId });
   /** @type {Record<string, string>} */
   const headers = {};
   response.headers.forEach((value, name) => {
