@@ -186,7 +186,7 @@ def test_an_unfinished_deployment_is_waited_for(azure_env, tmp_path):
     agent = write_agent(tmp_path)
     fake.kill_after(3)  # the publish is accepted, the record is not written
     with pytest.raises(DeployError):
-        run("deploy", agent, polling_interval=0)
+        run("deploy", agent, poll_interval=0)
     fake.kill_after(None)
     fake.deployments["support-bot"].append({**fake.deployments["support-bot"][-1], "id": "stuck", "status": 0,
                                             "complete": False})

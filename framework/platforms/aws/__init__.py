@@ -3,25 +3,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from framework.local.base import LocalApp, LocalOptions
-from framework.model import Agent, TargetSettings
 from framework.platforms.aws import target
-from framework.platforms.base import CiLogin, Definition
-from framework.render import File
+from framework.platforms.base import CiLogin, Definition, DeployerFactory, RunnerModule
 
 
-def _runner(options: LocalOptions) -> LocalApp:
+def _runner() -> RunnerModule:
     from framework.platforms.aws import runner  # awslambdaric / aws-lambda-ric: only to serve
 
-    return runner.start(options)
+    return runner
 
 
-def _deployer(agent: Agent, settings: TargetSettings, files: list[File], **options: Any) -> Any:
+def _deployer() -> DeployerFactory:
     from framework.platforms.aws.api import Deployer  # boto3: imported only to deploy
 
-    return Deployer(agent, settings, files, **options)
+    return Deployer
 
 
 PLATFORM = Definition.of(

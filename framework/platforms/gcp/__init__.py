@@ -3,25 +3,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from framework.local.base import LocalApp, LocalOptions
-from framework.model import Agent, TargetSettings
-from framework.platforms.base import CiLogin, Definition
+from framework.platforms.base import CiLogin, Definition, DeployerFactory, RunnerModule
 from framework.platforms.gcp import target
-from framework.render import File
 
 
-def _runner(options: LocalOptions) -> LocalApp:
+def _runner() -> RunnerModule:
     from framework.platforms.gcp import runner  # functions-framework: only to serve
 
-    return runner.start(options)
+    return runner
 
 
-def _deployer(agent: Agent, settings: TargetSettings, files: list[File], **options: Any) -> Any:
+def _deployer() -> DeployerFactory:
     from framework.platforms.gcp.api import Deployer  # google-cloud: imported only to deploy
 
-    return Deployer(agent, settings, files, **options)
+    return Deployer
 
 
 PLATFORM = Definition.of(

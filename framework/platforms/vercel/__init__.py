@@ -3,25 +3,20 @@ planner.py (pure deploy plan), api.py (REST I/O)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from framework.local.base import LocalApp, LocalOptions
-from framework.model import Agent, TargetSettings
-from framework.platforms.base import CiLogin, Definition
+from framework.platforms.base import CiLogin, Definition, DeployerFactory, RunnerModule
 from framework.platforms.vercel import target
-from framework.render import File
 
 
-def _runner(options: LocalOptions) -> LocalApp:
+def _runner() -> RunnerModule:
     from framework.platforms.vercel import runner  # Node.js and edge-runtime: only to serve
 
-    return runner.start(options)
+    return runner
 
 
-def _deployer(agent: Agent, settings: TargetSettings, files: list[File], **options: Any) -> Any:
+def _deployer() -> DeployerFactory:
     from framework.platforms.vercel.api import Deployer  # the REST client: imported only to deploy
 
-    return Deployer(agent, settings, files, **options)
+    return Deployer
 
 
 PLATFORM = Definition.of(
