@@ -22,13 +22,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, WaiterError
 
 from framework.deploy.executor import Context, Executor, Progress, Registry
-from framework.deploy.package import Package, image_content, package_lambda
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import digest
 from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan
 from framework.errors import DeployError, DockerUnavailableError
 from framework.model import Agent, TargetSettings
 from framework.platforms.aws import planner as aws
+from framework.platforms.aws.package import Package, image_content, package_lambda
 from framework.render import File
 
 title = "AWS Lambda"
