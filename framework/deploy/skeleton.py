@@ -5,7 +5,7 @@
   copied (from the deploying environment), kept (not set here, kept as deployed) and missing (not set
   here, not deployed either: a first deploy cannot start), with the notes and the error that say so;
 * the plan a Deployer returns for deploy and destroy alike (`DeployPlan`);
-* ownership marks and short digests as plans show them;
+* ownership marks (`Mark`) and short digests as plans show them;
 * `DeployerBase`, the parts of a Deployer that are the same on every platform.
 
 The typed interface itself is `framework.platforms.base.Deployer`.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from framework.deploy.plan import Plan
+from framework.deploy.plan import Change, Plan
 from framework.deploy.secrets import SecretValues
 from framework.errors import DeployError, FrameworkError
 from framework.model import Agent, TargetSettings
@@ -115,6 +115,20 @@ def desired_env(copied: Mapping[str, str | None],
     return env, missing
 
 
+def environment_changes(wanted: Mapping[str, Any], deployed: Mapping[str, Any]) -> list[Change]:
+    """Changes of a function's environment, values always hidden. `wanted[name]` is None for a
+    secret kept as deployed (absent from the deploying environment); such a name never changes."""
+    changes = []
+    for name in sorted(set(wanted) | set(deployed)):
+        if name not in wanted:
+            changes.append(Change(f"environment {name}", "(set)", "(removed)"))
+        elif name not in deployed:
+            changes.append(Change(f"environment {name}", None, "(value hidden)"))
+        elif wanted[name] is not None and wanted[name] != deployed[name]:
+            changes.append(Change(f"environment {name}", "(value hidden)", "(new value hidden)"))
+    return changes
+
+
 # ---------------------------------------------------------------- ownership and digests
 
 
@@ -123,16 +137,22 @@ def short(value: str | None, n: int = 12) -> str | None:
     return value[:n] if value else value
 
 
-def owned(marks: Mapping[str, str] | None, key: str, agent: str) -> bool:
-    """The framework changes only what carries its mark (a tag or a label) naming this agent."""
-    return (marks or {}).get(key) == agent
+@dataclass(frozen=True)
+class Mark:
+    """The tag or label the framework puts on what it creates, naming the agent: only what carries it
+    is ever changed or deleted."""
 
+    kind: str  # "tag" or "label", as the cloud calls it
+    key: str
 
-def not_ours(what: str, where: str, mark: str, agent: str, remedy: str) -> DeployError:
-    """The refusal to touch a resource that exists without our mark."""
-    return DeployError(
-        f"{what} already exists in {where} but was not created by this framework for this agent (it lacks the "
-        f"{mark}={agent}); the framework never changes what it does not own: {remedy}")
+    def on(self, marks: Mapping[str, str] | None, agent: str) -> bool:
+        return (marks or {}).get(self.key) == agent
+
+    def refusal(self, what: str, where: str, agent: str, remedy: str) -> DeployError:
+        """The refusal to touch a resource that exists without this mark."""
+        return DeployError(
+            f"{what} already exists in {where} but was not created by this framework for this agent (it lacks the "
+            f"{self.kind} {self.key}={agent}); the framework never changes what it does not own: {remedy}")
 
 
 def left_alone(what: str) -> str:

@@ -6,6 +6,16 @@ from __future__ import annotations
 from framework.platforms.aws import target
 from framework.platforms.base import CiLogin, Definition, DeployerFactory, RunnerModule
 
+CI_LOGIN = CiLogin(
+    step="""\
+      - uses: aws-actions/configure-aws-credentials@v4
+        with:
+          role-to-assume: ${{ vars.AWS_@@_ROLE_ARN }}
+          aws-region: REGION""",
+    variables="#   AWS_PLAN_ROLE_ARN (read-only), AWS_DEPLOY_ROLE_ARN: IAM roles trusting GitHub's OIDC provider",
+    requires=("region",),
+)
+
 
 def _runner() -> RunnerModule:
     from framework.platforms.aws import runner  # awslambdaric / aws-lambda-ric: only to serve
@@ -19,17 +29,4 @@ def _deployer() -> DeployerFactory:
     return Deployer
 
 
-PLATFORM = Definition.of(
-    target,
-    runner=_runner,
-    deployer=_deployer,
-    ci_login=CiLogin(
-        step="""\
-      - uses: aws-actions/configure-aws-credentials@v4
-        with:
-          role-to-assume: ${{ vars.AWS_@@_ROLE_ARN }}
-          aws-region: REGION""",
-        variables="#   AWS_PLAN_ROLE_ARN (read-only), AWS_DEPLOY_ROLE_ARN: IAM roles trusting GitHub's OIDC provider",
-        requires=("region",),
-    ),
-)
+PLATFORM = Definition.of(target, runner=_runner, deployer=_deployer, ci_login=CI_LOGIN)

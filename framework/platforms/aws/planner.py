@@ -14,24 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from framework.deploy.plan import (
-    CREATE,
-    DELETE,
-    UNCHANGED,
-    UPDATE,
-    Change,
-    Operation,
-    Plan,
-    Resource,
-    environment_changes,
-)
-from framework.deploy.skeleton import DeployPlan, SecretHome, desired_env, left_alone, not_ours, owned, short
+from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
+from framework.deploy.skeleton import DeployPlan, Mark, SecretHome, desired_env, environment_changes, left_alone, short
 from framework.errors import DeployError
 from framework.platforms.aws.target import lambda_runtime
 
 TAG_AGENT = "agent-framework:agent"
 TAG_CONTENT = "agent-framework:content"
 TAG_CODE = "agent-framework:code-sha256"
+OWNER = Mark("tag", TAG_AGENT)
 ALIAS = "live"
 SECRETS_POLICY = "agent-framework-secrets"
 SID_URL = "agent-framework-url-public"
@@ -190,12 +181,11 @@ class Snapshot:
 
 
 def _owned(tags: Mapping[str, str], name: str) -> bool:
-    return owned(tags, TAG_AGENT, name)
+    return OWNER.on(tags, name)
 
 
 def _not_ours(kind: str, name: str, agent: str, where: str) -> DeployError:
-    return not_ours(f"{kind} {name}", where, f"tag {TAG_AGENT}", agent,
-                    "rename the agent, or remove or rename that resource yourself")
+    return OWNER.refusal(f"{kind} {name}", where, agent, "rename the agent, or remove or rename that resource yourself")
 
 
 def secrets_policy(desired: Desired, snap: Snapshot) -> dict[str, Any] | None:

@@ -6,6 +6,17 @@ from __future__ import annotations
 from framework.platforms.azure import target
 from framework.platforms.base import CiLogin, Definition, DeployerFactory, RunnerModule
 
+CI_LOGIN = CiLogin(
+    step="""\
+      - uses: azure/login@v2
+        with:
+          client-id: ${{ vars.AZURE_@@_CLIENT_ID }}
+          tenant-id: ${{ vars.AZURE_TENANT_ID }}
+          subscription-id: ${{ vars.AZURE_SUBSCRIPTION_ID }}""",
+    variables=("#   AZURE_TENANT_ID, AZURE_SUBSCRIPTION_ID; AZURE_PLAN_CLIENT_ID (Reader), "
+               "AZURE_DEPLOY_CLIENT_ID:\n#   app registrations with a federated credential for this repository"),
+)
+
 
 def _runner() -> RunnerModule:
     from framework.platforms.azure import runner  # azure-functions: only to serve
@@ -19,18 +30,4 @@ def _deployer() -> DeployerFactory:
     return Deployer
 
 
-PLATFORM = Definition.of(
-    target,
-    runner=_runner,
-    deployer=_deployer,
-    ci_login=CiLogin(
-        step="""\
-      - uses: azure/login@v2
-        with:
-          client-id: ${{ vars.AZURE_@@_CLIENT_ID }}
-          tenant-id: ${{ vars.AZURE_TENANT_ID }}
-          subscription-id: ${{ vars.AZURE_SUBSCRIPTION_ID }}""",
-        variables=("#   AZURE_TENANT_ID, AZURE_SUBSCRIPTION_ID; AZURE_PLAN_CLIENT_ID (Reader), "
-                   "AZURE_DEPLOY_CLIENT_ID:\n#   app registrations with a federated credential for this repository"),
-    ),
-)
+PLATFORM = Definition.of(target, runner=_runner, deployer=_deployer, ci_login=CI_LOGIN)

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
-from framework.deploy.skeleton import DeployPlan, SecretHome, left_alone, not_ours, owned
+from framework.deploy.skeleton import DeployPlan, Mark, SecretHome, left_alone
 from framework.errors import DeployError
 from framework.platforms.azure.limits import instance_memory, premium_sku
 
 TAG_AGENT = "agent-framework:agent"
+OWNER = Mark("tag", TAG_AGENT)
 SETTING_PACKAGE = "AGENT_FRAMEWORK_PACKAGE"  # sha256 (hex) of the published zip
 SETTING_FILES = "AGENT_FRAMEWORK_FILES"  # "name=digest12,..." of the zip's entries (what changed, for people)
 SETTING_OWNED = "AGENT_FRAMEWORK_SETTINGS"  # names of the other settings the framework manages (to remove later)
@@ -212,12 +213,12 @@ class Snapshot:
 
 
 def _owned(tags: Mapping[str, str] | None, name: str) -> bool:
-    return owned(tags, TAG_AGENT, name)
+    return OWNER.on(tags, name)
 
 
 def _not_ours(kind: str, name: str, agent: str, group: str) -> DeployError:
-    return not_ours(f"{kind} {name}", f"resource group {group}", f"tag {TAG_AGENT}", agent,
-                    "set another `app:` under targets.azure, or remove or rename that resource yourself")
+    return OWNER.refusal(f"{kind} {name}", f"resource group {group}", agent,
+                         "set another `app:` under targets.azure, or remove or rename that resource yourself")
 
 
 def _same_id(a: str | None, b: str | None) -> bool:

@@ -6,6 +6,15 @@ from __future__ import annotations
 from framework.platforms.base import CiLogin, Definition, DeployerFactory, RunnerModule
 from framework.platforms.gcp import target
 
+CI_LOGIN = CiLogin(
+    step="""\
+      - uses: google-github-actions/auth@v2
+        with:
+          workload_identity_provider: ${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}
+          service_account: ${{ vars.GCP_@@_SERVICE_ACCOUNT }}""",
+    variables="#   GCP_WORKLOAD_IDENTITY_PROVIDER; GCP_PLAN_SERVICE_ACCOUNT (viewer), GCP_DEPLOY_SERVICE_ACCOUNT",
+)
+
 
 def _runner() -> RunnerModule:
     from framework.platforms.gcp import runner  # functions-framework: only to serve
@@ -19,16 +28,4 @@ def _deployer() -> DeployerFactory:
     return Deployer
 
 
-PLATFORM = Definition.of(
-    target,
-    runner=_runner,
-    deployer=_deployer,
-    ci_login=CiLogin(
-        step="""\
-      - uses: google-github-actions/auth@v2
-        with:
-          workload_identity_provider: ${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}
-          service_account: ${{ vars.GCP_@@_SERVICE_ACCOUNT }}""",
-        variables="#   GCP_WORKLOAD_IDENTITY_PROVIDER; GCP_PLAN_SERVICE_ACCOUNT (viewer), GCP_DEPLOY_SERVICE_ACCOUNT",
-    ),
-)
+PLATFORM = Definition.of(target, runner=_runner, deployer=_deployer, ci_login=CI_LOGIN)

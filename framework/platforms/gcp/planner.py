@@ -17,22 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from framework.deploy.plan import (
-    CREATE,
-    DELETE,
-    UNCHANGED,
-    UPDATE,
-    Change,
-    Operation,
-    Plan,
-    Resource,
-    environment_changes,
-)
-from framework.deploy.skeleton import DeployPlan, SecretHome, desired_env, left_alone, not_ours, owned, short
+from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
+from framework.deploy.skeleton import DeployPlan, Mark, SecretHome, desired_env, environment_changes, left_alone, short
 from framework.errors import DeployError
 
 LABEL_AGENT = "agent-framework"
 LABEL_CONTENT = "agent-framework-content"
+OWNER = Mark("label", LABEL_AGENT)
 # label keys and values: at most 63 characters, lowercase letters, digits, _ and - (the Label
 # requirements repeated in Google's API references, e.g. googleapis spanner_v1 Instance.labels)
 LABEL_LIMIT = 63
@@ -198,12 +189,12 @@ class Snapshot:
 
 
 def _owned(function: FunctionState, name: str) -> bool:
-    return owned(function.labels, LABEL_AGENT, name)
+    return OWNER.on(function.labels, name)
 
 
 def _not_ours(desired: Desired) -> DeployError:
-    return not_ours(f"the Cloud Function {desired.name}", f"{desired.project}/{desired.region}",
-                    f"label {LABEL_AGENT}", desired.name, "rename the agent, or remove or rename that function")
+    return OWNER.refusal(f"the Cloud Function {desired.name}", f"{desired.project}/{desired.region}", desired.name,
+                         "rename the agent, or remove or rename that function")
 
 
 def prompt_diff(old: str, new: str) -> str:

@@ -6,6 +6,13 @@ from __future__ import annotations
 from framework.platforms.base import CiLogin, Definition, DeployerFactory, RunnerModule
 from framework.platforms.vercel import target
 
+CI_LOGIN = CiLogin(
+    # Vercel's API has no OIDC federation: a token is the one repository secret
+    variables="#   secrets VERCEL_PLAN_TOKEN, VERCEL_TOKEN: Vercel's API has no OIDC federation",
+    deploy_secrets=("VERCEL_TOKEN",),
+    plan_secrets={"VERCEL_TOKEN": "VERCEL_PLAN_TOKEN"},
+)
+
 
 def _runner() -> RunnerModule:
     from framework.platforms.vercel import runner  # Node.js and edge-runtime: only to serve
@@ -19,14 +26,4 @@ def _deployer() -> DeployerFactory:
     return Deployer
 
 
-PLATFORM = Definition.of(
-    target,
-    runner=_runner,
-    deployer=_deployer,
-    ci_login=CiLogin(
-        # Vercel's API has no OIDC federation: a token is the one repository secret
-        variables="#   secrets VERCEL_PLAN_TOKEN, VERCEL_TOKEN: Vercel's API has no OIDC federation",
-        deploy_secrets=("VERCEL_TOKEN",),
-        plan_secrets={"VERCEL_TOKEN": "VERCEL_PLAN_TOKEN"},
-    ),
-)
+PLATFORM = Definition.of(target, runner=_runner, deployer=_deployer, ci_login=CI_LOGIN)
