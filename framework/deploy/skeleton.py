@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from framework.deploy.plan import Change, Plan
 from framework.deploy.secrets import SecretValues
@@ -163,6 +163,12 @@ def left_alone(what: str) -> str:
 # ---------------------------------------------------------------- the Deployer's shared part
 
 
+class Planner(Protocol):
+    """A platform's pure planner module (framework/platforms/<name>/planner.py)."""
+
+    def plan_deploy(self, desired: Any, snap: Any) -> DeployPlan: ...
+
+
 class DeployerBase:
     """The parts of a Deployer that are the same on every platform: the agent and its files, the
     deploying environment, the secret values taken from it, the missing-secrets preflight, and error
@@ -170,6 +176,8 @@ class DeployerBase:
 
     title: str
     home: SecretHome
+    planner: Planner  # the platform's pure planner module
+    desired: Any = None  # what prepare() computed
 
     def __init__(self, agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions,
                  secret_names: Sequence[str]):
@@ -194,6 +202,10 @@ class DeployerBase:
             if scrubbed == str(error):
                 raise
             raise type(error)(scrubbed) from None
+
+    def plan(self, snap: Any) -> DeployPlan:
+        assert self.desired is not None, "prepare() comes first"
+        return self.planner.plan_deploy(self.desired, snap)
 
     def preflight(self, deploy_plan: DeployPlan) -> None:
         """Refuse before the first call what would fail half-way."""

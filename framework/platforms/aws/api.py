@@ -323,6 +323,7 @@ class Deployer(DeployerBase):
     """One agent on AWS Lambda: prepare (package + desired state), read, plan, apply, destroy, info."""
 
     title = title
+    planner = aws
     home = aws.SECRETS
 
     def __init__(self, agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions):
@@ -351,10 +352,6 @@ class Deployer(DeployerBase):
         image = self.desired is not None and self.desired.package_type == "Image"
         return read_snapshot(self.api, self.agent.name, image_tag=self.desired.image_tag if image else None,
                              repository=destroy or image)
-
-    def plan(self, snap: aws.Snapshot) -> DeployPlan:
-        assert self.desired is not None
-        return aws.plan_deploy(self.desired, snap)
 
     def destroy_plan(self, snap: aws.Snapshot) -> DeployPlan:
         return DeployPlan(aws.plan_destroy(self.agent.name, self.region, snap))

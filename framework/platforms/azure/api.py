@@ -471,6 +471,7 @@ class Deployer(DeployerBase):
     """One agent on Azure Functions: prepare (package + desired state), read, plan, apply, destroy, info."""
 
     title = title
+    planner = azure
     home = azure.SECRETS
 
     def __init__(self, agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions):
@@ -501,10 +502,6 @@ class Deployer(DeployerBase):
 
     def snapshot(self, *, destroy: bool = False) -> azure.Snapshot:
         return read_snapshot(self.api, self.app, self.plan_name, owner=self.agent.name)
-
-    def plan(self, snap: azure.Snapshot) -> DeployPlan:
-        assert self.desired is not None
-        return azure.plan_deploy(self.desired, snap)
 
     def destroy_plan(self, snap: azure.Snapshot) -> DeployPlan:
         return DeployPlan(azure.plan_destroy(self.agent.name, self.app, self.group, snap))

@@ -420,6 +420,7 @@ class Deployer(DeployerBase):
     """One agent on Google Cloud Functions 2nd gen: prepare, read, plan, apply, destroy, info."""
 
     title = title
+    planner = gcp
 
     def __init__(self, agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions):
         environ = os.environ if options.environ is None else options.environ
@@ -446,10 +447,6 @@ class Deployer(DeployerBase):
     def snapshot(self, *, destroy: bool = False) -> gcp.Snapshot:
         content = None if destroy or self.desired is None else self.desired.content
         return read_snapshot(self.api, self.agent.name, self.project, self.region, content=content)
-
-    def plan(self, snap: gcp.Snapshot) -> DeployPlan:
-        assert self.desired is not None
-        return gcp.plan_deploy(self.desired, snap)
 
     def destroy_plan(self, snap: gcp.Snapshot) -> DeployPlan:
         return DeployPlan(gcp.plan_destroy(self.agent.name, self.project, self.region, snap))

@@ -327,6 +327,7 @@ class Deployer(DeployerBase):
     """One agent on Vercel: prepare (files + desired state), read, plan, apply, destroy, info."""
 
     title = title
+    planner = vercel
     home = vercel.SECRETS
 
     def __init__(self, agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions):
@@ -350,10 +351,6 @@ class Deployer(DeployerBase):
     def snapshot(self, *, destroy: bool = False) -> vercel.Snapshot:
         self._snap = read_snapshot(self.api, self.project, self.agent.name, destroy=destroy)
         return self._snap
-
-    def plan(self, snap: vercel.Snapshot) -> DeployPlan:
-        assert self.desired is not None
-        return vercel.plan_deploy(self.desired, snap)
 
     def destroy_plan(self, snap: vercel.Snapshot) -> DeployPlan:
         return DeployPlan(vercel.plan_destroy(self.agent.name, self.project, self.team, snap))
