@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from framework.deploy.plan import CREATE, DELETE, UPDATE, Operation, Plan, Resource, format_text
+from framework.deploy.skeleton import DeployOptions, DeployPlan
 from framework.errors import Cancelled, ConfirmationRequired, DeployError, ExitCode, FrameworkError, UsageError
 from framework.platforms import registry
+from framework.platforms.base import Deployer
 from framework.report import TextReporter, reporter
 
 
@@ -53,7 +54,8 @@ def _load(file: str, target: str | None, output: str):
     return agent, agent.target(target), build.targets[target], stale, validated.warnings
 
 
-def make_deployer(file: str, target: str | None, output: str, stderr: TextIO, **options: Any):
+def make_deployer(file: str, target: str | None, output: str, stderr: TextIO, **options: Any) -> Deployer:
+    """The target's Deployer for agent.yaml as it is now; `options` are DeployOptions' fields."""
     agent, settings, files, stale, warnings = _load(file, target, output)
     TextReporter(stderr=stderr).warnings(list(warnings))  # for the person reading stderr, whatever the format
     if stale:
@@ -63,7 +65,7 @@ def make_deployer(file: str, target: str | None, output: str, stderr: TextIO, **
               "see the deployed code.", file=stderr)
     factory = registry.get(settings.name).deployer
     assert factory is not None  # _load admits deployable targets only
-    return factory(agent, settings, files, stderr=stderr, **options)
+    return factory(agent, settings, files, DeployOptions(stderr=stderr, **options))
 
 
 def _confirm(question: str, yes: bool, stdin: TextIO, stderr: TextIO, environ: Mapping[str, str]) -> None:
@@ -89,7 +91,7 @@ def _progress(stderr: TextIO):
     return show
 
 
-def _apply(deployer, plan: Plan, stderr: TextIO) -> dict[str, Any]:
+def _apply(deployer: Deployer, plan: Plan, stderr: TextIO) -> dict[str, Any]:
     try:
         return deployer.apply(plan, _progress(stderr))
     except KeyboardInterrupt:
@@ -118,36 +120,20 @@ def _targets(file: str, target: str | None) -> list[str]:
     return deployable
 
 
-@contextmanager
-def _guarded(deployer):
-    """The deployer's own error translation, and then no secret value in any error's text."""
-    try:
-        with deployer.errors():
-            yield
-    except FrameworkError as error:
-        secrets = getattr(deployer, "secrets", None)
-        if secrets is None:
-            raise
-        scrubbed = secrets.redact(str(error))
-        if scrubbed == str(error):
-            raise
-        raise type(error)(scrubbed) from None
-
-
 @dataclass
 class _Step:
     """One target's part of a multi-target run: its deployer, plan and outcome."""
 
     target: str
-    deployer: Any = None
-    result: Any = None  # the planner's result (deploy) or the Plan (destroy)
-    snapshot: Any = None
+    deployer: Any = None  # a Deployer, once made
+    result: DeployPlan | None = None
+    snapshot: Any = None  # the platform's own snapshot type
     error: FrameworkError | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def plan(self) -> Plan | None:
-        return getattr(self.result, "plan", self.result)
+        return self.result.plan if self.result is not None else None
 
 
 def _planned(file: str, target: str | None, output: str, stderr: TextIO, destroy: bool,
@@ -159,7 +145,7 @@ def _planned(file: str, target: str | None, output: str, stderr: TextIO, destroy
         steps.append(step)
         try:
             step.deployer = make_deployer(file, name, output, stderr, **options)
-            with _guarded(step.deployer):
+            with step.deployer.errors():
                 if destroy:
                     step.result = step.deployer.destroy_plan(step.deployer.snapshot(destroy=True))
                 else:
@@ -232,7 +218,7 @@ def deploy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, s
     for step in steps:
         if step.error is None and step.plan.has_changes:
             try:
-                with _guarded(step.deployer):
+                with step.deployer.errors():
                     step.deployer.preflight(step.result)
             except FrameworkError as error:
                 if fail_fast or target is not None:
@@ -248,7 +234,7 @@ def deploy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, s
         if len(steps) > 1:
             print(f"{step.deployer.title}:", file=stderr, flush=True)
         try:
-            with _guarded(step.deployer):
+            with step.deployer.errors():
                 results = _apply(step.deployer, step.plan, stderr) if step.plan.has_changes else {}
                 step.outputs = {**step.deployer.outputs(step.snapshot, results), "changed": step.plan.has_changes}
         except FrameworkError as error:
@@ -284,7 +270,7 @@ def destroy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, 
         _confirm(f"Delete these resources from {where}?", yes, stdin, stderr, environ)
     for step in changing:
         try:
-            with _guarded(step.deployer):
+            with step.deployer.errors():
                 _apply(step.deployer, step.plan, stderr)
         except FrameworkError as error:
             if fail_fast or target is not None:
@@ -323,7 +309,7 @@ def info(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO
         steps.append(step)
         try:
             step.deployer = make_deployer(file, name, output, report.stderr, **options)
-            with _guarded(step.deployer):
+            with step.deployer.errors():
                 reports.append(step.deployer.info())
         except FrameworkError as error:
             step.error = error

@@ -82,20 +82,6 @@ class Plan:
         }
 
 
-def environment_changes(wanted: Mapping[str, Any], deployed: Mapping[str, Any]) -> list[Change]:
-    """Changes of a function's environment, values always hidden. `wanted[name]` is None for a
-    secret kept as deployed (absent from the deploying environment); such a name never changes."""
-    changes = []
-    for name in sorted(set(wanted) | set(deployed)):
-        if name not in wanted:
-            changes.append(Change(f"environment {name}", "(set)", "(removed)"))
-        elif name not in deployed:
-            changes.append(Change(f"environment {name}", None, "(value hidden)"))
-        elif wanted[name] is not None and wanted[name] != deployed[name]:
-            changes.append(Change(f"environment {name}", "(value hidden)", "(new value hidden)"))
-    return changes
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}

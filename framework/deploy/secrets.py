@@ -8,8 +8,6 @@ import hmac
 import os
 from collections.abc import Iterable, Mapping
 
-from framework.errors import DeployError
-
 # Per-process key: digests are comparable within one run and meaningless outside it.
 _KEY = os.urandom(32)
 
@@ -47,11 +45,3 @@ class SecretValues:
                     text = text.replace(form, "***")
         return text
 
-
-def missing_secrets_error(names: list[str], copied_into: str, reference: str | None = None) -> DeployError:
-    """Why a first deploy cannot start: a secret is neither in this environment nor referenced."""
-    message = (f"{', '.join(names)} must be set in this environment for the first deploy (the value is copied "
-               f"into {copied_into}, never printed, logged or written to a file)")
-    if reference:
-        message += f", or referenced in a secret store: secrets: {{{names[0]}: {{{reference}}}}} in agent.yaml"
-    return DeployError(message)

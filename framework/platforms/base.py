@@ -9,20 +9,65 @@ Its runner and deployer import their frameworks and cloud SDKs only when called,
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
+from framework.deploy.executor import Progress
+from framework.deploy.plan import Plan
+from framework.deploy.secrets import SecretValues
+from framework.deploy.skeleton import DeployOptions, DeployPlan
 from framework.findings import Finding
 from framework.local.base import LocalApp, LocalOptions
 from framework.model import Agent, TargetSettings
 from framework.render import File
 
 Runner = Callable[[LocalOptions], LocalApp]
-# (agent, settings, rendered files, **command options) -> a Deployer (see framework/deploy/commands.py)
-DeployerFactory = Callable[..., Any]
+
+
+class Deployer(Protocol):
+    """One agent on one platform, as plan / deploy / destroy / info drive it (framework/deploy/commands.py):
+    prepare -> snapshot -> plan -> preflight -> apply -> outputs, or snapshot(destroy) -> destroy_plan -> apply.
+    The snapshot is the platform's own type: the core only hands it back."""
+
+    title: str  # e.g. "AWS Lambda"
+    agent: Agent
+    secrets: SecretValues  # the values taken from the deploying environment (scrubbed from every error)
+
+    def errors(self) -> AbstractContextManager[None]:
+        """The platform's errors as FrameworkError, with no secret value in their text."""
+        ...
+
+    def prepare(self) -> object:
+        """Package the app and compute the desired state (no call to the cloud)."""
+        ...
+
+    def snapshot(self, *, destroy: bool = False) -> Any:
+        """Read what is deployed (read-only calls)."""
+        ...
+
+    def plan(self, snap: Any) -> DeployPlan: ...
+    def destroy_plan(self, snap: Any) -> DeployPlan: ...
+
+    def preflight(self, deploy_plan: DeployPlan) -> None:
+        """Refuse before the first mutating call what would fail half-way (a missing secret, no Docker)."""
+        ...
+
+    def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]: ...
+    def outputs(self, snap: Any, results: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
+    def info(self) -> dict[str, Any]: ...
+
+
+DeployerFactory = Callable[[Agent, TargetSettings, Sequence[File], DeployOptions], Deployer]
+
+
+class RunnerModule(Protocol):
+    """A platform's runner module (framework/platforms/<name>/runner.py)."""
+
+    def start(self, options: LocalOptions) -> LocalApp: ...
 
 
 @dataclass(frozen=True)
@@ -82,9 +127,25 @@ class Definition:
     ci_login: CiLogin | None = None
 
     @classmethod
-    def of(cls, target: ModuleType, **rest: Any) -> Definition:
-        """A package's PLATFORM from its target module (name, title, check, render, endpoint) and
-        the schema.json beside it; `rest` gives runner, deployer and ci_login."""
+    def of(cls, target: ModuleType, *, runner: Callable[[], RunnerModule] | None = None,
+           deployer: Callable[[], DeployerFactory] | None = None, ci_login: CiLogin | None = None) -> Definition:
+        """A package's PLATFORM from its target module (name, title, check, render, endpoint) and the
+        schema.json beside it. `runner` and `deployer` load the runner module and the Deployer class when
+        first called, so that serve's and deploy's frameworks and SDKs are imported only by them."""
         part = json.loads((Path(target.__file__ or "").parent / "schema.json").read_text(encoding="utf-8"))
         return cls(name=target.name, title=target.title, check=target.check, render=target.render,
-                   endpoint=target.endpoint, schema=part, **rest)
+                   endpoint=target.endpoint, schema=part, ci_login=ci_login,
+                   runner=_lazy_runner(runner) if runner else None,
+                   deployer=_lazy_deployer(deployer) if deployer else None)
+
+
+def _lazy_runner(load: Callable[[], RunnerModule]) -> Runner:
+    def start(options: LocalOptions) -> LocalApp:
+        return load().start(options)
+    return start
+
+
+def _lazy_deployer(load: Callable[[], DeployerFactory]) -> DeployerFactory:
+    def make(agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions) -> Deployer:
+        return load()(agent, settings, files, options)
+    return make

@@ -66,7 +66,7 @@ def write_agent(folder: Path, body: str = AGENT) -> Path:
 Run = helpers.Run
 
 
-FAST = {"sleep": lambda seconds: None, "backoff": 0.0, "polling_interval": 0, "retries": 4}
+FAST = {"sleep": lambda seconds: None, "backoff": 0.0, "poll_interval": 0, "retries": 4}
 
 
 def run(command: str, agent: Path, fmt: str = "text", yes: bool = True, **options) -> Run:

@@ -80,13 +80,14 @@ class Result:
 def make_deployer(agent: Path, sleeps: list[float] | None = None, sleep=None):
     from framework.build import render_all
     from framework.config.validate import validate_file
+    from framework.deploy.skeleton import DeployOptions
     from framework.platforms.gcp.api import Deployer
 
     validated = validate_file(str(agent))
     files = render_all(validated, only="gcp").targets["gcp"]
     record = sleeps if sleeps is not None else []
-    return Deployer(validated.agent, validated.agent.target("gcp"), files, environ=dict(os.environ),
-                    sleep=sleep or record.append)
+    return Deployer(validated.agent, validated.agent.target("gcp"), files,
+                    DeployOptions(environ=dict(os.environ), sleep=sleep or record.append))
 
 
 def deploy(agent: Path, *, apply: bool = True, sleep=None) -> Result:
@@ -107,7 +108,7 @@ def deploy(agent: Path, *, apply: bool = True, sleep=None) -> Result:
 def destroy(agent: Path) -> Result:
     deployer = make_deployer(agent)
     with deployer.errors():
-        plan = deployer.destroy_plan(deployer.snapshot(destroy=True))
+        plan = deployer.destroy_plan(deployer.snapshot(destroy=True)).plan
         if plan.has_changes:
             deployer.apply(plan)
     return Result(plan, format_text(plan, verb="destroy"), {})

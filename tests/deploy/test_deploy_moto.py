@@ -281,16 +281,6 @@ def test_cloud_error_messages_are_scrubbed(moto_env, tmp_path):
     assert "InvalidParameterValueException" in str(caught.value) and FAKE_KEY not in str(caught.value)
 
 
-def test_secret_missing_on_first_deploy_is_refused_before_any_call(moto_env, tmp_path, monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY")
-    agent = write_agent(tmp_path)
-    recorder = Recorder()
-    assert "not set in this environment" in run("plan", agent).stdout
-    with pytest.raises(DeployError, match="OPENAI_API_KEY must be set"):
-        run("deploy", agent, recorder)
-    assert recorder.mutating == []
-
-
 def test_secret_reference_grants_read_access_and_no_env(moto_env, tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     agent = write_agent(tmp_path, AGENT + "    secrets:\n      OPENAI_API_KEY: {aws: 'ssm:/agents/openai'}\n")

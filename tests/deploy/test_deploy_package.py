@@ -10,8 +10,8 @@ import zipfile
 
 import pytest
 
-from framework.deploy import package
 from framework.errors import PackageError
+from framework.platforms.aws import package
 from framework.render import File
 
 APP = [File("aws/lambda_function.py", b"import agent_runtime\n"), File("aws/agent_runtime.py", b"x = 1\n"),

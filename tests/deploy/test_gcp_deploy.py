@@ -317,17 +317,6 @@ def test_destroy_removes_ours_and_leaves_foreign_functions_alone(gcp_env, tmp_pa
     assert not destroy(agent).plan.has_changes
 
 
-def test_a_function_not_ours_is_never_touched(gcp_env, tmp_path):
-    agent = write_agent(tmp_path)
-    gcp_env.put_function(FUNCTION, {"buildConfig": {"runtime": "python312", "entryPoint": "main"},
-                                    "labels": {"team": "someone-else"}})
-    with pytest.raises(DeployError, match="not created by this framework"):
-        deploy(agent)
-    result = destroy(agent)
-    assert not result.plan.has_changes and "left alone" in result.text
-    assert calls(gcp_env) == [] and gcp_env.function(FUNCTION) is not None
-
-
 def _everything_sent(fake) -> str:
     return "\n".join(f"{r.method} {r.path} {r.query} {r.headers} {r.text}" for r in fake.requests)
 
@@ -380,13 +369,6 @@ def test_a_secret_not_set_here_keeps_its_deployed_value_when_another_changes(gcp
     assert "OPENAI_API_KEY is not set in this environment" in result.text
     assert gcp_env.function(FUNCTION)["serviceConfig"]["environmentVariables"] == {
         "EXTRA_TOKEN": "extra-value-2", "OPENAI_API_KEY": FAKE_KEY}  # read back from the function, kept
-
-
-def test_secret_missing_on_first_deploy_is_refused_before_any_call(gcp_env, tmp_path, monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY")
-    with pytest.raises(DeployError, match="OPENAI_API_KEY must be set"):
-        deploy(write_agent(tmp_path))
-    assert calls(gcp_env) == []
 
 
 def test_cloud_error_messages_are_scrubbed(gcp_env, tmp_path):

@@ -55,7 +55,7 @@ def clouds(moto_env, gcp_env, azure_env, vercel_env, tmp_path):  # noqa: F811
 def info(agent: str, out: str, target: str | None = None, fmt: str = "text") -> tuple[int, str, str, list]:
     stdout, stderr, sleeps = io.StringIO(), io.StringIO(), []
     code = commands.info(agent, target, out, fmt, stdout=stdout, stderr=stderr, sleep=sleeps.append,
-                         backoff=0.0, polling_interval=0, poll_interval=0)
+                         backoff=0.0, poll_interval=0)
     return code, stdout.getvalue(), stderr.getvalue(), sleeps
 
 

@@ -28,7 +28,7 @@ AGENT = f"""\
 """
 TITLES = ("AWS Lambda", "Google Cloud Functions", "Azure Functions", "Vercel")
 # what every cloud's waits and backoffs become in tests: no real sleeping
-FAST = {"sleep": lambda seconds: None, "backoff": 0.0, "polling_interval": 0, "poll_interval": 0}
+FAST = {"sleep": lambda seconds: None, "backoff": 0.0, "poll_interval": 0}
 
 
 def run(command: str, agent: str, out: str, *flags: str) -> tuple[int, str, str]:

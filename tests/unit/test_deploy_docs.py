@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from framework.deploy.package import app_entries
+from framework.platforms.aws.package import app_entries
 from framework.platforms.azure.api import package_files
 from framework.platforms.deploy_doc import FromEnv, command, fence
 from framework.platforms.gcp.api import source_entries

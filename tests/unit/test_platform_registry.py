@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 from framework.cli import main
 from framework.deploy.plan import CREATE, Operation, Plan, Resource
+from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan, SecretHome
 from framework.findings import Finding
 from framework.local.base import LocalOptions
 from framework.model import Agent, TargetSettings
@@ -98,27 +100,30 @@ class LocalApp:
         self._server.server_close()
 
 
-class Deployer:
+class Deployer(DeployerBase):
     """Plans a create from an empty snapshot: what `plan` needs of a deployer, nothing more."""
 
     title = "Py Functions"
+    home = SecretHome(NAME, copied_into="the function", keeper="the function", holder="the function",
+                      otherwise=lambda name: "")
 
-    def __init__(self, agent: Agent, settings: TargetSettings, files: list[File], **options):
-        self.agent, self.settings, self.files = agent, settings, files
+    def __init__(self, agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions):
+        super().__init__(agent, settings, files, options, self.home.copied_names(agent.secrets))
 
-    def errors(self):
+    def translate(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
 
     def prepare(self) -> None:
         pass
 
-    def snapshot(self) -> dict:
+    def snapshot(self, *, destroy: bool = False) -> dict:
         return {}
 
-    def plan(self, snapshot: dict) -> Plan:
+    def plan(self, snapshot: dict) -> DeployPlan:
         operation = Operation("create_function", {"files": [f.path for f in self.files]}, api="CreateFunction")
         resource = Resource("function", self.agent.name, CREATE, operations=(operation,))
-        return Plan(NAME, f"{self.agent.name} on Py Functions ({self.settings.options['region']})", (resource,))
+        return DeployPlan(Plan(NAME, f"{self.agent.name} on Py Functions ({self.settings.options['region']})",
+                               (resource,)))
 
 
 PLATFORM = Definition(

@@ -9,10 +9,12 @@ import textwrap
 import pytest
 
 from framework.cli import main
-from framework.config.regions import region_problem
 from framework.config.secrets import redact, value_secret_kind
 from framework.config.validate import validate_file
 from framework.errors import ConfigError
+from framework.platforms.aws.region import REGION as AWS
+from framework.platforms.azure.region import REGION as AZURE
+from framework.platforms.gcp.region import REGION as GCP
 
 # (cloud, region as written, the spelling suggested; None: well formed, "": refused without a guess)
 REGIONS = [
@@ -27,7 +29,7 @@ REGIONS = [
 
 @pytest.mark.parametrize(("cloud", "region", "guess"), REGIONS)
 def test_a_region_must_be_spelled_the_way_its_cloud_spells_regions(cloud, region, guess):
-    problem = region_problem(cloud, region)
+    problem = {"aws": AWS, "gcp": GCP, "azure": AZURE}[cloud].problem(region)
     if guess is None:
         assert problem is None
     else:

@@ -3,38 +3,30 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from framework.local.base import LocalApp, LocalOptions
-from framework.model import Agent, TargetSettings
 from framework.platforms.aws import target
-from framework.platforms.base import CiLogin, Definition
-from framework.render import File
+from framework.platforms.base import CiLogin, Definition, DeployerFactory, RunnerModule
 
-
-def _runner(options: LocalOptions) -> LocalApp:
-    from framework.platforms.aws import runner  # awslambdaric / aws-lambda-ric: only to serve
-
-    return runner.start(options)
-
-
-def _deployer(agent: Agent, settings: TargetSettings, files: list[File], **options: Any) -> Any:
-    from framework.platforms.aws.api import Deployer  # boto3: imported only to deploy
-
-    return Deployer(agent, settings, files, **options)
-
-
-PLATFORM = Definition.of(
-    target,
-    runner=_runner,
-    deployer=_deployer,
-    ci_login=CiLogin(
-        step="""\
+CI_LOGIN = CiLogin(
+    step="""\
       - uses: aws-actions/configure-aws-credentials@v4
         with:
           role-to-assume: ${{ vars.AWS_@@_ROLE_ARN }}
           aws-region: REGION""",
-        variables="#   AWS_PLAN_ROLE_ARN (read-only), AWS_DEPLOY_ROLE_ARN: IAM roles trusting GitHub's OIDC provider",
-        requires=("region",),
-    ),
+    variables="#   AWS_PLAN_ROLE_ARN (read-only), AWS_DEPLOY_ROLE_ARN: IAM roles trusting GitHub's OIDC provider",
+    requires=("region",),
 )
+
+
+def _runner() -> RunnerModule:
+    from framework.platforms.aws import runner  # awslambdaric / aws-lambda-ric: only to serve
+
+    return runner
+
+
+def _deployer() -> DeployerFactory:
+    from framework.platforms.aws.api import Deployer  # boto3: imported only to deploy
+
+    return Deployer
+
+
+PLATFORM = Definition.of(target, runner=_runner, deployer=_deployer, ci_login=CI_LOGIN)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -23,11 +22,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, WaiterError
 
 from framework.deploy.executor import Context, Executor, Progress, Registry
-from framework.deploy.package import Package, image_content, package_lambda
 from framework.deploy.plan import Plan
-from framework.deploy.secrets import SecretValues, digest, missing_secrets_error
+from framework.deploy.secrets import digest
+from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan
 from framework.errors import DeployError, DockerUnavailableError
+from framework.model import Agent, TargetSettings
 from framework.platforms.aws import planner as aws
+from framework.platforms.aws.package import Package, image_content, package_lambda
 from framework.render import File
 
 title = "AWS Lambda"
@@ -68,22 +69,21 @@ def _or_none(call: Callable[[], Any]) -> Any:
 
 
 @contextlib.contextmanager
-def translate_errors(secrets: SecretValues | None = None) -> Iterator[None]:
-    """boto errors -> DeployError with a clear message (secret values scrubbed)."""
-    redact = secrets.redact if secrets else (lambda text: text)
+def translate_errors() -> Iterator[None]:
+    """boto errors -> DeployError with a clear message."""
     try:
         yield
     except ClientError as error:
         info = error.response.get("Error", {})
         operation = getattr(error, "operation_name", "a call")
-        raise DeployError(redact(f"AWS refused {operation}: {info.get('Code')}: {info.get('Message')}"))
+        raise DeployError(f"AWS refused {operation}: {info.get('Code')}: {info.get('Message')}")
     except NoCredentialsError:
         raise DeployError("no AWS credentials found: configure them (aws configure, AWS_PROFILE, or in CI an OIDC "
                           "role with aws-actions/configure-aws-credentials)")
     except WaiterError as error:
-        raise DeployError(redact(f"the function did not become ready: {error}"))
+        raise DeployError(f"the function did not become ready: {error}")
     except BotoCoreError as error:
-        raise DeployError(redact(f"could not talk to AWS: {error}"))
+        raise DeployError(f"could not talk to AWS: {error}")
 
 
 # ---------------------------------------------------------------- reading the deployed state
@@ -319,28 +319,23 @@ def _push_image(ctx: Context, args: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- the deployer (used by commands.py)
 
 
-class Deployer:
+class Deployer(DeployerBase):
     """One agent on AWS Lambda: prepare (package + desired state), read, plan, apply, destroy, info."""
 
     title = title
+    planner = aws
+    home = aws.SECRETS
 
-    def __init__(self, agent, settings, files: Sequence[File], *, session: boto3.Session | None = None,
-                 environ: Mapping[str, str] | None = None, cache: Path | None = None,
-                 sleep: Callable[[float], None] = time.sleep, **_other_clouds_options: Any):
-        self.agent = agent
-        self.settings = settings
-        self.files = list(files)
-        self.environ = os.environ if environ is None else environ
+    def __init__(self, agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions):
+        super().__init__(agent, settings, files, options, aws.SECRETS.copied_names(agent.secrets))
         self.region = aws.resolve_region(settings.options, self.environ)
-        self.api = Api(self.region, session, sleep)
-        self.cache = cache
-        names = [n for n, refs in agent.secrets.items() if "aws" not in refs]
-        self.secrets = SecretValues.from_environ(names, self.environ)
+        self.api = Api(self.region, options.session, options.sleep)
+        self.cache = options.cache
         self.package: Package | None = None
         self.desired: aws.Desired | None = None
 
-    def errors(self):
-        return translate_errors(self.secrets)
+    def translate(self) -> contextlib.AbstractContextManager[None]:
+        return translate_errors()
 
     def prepare(self) -> aws.Desired:
         options = self.settings.options
@@ -358,18 +353,12 @@ class Deployer:
         return read_snapshot(self.api, self.agent.name, image_tag=self.desired.image_tag if image else None,
                              repository=destroy or image)
 
-    def plan(self, snap: aws.Snapshot) -> aws.DeployPlan:
-        assert self.desired is not None
-        return aws.plan_deploy(self.desired, snap)
+    def destroy_plan(self, snap: aws.Snapshot) -> DeployPlan:
+        return DeployPlan(aws.plan_destroy(self.agent.name, self.region, snap))
 
-    def destroy_plan(self, snap: aws.Snapshot) -> Plan:
-        return aws.plan_destroy(self.agent.name, self.region, snap)
-
-    def preflight(self, deploy_plan: aws.DeployPlan) -> None:
-        """Refuse before the first call what would fail half-way."""
-        if deploy_plan.missing_secrets:
-            raise missing_secrets_error(deploy_plan.missing_secrets, "the function's environment",
-                                        "aws: ssm:/your/parameter")
+    def preflight(self, deploy_plan: DeployPlan) -> None:
+        """Refuse before the first call what would fail half-way: also a push without Docker."""
+        super().preflight(deploy_plan)
         if any(op.kind == "docker.push_image" for op in deploy_plan.plan.operations):
             check_docker()
 

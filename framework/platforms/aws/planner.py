@@ -14,28 +14,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from framework.deploy.plan import (
-    CREATE,
-    DELETE,
-    UNCHANGED,
-    UPDATE,
-    Change,
-    Operation,
-    Plan,
-    Resource,
-    environment_changes,
-)
+from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
+from framework.deploy.skeleton import DeployPlan, Mark, SecretHome, desired_env, environment_changes, left_alone, short
 from framework.errors import DeployError
 from framework.platforms.aws.target import lambda_runtime
 
 TAG_AGENT = "agent-framework:agent"
 TAG_CONTENT = "agent-framework:content"
 TAG_CODE = "agent-framework:code-sha256"
+OWNER = Mark("tag", TAG_AGENT)
 ALIAS = "live"
 SECRETS_POLICY = "agent-framework-secrets"
 SID_URL = "agent-framework-url-public"
 SID_INVOKE = "agent-framework-url-invoke"
 SID_PREFIX = "agent-framework-"
+SECRETS = SecretHome("aws", copied_into="the function's environment", keeper="the deployed function",
+                     holder="the function", reference="aws: ssm:/your/parameter",
+                     otherwise=lambda name: f", or reference a secret: secrets: {{{name}: {{aws: ssm:/...}}}}")
 TRUST_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
@@ -102,9 +97,7 @@ def desired_state(agent, settings, *, region: str, content: str, code_sha256: st
     """From the validated agent, its AWS settings and the package; `secrets` is a SecretValues."""
     options = settings.options
     runtime, handler = lambda_runtime(settings)
-    refs = {name: refs["aws"] for name, refs in agent.secrets.items() if "aws" in refs}
-    from_env = {name: (secrets.digest(name) if name in secrets else None)
-                for name in agent.secrets if name not in refs}
+    refs, from_env = SECRETS.split(agent.secrets, secrets)
     return Desired(
         name=agent.name, region=region,
         package_type="Image" if options.get("package") == "image" else "Zip",
@@ -114,7 +107,7 @@ def desired_state(agent, settings, *, region: str, content: str, code_sha256: st
         auth_type="NONE" if agent.public else "AWS_IAM",
         invoke_mode="RESPONSE_STREAM" if settings.stream else "BUFFERED",
         content=content, code_sha256=code_sha256, role_arn=options.get("role"),
-        secret_env=dict(sorted(from_env.items())), secret_refs=dict(sorted(refs.items())),
+        secret_env=from_env, secret_refs=refs,
     )
 
 
@@ -187,19 +180,12 @@ class Snapshot:
 # ---------------------------------------------------------------- planner
 
 
-def _short(sha: str | None) -> str | None:
-    return sha[:12] if sha else sha
-
-
 def _owned(tags: Mapping[str, str], name: str) -> bool:
-    return tags.get(TAG_AGENT) == name
+    return OWNER.on(tags, name)
 
 
 def _not_ours(kind: str, name: str, agent: str, where: str) -> DeployError:
-    return DeployError(
-        f"{kind} {name} already exists in {where} but was not created by this framework for this agent "
-        f"(it lacks the tag {TAG_AGENT}={agent}); the framework never changes what it does not own: "
-        "rename the agent, or remove or rename that resource yourself")
+    return OWNER.refusal(f"{kind} {name}", where, agent, "rename the agent, or remove or rename that resource yourself")
 
 
 def secrets_policy(desired: Desired, snap: Snapshot) -> dict[str, Any] | None:
@@ -285,19 +271,6 @@ def _as_list(value: Any) -> list:
     return [value] if isinstance(value, str) else list(value or [])
 
 
-def _desired_env(desired: Desired, deployed: Mapping[str, str] | None) -> tuple[dict[str, str | None], list[str]]:
-    """name -> digest the function should have ('None' = keep the deployed value), and names missing."""
-    env, missing = {}, []
-    for name, value in desired.secret_env.items():
-        if value is not None:
-            env[name] = value
-        elif deployed and name in deployed:
-            env[name] = None  # not set here: keep what the function has
-        else:
-            missing.append(name)
-    return env, missing
-
-
 def _env_args(env: Mapping[str, str | None]) -> dict[str, Any]:
     return {"Variables": {name: ({"$secret": name} if value is not None else {"$keep": name})
                           for name, value in sorted(env.items())}}
@@ -351,7 +324,7 @@ def _plan_function(desired: Desired, snap: Snapshot, role_arn: str) -> tuple[Res
     """The function resource, the secrets missing from the deploying environment, $LATEST's code sha."""
     name = desired.name
     function = snap.function
-    env, missing = _desired_env(desired, function.config.environment if function else None)
+    env, missing = desired_env(desired.secret_env, function.config.environment if function else None)
     tags = {TAG_AGENT: name, TAG_CONTENT: desired.content}
     if desired.code_sha256:
         tags[TAG_CODE] = desired.code_sha256
@@ -363,7 +336,7 @@ def _plan_function(desired: Desired, snap: Snapshot, role_arn: str) -> tuple[Res
             "Environment": _env_args({k: v for k, v in env.items()}), "Tags": tags, "Publish": False}
         if desired.package_type == "Zip":
             args.update(Runtime=desired.runtime, Handler=desired.handler)
-        changes = [Change("code", None, _short(desired.code_sha256) or image_uri(desired, snap)),
+        changes = [Change("code", None, short(desired.code_sha256) or image_uri(desired, snap)),
                    Change("runtime", None, desired.runtime if desired.package_type == "Zip" else "container image"),
                    Change("architecture", None, desired.architecture),
                    Change("timeout", None, desired.timeout), Change("memory", None, desired.memory)]
@@ -385,8 +358,8 @@ def _plan_function(desired: Desired, snap: Snapshot, role_arn: str) -> tuple[Res
     if not code_current or config.architecture != desired.architecture:
         code = _code_args(desired, snap)
         if not code_current:
-            old = _short(config.code_sha256) if desired.package_type == "Zip" else config.image_uri
-            changes.append(Change("code", old, _short(desired.code_sha256) or code["ImageUri"]))
+            old = short(config.code_sha256) if desired.package_type == "Zip" else config.image_uri
+            changes.append(Change("code", old, short(desired.code_sha256) or code["ImageUri"]))
         if config.architecture != desired.architecture:
             changes.append(Change("architecture", config.architecture, desired.architecture))
         ops.append(Operation("lambda.update_function_code", {
@@ -401,10 +374,10 @@ def _plan_function(desired: Desired, snap: Snapshot, role_arn: str) -> tuple[Res
                              "UpdateFunctionConfiguration"))
     stale_tags = {k: v for k, v in tags.items() if function.tags.get(k) != v}
     if stale_tags:
-        changes += [Change(f"tag {k}", _short(function.tags.get(k)), _short(v)) for k, v in sorted(stale_tags.items())]
+        changes += [Change(f"tag {k}", short(function.tags.get(k)), short(v)) for k, v in sorted(stale_tags.items())]
         ops.append(Operation("lambda.tag_resource", {"Resource": function.arn, "Tags": stale_tags}, "TagResource"))
     return (Resource("lambda function", name, UPDATE if ops else UNCHANGED, tuple(changes), tuple(ops),
-                     detail="" if ops else f"code {_short(config.code_sha256) or config.image_uri}"),
+                     detail="" if ops else f"code {short(config.code_sha256) or config.image_uri}"),
             missing, latest_sha)
 
 
@@ -537,12 +510,6 @@ def _plan_image(desired: Desired, snap: Snapshot) -> list[Resource]:
     return resources
 
 
-@dataclass(frozen=True)
-class DeployPlan:
-    plan: Plan
-    missing_secrets: tuple[str, ...]
-
-
 def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     """Pure: what to do so that `snap` becomes `desired`."""
     resources: list[Resource] = []
@@ -562,12 +529,7 @@ def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     resources.append(_plan_provisioned(desired, snap))
     resources.append(_plan_url(desired, snap))
     resources.append(_plan_permissions(desired, snap))
-    kept = [n for n, v in desired.secret_env.items() if v is None and n not in missing]
-    for name in kept:
-        notes.append(f"{name} is not set in this environment: the deployed function keeps its current value")
-    for name in missing:
-        notes.append(f"{name} is not set in this environment and the function does not have it yet: deploy needs it "
-                     f"(export {name}=..., or reference a secret: secrets: {{{name}: {{aws: ssm:/...}}}})")
+    notes += SECRETS.notes(desired.secret_env, missing)
     title = f"{desired.name} on AWS Lambda (region {desired.region}, account {snap.account})"
     return DeployPlan(Plan("aws", title, tuple(resources), tuple(notes)), tuple(missing))
 
@@ -582,7 +544,7 @@ def plan_destroy(name: str, region: str, snap: Snapshot) -> Plan:
                 Change("with", "versions, alias live, function url, concurrency", None),),
                 (Operation("lambda.delete_function", {"FunctionName": name}, "DeleteFunction"),)))
         else:
-            notes.append(f"left alone: Lambda function {name} (not created by this framework for this agent)")
+            notes.append(left_alone(f"Lambda function {name}"))
     role = snap.role
     rname = role_name(name)
     if role is not None:
@@ -594,14 +556,14 @@ def plan_destroy(name: str, region: str, snap: Snapshot) -> Plan:
             ops.append(Operation("iam.delete_role", {"RoleName": rname}, "DeleteRole"))
             resources.append(Resource("iam role", rname, DELETE, (), tuple(ops)))
         else:
-            notes.append(f"left alone: IAM role {rname} (not created by this framework for this agent)")
+            notes.append(left_alone(f"IAM role {rname}"))
     repo = snap.repository
     if repo is not None:
         if _owned(repo.tags, name):
             resources.append(Resource("ecr repository", name, DELETE, (Change("with", "its images", None),), (
                 Operation("ecr.delete_repository", {"repositoryName": name, "force": True}, "DeleteRepository"),)))
         else:
-            notes.append(f"left alone: ECR repository {name} (not created by this framework for this agent)")
+            notes.append(left_alone(f"ECR repository {name}"))
     title = f"destroy {name} on AWS Lambda (region {region}, account {snap.account})"
     return Plan("aws", title, tuple(resources), tuple(notes))
 

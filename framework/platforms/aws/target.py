@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from framework.config.regions import region_problem
 from framework.findings import Finding
 from framework.model import Agent, TargetSettings
+from framework.platforms.aws.region import REGION
 from framework.platforms.deploy_doc import FromEnv, command, deploy_file
 from framework.render import File, environment, js_core_file, json_file, runtime_file, template_file
 
@@ -43,7 +43,7 @@ def lambda_runtime(settings: TargetSettings) -> tuple[str, str]:
 def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
     out = []
     region = settings.options.get("region")
-    if region is not None and (wrong := region_problem(name, region)):
+    if region is not None and (wrong := REGION.problem(region)):
         out.append(Finding(("targets", name, "region"), wrong))
     if settings.timeout > MAX_TIMEOUT:
         out.append(Finding(settings.path_of("timeout"), (

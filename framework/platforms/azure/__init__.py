@@ -3,39 +3,31 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from framework.local.base import LocalApp, LocalOptions
-from framework.model import Agent, TargetSettings
 from framework.platforms.azure import target
-from framework.platforms.base import CiLogin, Definition
-from framework.render import File
+from framework.platforms.base import CiLogin, Definition, DeployerFactory, RunnerModule
 
-
-def _runner(options: LocalOptions) -> LocalApp:
-    from framework.platforms.azure import runner  # azure-functions: only to serve
-
-    return runner.start(options)
-
-
-def _deployer(agent: Agent, settings: TargetSettings, files: list[File], **options: Any) -> Any:
-    from framework.platforms.azure.api import Deployer  # azure-mgmt-web: imported only to deploy
-
-    return Deployer(agent, settings, files, **options)
-
-
-PLATFORM = Definition.of(
-    target,
-    runner=_runner,
-    deployer=_deployer,
-    ci_login=CiLogin(
-        step="""\
+CI_LOGIN = CiLogin(
+    step="""\
       - uses: azure/login@v2
         with:
           client-id: ${{ vars.AZURE_@@_CLIENT_ID }}
           tenant-id: ${{ vars.AZURE_TENANT_ID }}
           subscription-id: ${{ vars.AZURE_SUBSCRIPTION_ID }}""",
-        variables=("#   AZURE_TENANT_ID, AZURE_SUBSCRIPTION_ID; AZURE_PLAN_CLIENT_ID (Reader), "
-                   "AZURE_DEPLOY_CLIENT_ID:\n#   app registrations with a federated credential for this repository"),
-    ),
+    variables=("#   AZURE_TENANT_ID, AZURE_SUBSCRIPTION_ID; AZURE_PLAN_CLIENT_ID (Reader), "
+               "AZURE_DEPLOY_CLIENT_ID:\n#   app registrations with a federated credential for this repository"),
 )
+
+
+def _runner() -> RunnerModule:
+    from framework.platforms.azure import runner  # azure-functions: only to serve
+
+    return runner
+
+
+def _deployer() -> DeployerFactory:
+    from framework.platforms.azure.api import Deployer  # azure-mgmt-web: imported only to deploy
+
+    return Deployer
+
+
+PLATFORM = Definition.of(target, runner=_runner, deployer=_deployer, ci_login=CI_LOGIN)

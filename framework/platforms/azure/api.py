@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import time
 import urllib.error
 import urllib.parse
@@ -41,8 +40,10 @@ from framework.deploy.executor import Context, Executor, Progress, Registry
 from framework.deploy.network import UnresolvedHost, unresolved
 from framework.deploy.package import DOCS, build_zip
 from framework.deploy.plan import Plan
-from framework.deploy.secrets import SecretValues, digest, missing_secrets_error
+from framework.deploy.secrets import digest
+from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan
 from framework.errors import DeployError
+from framework.model import Agent, TargetSettings
 from framework.platforms.azure import planner as azure
 from framework.render import File
 
@@ -52,6 +53,7 @@ title = "Azure Functions"
 # https://management.azure.com` for POST /api/publish).
 SCOPE = "https://management.azure.com/.default"
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+RETRIES, BACKOFF, POLL_INTERVAL = 6, 0.8, 5.0  # retries after the first try, the first wait, seconds between polls
 
 
 class StaticToken:
@@ -144,9 +146,9 @@ def _raw(pipeline_response, deserialized, headers):
 class Api:
     """The ARM client for one subscription and resource group, plus Kudu over HTTPS."""
 
-    def __init__(self, subscription: str, group: str, environ: Mapping[str, str], *, credential=None,
-                 sleep: Callable[[float], None] = time.sleep, retries: int = 6, backoff: float = 0.8,
-                 polling_interval: float = 5, poll_limit: int = 720, stderr: TextIO | None = None):
+    def __init__(self, subscription: str, group: str, environ: Mapping[str, str], *,
+                 sleep: Callable[[float], None] = time.sleep, retries: int = RETRIES, backoff: float = BACKOFF,
+                 polling_interval: float = POLL_INTERVAL, poll_limit: int = 720, stderr: TextIO | None = None):
         self.subscription, self.group = subscription, group
         self.environ = environ
         self.sleep = sleep
@@ -156,7 +158,7 @@ class Api:
                                  cap_retry_after=False)
         self.poll_interval = polling_interval
         self.poll_limit = poll_limit
-        self.credential = credential or make_credential(environ)
+        self.credential = make_credential(environ)
         self.arm = (environ.get("AZURE_ARM_ENDPOINT") or azure.ARM_ENDPOINT).rstrip("/")
         self._client: WebSiteManagementClient | None = None
 
@@ -312,16 +314,15 @@ def _error_message(error: HttpResponseError) -> str:
 
 
 @contextlib.contextmanager
-def translate_errors(secrets: SecretValues | None = None, group: str = "", subscription: str = "") -> Iterator[None]:
-    """SDK and HTTP errors -> DeployError with a clear one-line message (secret values scrubbed)."""
-    redact = secrets.redact if secrets else (lambda text: text)
+def translate_errors(group: str = "", subscription: str = "") -> Iterator[None]:
+    """SDK and HTTP errors -> DeployError with a clear one-line message."""
     try:
         yield
     except ClientAuthenticationError as error:
-        raise DeployError(redact(
+        raise DeployError(
             "Azure did not accept the credentials (" + _error_message(error) + "): sign in with `az login`, "
             "or in CI use a workload identity (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE), "
-            "or pass a token in AZURE_ACCESS_TOKEN"))
+            "or pass a token in AZURE_ACCESS_TOKEN")
     except HttpResponseError as error:
         if _error_code(error) == "ResourceGroupNotFound":
             raise DeployError(f"the resource group {group} does not exist in subscription {subscription}: create it "
@@ -331,11 +332,11 @@ def translate_errors(secrets: SecretValues | None = None, group: str = "", subsc
             if request is not None else "a call"
         status = error.status_code
         tail = " (after retries)" if status in RETRY_STATUS else ""
-        raise DeployError(redact(f"Azure refused {what}: {status} {_error_message(error)}{tail}"))
+        raise DeployError(f"Azure refused {what}: {status} {_error_message(error)}{tail}")
     except KuduError as error:
-        raise DeployError(redact(str(error)))
+        raise DeployError(str(error))
     except (ServiceRequestError, ServiceResponseError) as error:
-        raise DeployError(redact(f"could not talk to Azure: {str(error).splitlines()[0]}"))
+        raise DeployError(f"could not talk to Azure: {str(error).splitlines()[0]}")
     except Exception as error:
         if type(error).__name__ == "CredentialUnavailableError":
             raise DeployError("no Azure credentials found: sign in with `az login`, or in CI use a workload "
@@ -466,24 +467,22 @@ def package_files(files: Sequence[File], target: str = "azure") -> tuple[bytes, 
     return data, hashlib.sha256(data).hexdigest(), names
 
 
-class Deployer:
+class Deployer(DeployerBase):
     """One agent on Azure Functions: prepare (package + desired state), read, plan, apply, destroy, info."""
 
     title = title
+    planner = azure
+    home = azure.SECRETS
 
-    def __init__(self, agent, settings, files: Sequence[File], *, environ: Mapping[str, str] | None = None,
-                 credential=None, sleep: Callable[[float], None] = time.sleep, retries: int = 6,
-                 backoff: float = 0.8, polling_interval: float = 5, stderr: TextIO | None = None, **options: Any):
-        self.agent = agent
-        self.settings = settings
-        self.files = list(files)
-        self.environ = os.environ if environ is None else environ
+    def __init__(self, agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions):
+        super().__init__(agent, settings, files, options, azure.SECRETS.copied_names(agent.secrets))
         self.subscription, self.group, self.region = azure.resolve_location(settings, self.environ)
         self.app = settings.options.get("app") or agent.name
-        self.api = Api(self.subscription, self.group, self.environ, credential=credential, sleep=sleep,
-                       retries=retries, backoff=backoff, polling_interval=polling_interval, stderr=stderr)
-        names = [n for n, refs in agent.secrets.items() if "azure" not in refs]
-        self.secrets = SecretValues.from_environ(names, self.environ)
+        self.api = Api(self.subscription, self.group, self.environ, sleep=options.sleep,
+                       retries=RETRIES if options.retries is None else options.retries,
+                       backoff=BACKOFF if options.backoff is None else options.backoff,
+                       polling_interval=POLL_INTERVAL if options.poll_interval is None else options.poll_interval,
+                       stderr=options.stderr)
         self.package: bytes | None = None
         self.desired: azure.Desired | None = None
 
@@ -491,8 +490,8 @@ class Deployer:
     def plan_name(self) -> str:
         return f"{self.app}-plan"
 
-    def errors(self):
-        return translate_errors(self.secrets, self.group, self.subscription)
+    def translate(self) -> contextlib.AbstractContextManager[None]:
+        return translate_errors(self.group, self.subscription)
 
     def prepare(self) -> azure.Desired:
         self.package, sha, names = package_files(self.files)
@@ -504,18 +503,8 @@ class Deployer:
     def snapshot(self, *, destroy: bool = False) -> azure.Snapshot:
         return read_snapshot(self.api, self.app, self.plan_name, owner=self.agent.name)
 
-    def plan(self, snap: azure.Snapshot) -> azure.DeployPlan:
-        assert self.desired is not None
-        return azure.plan_deploy(self.desired, snap)
-
-    def destroy_plan(self, snap: azure.Snapshot) -> Plan:
-        return azure.plan_destroy(self.agent.name, self.app, self.group, snap)
-
-    def preflight(self, deploy_plan: azure.DeployPlan) -> None:
-        """Refuse before the first call what would fail half-way."""
-        if deploy_plan.missing_secrets:
-            raise missing_secrets_error(deploy_plan.missing_secrets, "the function app's settings",
-                                        "azure: https://VAULT.vault.azure.net/secrets/NAME/")
+    def destroy_plan(self, snap: azure.Snapshot) -> DeployPlan:
+        return DeployPlan(azure.plan_destroy(self.agent.name, self.app, self.group, snap))
 
     def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]:
         context = Context(api=self.api, secrets=self.secrets.values(), package=self.package, files=self.files)

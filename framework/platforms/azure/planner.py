@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
+from framework.deploy.skeleton import DeployPlan, Mark, SecretHome, left_alone
 from framework.errors import DeployError
 from framework.platforms.azure.limits import instance_memory, premium_sku
 
 TAG_AGENT = "agent-framework:agent"
+OWNER = Mark("tag", TAG_AGENT)
 SETTING_PACKAGE = "AGENT_FRAMEWORK_PACKAGE"  # sha256 (hex) of the published zip
 SETTING_FILES = "AGENT_FRAMEWORK_FILES"  # "name=digest12,..." of the zip's entries (what changed, for people)
 SETTING_OWNED = "AGENT_FRAMEWORK_SETTINGS"  # names of the other settings the framework manages (to remove later)
@@ -38,6 +40,11 @@ STORAGE = re.compile(r"^https://([a-z0-9]{3,24})\.blob\.core\.windows\.net/([a-z
 # extension, Az.Functions New-AzFunctionApp) and public Bicep templates, which also set maximumInstanceCount 10.
 STORAGE_CONNECTION = "DEPLOYMENT_STORAGE_CONNECTION_STRING"
 HOST_STORAGE = "AzureWebJobsStorage__accountName"
+SECRETS = SecretHome(
+    "azure", copied_into="the function app's settings", keeper="the function app", holder="the function app",
+    reference="azure: https://VAULT.vault.azure.net/secrets/NAME/",
+    otherwise=lambda name: (f", or reference a Key Vault secret: secrets: {{{name}: {{azure: "
+                            "https://VAULT.vault.azure.net/secrets/NAME/}}}"))
 PREMIUM_SETTINGS = {"FUNCTIONS_EXTENSION_VERSION": "~4", "FUNCTIONS_WORKER_RUNTIME": "python",
                     "SCM_DO_BUILD_DURING_DEPLOYMENT": "true", "ENABLE_ORYX_BUILD": "true"}
 
@@ -144,22 +151,20 @@ def desired_state(agent, settings, *, subscription: str, resource_group: str, re
     if storage and not match:
         raise DeployError(f"targets.azure.storage must be https://ACCOUNT.blob.core.windows.net/CONTAINER, "
                           f"not {storage!r}")
-    refs = {name: refs["azure"] for name, refs in agent.secrets.items() if "azure" in refs}
+    refs, from_env = SECRETS.split(agent.secrets, secrets)
     plain = {name: key_vault_reference(uri) for name, uri in refs.items()}
     if kind == "premium":
         plain.update(PREMIUM_SETTINGS)
     elif match:
         # the Functions host's own storage, identity-based, on the same account as the deployment container
         plain[HOST_STORAGE] = match.group(1)
-    from_env = {name: (secrets.digest(name) if name in secrets else None)
-                for name in agent.secrets if name not in refs}
     return Desired(
         name=agent.name, app=options.get("app") or agent.name, subscription=subscription,
         resource_group=resource_group, region=region, plan_kind=kind, python=str(options.get("python", "3.11")),
         memory=instance_memory(settings), sku="FC1" if kind == "flex" else premium_sku(settings),
         max_instances=settings.concurrency.max, warm=settings.concurrency.warm, public=agent.public,
         package_sha256=package_sha256, files=files, storage=storage.rstrip("/") if storage else None,
-        settings=dict(sorted(plain.items())), secret_env=dict(sorted(from_env.items())))
+        settings=dict(sorted(plain.items())), secret_env=from_env)
 
 
 # ---------------------------------------------------------------- snapshot of the deployed state
@@ -208,14 +213,12 @@ class Snapshot:
 
 
 def _owned(tags: Mapping[str, str] | None, name: str) -> bool:
-    return (tags or {}).get(TAG_AGENT) == name
+    return OWNER.on(tags, name)
 
 
 def _not_ours(kind: str, name: str, agent: str, group: str) -> DeployError:
-    return DeployError(
-        f"{kind} {name} already exists in resource group {group} but was not created by this framework for this "
-        f"agent (it lacks the tag {TAG_AGENT}={agent}); the framework never changes what it does not own: "
-        "set another `app:` under targets.azure, or remove or rename that resource yourself")
+    return OWNER.refusal(f"{kind} {name}", f"resource group {group}", agent,
+                         "set another `app:` under targets.azure, or remove or rename that resource yourself")
 
 
 def _same_id(a: str | None, b: str | None) -> bool:
@@ -415,12 +418,6 @@ def _plan_settings(desired: Desired, snap: Snapshot, creating: bool,
     return Resource(kind, name, CREATE if creating else UPDATE, tuple(changes), (op,)), missing
 
 
-@dataclass(frozen=True)
-class DeployPlan:
-    plan: Plan
-    missing_secrets: tuple[str, ...]
-
-
 def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     """Pure: what to do so that `snap` becomes `desired`."""
     resources = [_plan_hosting_plan(desired, snap)]
@@ -431,14 +428,7 @@ def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     resources.append(code)
     settings, missing = _plan_settings(desired, snap, creating, code.action != UNCHANGED)
     resources.append(settings)
-    notes = []
-    kept = [n for n, v in desired.secret_env.items() if v is None and n not in missing]
-    for name in kept:
-        notes.append(f"{name} is not set in this environment: the function app keeps its current value")
-    for name in missing:
-        notes.append(f"{name} is not set in this environment and the function app does not have it yet: deploy "
-                     f"needs it (export {name}=..., or reference a Key Vault secret: secrets: {{{name}: {{azure: "
-                     "https://VAULT.vault.azure.net/secrets/NAME/}}})")
+    notes = SECRETS.notes(desired.secret_env, missing)
     if any(v.startswith("@Microsoft.KeyVault(") for v in desired.settings.values()):
         notes.append("Key Vault references resolve only if the app's managed identity may read the secrets "
                      "(role Key Vault Secrets User on the vault)")
@@ -458,12 +448,12 @@ def plan_destroy(name: str, app: str, resource_group: str, snap: Snapshot) -> Pl
             resources.append(Resource("function app", app, DELETE, (Change("with", "code, app settings, keys", None),),
                                       (Operation("site.delete", {"name": app}, "DELETE sites"),)))
         else:
-            notes.append(f"left alone: function app {app} (not created by this framework for this agent)")
+            notes.append(left_alone(f"function app {app}"))
     if plan is not None:
         plan_name = plan.id.rsplit("/", 1)[-1]
         others = plan.sites - (1 if ours_site and site is not None and _same_id(site.server_farm_id, plan.id) else 0)
         if not _owned(plan.tags, name):
-            notes.append(f"left alone: App Service plan {plan_name} (not created by this framework for this agent)")
+            notes.append(left_alone(f"App Service plan {plan_name}"))
         elif others > 0:
             notes.append(f"left alone: App Service plan {plan_name} (it still hosts {others} other app(s))")
         else:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from framework.config.regions import region_problem
 from framework.findings import Finding
 from framework.model import Agent, TargetSettings
 from framework.platforms.azure.limits import (
@@ -20,6 +19,7 @@ from framework.platforms.azure.limits import (
     premium_sku,
 )
 from framework.platforms.azure.planner import STORAGE, key_vault_reference
+from framework.platforms.azure.region import REGION
 from framework.platforms.deploy_doc import FromEnv, command, deploy_file
 from framework.render import File, json_file, runtime_file, template_file
 
@@ -30,7 +30,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
     out = []
     region = settings.options.get("region")
-    if region is not None and (wrong := region_problem(name, region)):
+    if region is not None and (wrong := REGION.problem(region)):
         out.append(Finding(("targets", name, "region"), wrong))
     plan = settings.options["plan"]
     plan_path = ("targets", name, "plan") if "plan" in settings.options else ("targets", name)

@@ -22,7 +22,6 @@ import time
 import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
 import google.auth
@@ -38,8 +37,10 @@ from framework.deploy.executor import Context, Executor, Progress, Registry
 from framework.deploy.network import UnresolvedHost
 from framework.deploy.package import DOCS, build_zip, content_hash
 from framework.deploy.plan import Plan
-from framework.deploy.secrets import SecretValues, digest, missing_secrets_error
+from framework.deploy.secrets import digest
+from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan
 from framework.errors import DeployError, PackageError
+from framework.model import Agent, TargetSettings
 from framework.platforms.gcp import planner as gcp
 from framework.render import File
 
@@ -160,13 +161,12 @@ class Api:
 
 
 @contextlib.contextmanager
-def translate_errors(secrets: SecretValues | None = None) -> Iterator[None]:
-    """google-cloud / HTTP errors -> DeployError with a clear one-line message (secret values scrubbed)."""
-    redact = secrets.redact if secrets else (lambda text: text)
+def translate_errors() -> Iterator[None]:
+    """google-cloud / HTTP errors -> DeployError with a clear one-line message."""
     try:
         yield
     except RetriesExhausted as error:
-        raise DeployError(redact(str(error)).splitlines()[0]) from None
+        raise DeployError(str(error).splitlines()[0]) from None
     except gexc.GoogleAPICallError as error:
         status = getattr(error, "code", "")
         message = " ".join(str(error.message or error).split())
@@ -177,19 +177,18 @@ def translate_errors(secrets: SecretValues | None = None) -> Iterator[None]:
                     "and Cloud Run APIs must be enabled)")
         elif status == 401:
             hint = " (the credentials were refused: refresh them, e.g. gcloud auth application-default login)"
-        raise DeployError(redact(f"Google Cloud refused the request: {status} {message}{hint}")) from None
+        raise DeployError(f"Google Cloud refused the request: {status} {message}{hint}") from None
     except auth_exceptions.DefaultCredentialsError:
         raise DeployError("no Google Cloud credentials found: run `gcloud auth application-default login`, or in CI "
                           "use google-github-actions/auth (workload identity federation), or set "
                           "GOOGLE_OAUTH_ACCESS_TOKEN") from None
     except auth_exceptions.GoogleAuthError as error:
-        raise DeployError(redact(f"Google Cloud credentials could not be used: {error}")) from None
+        raise DeployError(f"Google Cloud credentials could not be used: {error}") from None
     except requests.HTTPError as error:
         # never the URL: a signed URL is a credential for as long as it is valid
-        raise DeployError(redact(f"Google Cloud Storage refused the source transfer: {_http_message(error)}")) \
-            from None
+        raise DeployError(f"Google Cloud Storage refused the source transfer: {_http_message(error)}") from None
     except requests.RequestException as error:
-        raise DeployError(redact(f"could not talk to Google Cloud: {type(error).__name__}")) from None
+        raise DeployError(f"could not talk to Google Cloud: {type(error).__name__}") from None
 
 
 def _http_message(error: requests.HTTPError) -> str:
@@ -417,22 +416,18 @@ def package_source(files: Sequence[File]) -> tuple[bytes, str]:
 # ---------------------------------------------------------------- the deployer (used by commands.py)
 
 
-class Deployer:
+class Deployer(DeployerBase):
     """One agent on Google Cloud Functions 2nd gen: prepare, read, plan, apply, destroy, info."""
 
     title = title
+    planner = gcp
 
-    def __init__(self, agent, settings, files: Sequence[File], *, environ: Mapping[str, str] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, cache: Path | None = None,
-                 stderr: TextIO | None = None, **options: Any):
-        self.agent = agent
-        self.settings = settings
-        self.files = list(files)
-        self.environ = os.environ if environ is None else environ
-        self.project, self.region = gcp.resolve_location(settings.options, self.environ)
-        self.api = Api(self.environ, sleep, stderr)
-        names = [n for n, refs in agent.secrets.items() if "gcp" not in refs]
-        self.secrets = SecretValues.from_environ(names, self.environ)
+    def __init__(self, agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions):
+        environ = os.environ if options.environ is None else options.environ
+        self.project, self.region = gcp.resolve_location(settings.options, environ)
+        self.home = gcp.secret_home(self.project)
+        super().__init__(agent, settings, files, options, self.home.copied_names(agent.secrets))
+        self.api = Api(self.environ, options.sleep, options.stderr)
         self.package: bytes | None = None
         self.desired: gcp.Desired | None = None
 
@@ -440,8 +435,8 @@ class Deployer:
     def function_name(self) -> str:
         return f"projects/{self.project}/locations/{self.region}/functions/{self.agent.name}"
 
-    def errors(self):
-        return translate_errors(self.secrets)
+    def translate(self) -> contextlib.AbstractContextManager[None]:
+        return translate_errors()
 
     def prepare(self) -> gcp.Desired:
         self.package, content = package_source(self.files)
@@ -449,22 +444,12 @@ class Deployer:
                                          content=content, secrets=self.secrets)
         return self.desired
 
-    def snapshot(self, destroy: bool = False) -> gcp.Snapshot:
+    def snapshot(self, *, destroy: bool = False) -> gcp.Snapshot:
         content = None if destroy or self.desired is None else self.desired.content
         return read_snapshot(self.api, self.agent.name, self.project, self.region, content=content)
 
-    def plan(self, snap: gcp.Snapshot) -> gcp.DeployPlan:
-        assert self.desired is not None
-        return gcp.plan_deploy(self.desired, snap)
-
-    def destroy_plan(self, snap: gcp.Snapshot) -> Plan:
-        return gcp.plan_destroy(self.agent.name, self.project, self.region, snap)
-
-    def preflight(self, deploy_plan: gcp.DeployPlan) -> None:
-        """Refuse before the first call what would fail half-way."""
-        if deploy_plan.missing_secrets:
-            raise missing_secrets_error(deploy_plan.missing_secrets, "the function's environment variables",
-                                        f"gcp: projects/{self.project}/secrets/NAME")
+    def destroy_plan(self, snap: gcp.Snapshot) -> DeployPlan:
+        return DeployPlan(gcp.plan_destroy(self.agent.name, self.project, self.region, snap))
 
     def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]:
         def keep(name: str) -> str:

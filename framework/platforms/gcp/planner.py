@@ -17,21 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from framework.deploy.plan import (
-    CREATE,
-    DELETE,
-    UNCHANGED,
-    UPDATE,
-    Change,
-    Operation,
-    Plan,
-    Resource,
-    environment_changes,
-)
+from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
+from framework.deploy.skeleton import DeployPlan, Mark, SecretHome, desired_env, environment_changes, left_alone, short
 from framework.errors import DeployError
 
 LABEL_AGENT = "agent-framework"
 LABEL_CONTENT = "agent-framework-content"
+OWNER = Mark("label", LABEL_AGENT)
 # label keys and values: at most 63 characters, lowercase letters, digits, _ and - (the Label
 # requirements repeated in Google's API references, e.g. googleapis spanner_v1 Instance.labels)
 LABEL_LIMIT = 63
@@ -90,6 +82,15 @@ def required_cpu(memory_mb: int, request_concurrency: int) -> str | None:
     return "8"
 
 
+def secret_home(project: str) -> SecretHome:
+    """Where the function keeps the secrets copied from the deploying environment, and its store."""
+    return SecretHome(
+        "gcp", copied_into="the function's environment variables", keeper="the deployed function",
+        holder="the function", reference=f"gcp: projects/{project}/secrets/NAME",
+        otherwise=lambda name: (f", or reference a Secret Manager secret: secrets: {{{name}: "
+                                f"{{gcp: projects/{project}/secrets/...}}}}"))
+
+
 def parse_secret(ref: str) -> tuple[str, str, str]:
     """projects/P/secrets/N[/versions/V] -> (P, N, V or 'latest')."""
     parts = ref.split("/")
@@ -135,16 +136,14 @@ class Desired:
 def desired_state(agent, settings, *, project: str, region: str, content: str, secrets) -> Desired:
     """From the validated agent, its gcp settings and the package; `secrets` is a SecretValues."""
     options = settings.options
-    refs = {name: parse_secret(refs["gcp"]) for name, refs in agent.secrets.items() if "gcp" in refs}
-    from_env = {name: (secrets.digest(name) if name in secrets else None)
-                for name in agent.secrets if name not in refs}
+    refs, from_env = secret_home(project).split(agent.secrets, secrets)
     request_concurrency = int(options.get("request_concurrency", 1))
     return Desired(
         name=agent.name, project=project, region=region, runtime=options["runtime"], timeout=settings.timeout,
         memory=memory_units(settings.memory), cpu=required_cpu(settings.memory, request_concurrency),
         min_instances=settings.concurrency.warm, max_instances=settings.concurrency.max,
         request_concurrency=request_concurrency, public=agent.public, content=content, prompt=agent.system_prompt,
-        secret_env=dict(sorted(from_env.items())), secret_refs=dict(sorted(refs.items())))
+        secret_env=from_env, secret_refs={name: parse_secret(ref) for name, ref in refs.items()})
 
 
 # ---------------------------------------------------------------- snapshot of the deployed state
@@ -189,19 +188,13 @@ class Snapshot:
 # ---------------------------------------------------------------- planner
 
 
-def _short(value: str | None) -> str | None:
-    return value[:12] if value else value
-
-
 def _owned(function: FunctionState, name: str) -> bool:
-    return function.labels.get(LABEL_AGENT) == name
+    return OWNER.on(function.labels, name)
 
 
 def _not_ours(desired: Desired) -> DeployError:
-    return DeployError(
-        f"the Cloud Function {desired.name} already exists in {desired.project}/{desired.region} but was not "
-        f"created by this framework for this agent (it lacks the label {LABEL_AGENT}={desired.name}); the "
-        "framework never changes what it does not own: rename the agent, or remove or rename that function")
+    return OWNER.refusal(f"the Cloud Function {desired.name}", f"{desired.project}/{desired.region}", desired.name,
+                         "rename the agent, or remove or rename that function")
 
 
 def prompt_diff(old: str, new: str) -> str:
@@ -225,19 +218,6 @@ def _secrets_body(desired: Desired) -> list[dict[str, str]]:
 
 def _secret_tuples(desired: Desired) -> tuple[tuple[str, str, str, str], ...]:
     return tuple(sorted((key, *ref) for key, ref in desired.secret_refs.items()))
-
-
-def _desired_env(desired: Desired, deployed: Mapping[str, str] | None) -> tuple[dict[str, str | None], list[str]]:
-    """name -> digest the function should have (None: keep the deployed value), and the names missing."""
-    env, missing = {}, []
-    for name, value in desired.secret_env.items():
-        if value is not None:
-            env[name] = value
-        elif deployed and name in deployed:
-            env[name] = None
-        else:
-            missing.append(name)
-    return env, missing
 
 
 def _service_body(desired: Desired, env: Mapping[str, str | None]) -> dict[str, Any]:
@@ -270,18 +250,18 @@ def _build_body(desired: Desired, source: bool) -> dict[str, Any]:
 
 
 def _code_changes(desired: Desired, snap: Snapshot, old_label: str | None) -> list[Change]:
-    changes = [Change("code (content sha256)", _short(old_label), _short(desired.content))]
+    changes = [Change("code (content sha256)", short(old_label), short(desired.content))]
     if snap.deployed_prompt is not None and snap.deployed_prompt != desired.prompt:
         changes.append(Change("prompt", "deployed", prompt_diff(snap.deployed_prompt, desired.prompt)))
     return changes
 
 
 def _plan_new_function(desired: Desired) -> tuple[list[Resource], list[str]]:
-    env, missing = _desired_env(desired, None)
+    env, missing = desired_env(desired.secret_env, None)
     function = {"name": desired.function_name, "environment": GEN_2,
                 "buildConfig": _build_body(desired, True), "serviceConfig": _service_body(desired, env),
                 "labels": _labels(desired)}
-    changes = [Change("code (content sha256)", None, _short(desired.content)), Change("runtime", None, desired.runtime),
+    changes = [Change("code (content sha256)", None, short(desired.content)), Change("runtime", None, desired.runtime),
                Change("timeout", None, desired.timeout), Change("memory", None, desired.memory)]
     if desired.cpu:
         changes.append(Change("cpu", None, desired.cpu))
@@ -291,7 +271,7 @@ def _plan_new_function(desired: Desired) -> tuple[list[Resource], list[str]]:
     changes += [Change(f"secret {key}", None, f"projects/{p}/secrets/{s}/versions/{v}")
                 for key, (p, s, v) in sorted(desired.secret_refs.items())]
     source = Resource("source package", f"{desired.name}.zip", CREATE,
-                      (Change("content", None, _short(desired.content)),), (_upload(desired),))
+                      (Change("content", None, short(desired.content)),), (_upload(desired),))
     create = Resource("cloud function", desired.function_name, CREATE, tuple(changes), (Operation(
         "gcp.create_function", {"parent": desired.parent, "function_id": desired.name, "function": function},
         "CreateFunction"),))
@@ -366,7 +346,7 @@ def _plan_existing_function(desired: Desired, snap: Snapshot) -> tuple[list[Reso
     assert function is not None
     if not _owned(function, desired.name):
         raise _not_ours(desired)
-    env, missing = _desired_env(desired, function.environment)
+    env, missing = desired_env(desired.secret_env, function.environment)
     old_label = function.labels.get(LABEL_CONTENT)
     # A FAILED function (say, a build that failed) gets its source again even if the label matches.
     code_current = old_label == desired.content_label and function.state != "FAILED"
@@ -375,7 +355,7 @@ def _plan_existing_function(desired: Desired, snap: Snapshot) -> tuple[list[Reso
     body: dict[str, Any] = {"name": desired.function_name}
     if not code_current:
         resources.append(Resource("source package", f"{desired.name}.zip", CREATE, (
-            Change("content", _short(old_label), _short(desired.content)),), (_upload(desired),)))
+            Change("content", short(old_label), short(desired.content)),), (_upload(desired),)))
         changes = _code_changes(desired, snap, old_label) + changes
         bodies["buildConfig"]["source"] = {"storageSource": {"$output": "storage_source"}}
         mask.insert(0, "build_config.source")
@@ -389,7 +369,7 @@ def _plan_existing_function(desired: Desired, snap: Snapshot) -> tuple[list[Reso
         if value:
             body[key] = value
     if not mask:
-        detail = f"revision {function.revision}" if function.revision else f"code {_short(old_label)}"
+        detail = f"revision {function.revision}" if function.revision else f"code {short(old_label)}"
         return [Resource("cloud function", desired.function_name, UNCHANGED, detail=detail)], missing
     if len(mask) == 1 and mask[0] == "labels" and not changes:
         changes = [Change("labels", None, f"{LABEL_AGENT}, {LABEL_CONTENT}")]
@@ -414,12 +394,6 @@ def _plan_invoker(desired: Desired, snap: Snapshot, function_ops: bool) -> Resou
     return Resource(label, name, DELETE, (Change(f"{INVOKER} for {ALL_USERS}", "granted", None),), (op,))
 
 
-@dataclass(frozen=True)
-class DeployPlan:
-    plan: Plan
-    missing_secrets: tuple[str, ...]
-
-
 def title(desired_or_name: Desired | str, project: str, region: str, verb: str = "") -> str:
     name = desired_or_name.name if isinstance(desired_or_name, Desired) else desired_or_name
     return f"{verb}{name} on {TITLE} (project {project}, region {region})"
@@ -432,14 +406,7 @@ def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     else:
         resources, missing = _plan_existing_function(desired, snap)
     resources.append(_plan_invoker(desired, snap, any(r.operations for r in resources)))
-    notes = []
-    for name, value in desired.secret_env.items():
-        if value is None and name not in missing:
-            notes.append(f"{name} is not set in this environment: the deployed function keeps its current value")
-    for name in missing:
-        notes.append(f"{name} is not set in this environment and the function does not have it yet: deploy needs it "
-                     f"(export {name}=..., or reference a Secret Manager secret: secrets: {{{name}: "
-                     f"{{gcp: projects/{desired.project}/secrets/...}}}})")
+    notes = secret_home(desired.project).notes(desired.secret_env, missing)
     if desired.secret_refs:
         notes.append("Secret Manager secrets are read by the function's runtime service account: it needs "
                      "roles/secretmanager.secretAccessor on " + ", ".join(
@@ -458,7 +425,7 @@ def plan_destroy(name: str, project: str, region: str, snap: Snapshot) -> Plan:
                 Change("with", "its Cloud Run service, revisions and invoker policy", None),),
                 (Operation("gcp.delete_function", {"name": function.name}, "DeleteFunction"),)))
         else:
-            notes.append(f"left alone: Cloud Function {function.name} (not created by this framework for this agent)")
+            notes.append(left_alone(f"Cloud Function {function.name}"))
     return Plan("gcp", title(name, project, region, "destroy "), tuple(resources), tuple(notes))
 
 

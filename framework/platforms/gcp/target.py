@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from framework.config.regions import region_problem
 from framework.findings import Finding
 from framework.model import Agent, TargetSettings
 from framework.platforms.deploy_doc import FromEnv, command, deploy_file
 from framework.platforms.gcp.planner import ENTRY_POINT, memory_units, parse_secret, required_cpu
+from framework.platforms.gcp.region import REGION
 from framework.render import File, json_file, runtime_file, template_file
 
 name = "gcp"
@@ -32,7 +32,7 @@ MIN_MEMORY_FOR_CONCURRENCY = 2048
 def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
     out = []
     region = settings.options.get("region")
-    if region is not None and (wrong := region_problem(name, region)):
+    if region is not None and (wrong := REGION.problem(region)):
         out.append(Finding(("targets", name, "region"), wrong))
     if settings.timeout > MAX_TIMEOUT:
         out.append(Finding(settings.path_of("timeout"), (

@@ -3,35 +3,27 @@ planner.py (pure deploy plan), api.py (REST I/O)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from framework.local.base import LocalApp, LocalOptions
-from framework.model import Agent, TargetSettings
-from framework.platforms.base import CiLogin, Definition
+from framework.platforms.base import CiLogin, Definition, DeployerFactory, RunnerModule
 from framework.platforms.vercel import target
-from framework.render import File
+
+CI_LOGIN = CiLogin(
+    # Vercel's API has no OIDC federation: a token is the one repository secret
+    variables="#   secrets VERCEL_PLAN_TOKEN, VERCEL_TOKEN: Vercel's API has no OIDC federation",
+    deploy_secrets=("VERCEL_TOKEN",),
+    plan_secrets={"VERCEL_TOKEN": "VERCEL_PLAN_TOKEN"},
+)
 
 
-def _runner(options: LocalOptions) -> LocalApp:
+def _runner() -> RunnerModule:
     from framework.platforms.vercel import runner  # Node.js and edge-runtime: only to serve
 
-    return runner.start(options)
+    return runner
 
 
-def _deployer(agent: Agent, settings: TargetSettings, files: list[File], **options: Any) -> Any:
+def _deployer() -> DeployerFactory:
     from framework.platforms.vercel.api import Deployer  # the REST client: imported only to deploy
 
-    return Deployer(agent, settings, files, **options)
+    return Deployer
 
 
-PLATFORM = Definition.of(
-    target,
-    runner=_runner,
-    deployer=_deployer,
-    ci_login=CiLogin(
-        # Vercel's API has no OIDC federation: a token is the one repository secret
-        variables="#   secrets VERCEL_PLAN_TOKEN, VERCEL_TOKEN: Vercel's API has no OIDC federation",
-        deploy_secrets=("VERCEL_TOKEN",),
-        plan_secrets={"VERCEL_TOKEN": "VERCEL_PLAN_TOKEN"},
-    ),
-)
+PLATFORM = Definition.of(target, runner=_runner, deployer=_deployer, ci_login=CI_LOGIN)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import time
 import urllib.error
 import urllib.parse
@@ -39,8 +38,9 @@ from framework.deploy import http
 from framework.deploy.executor import Context, Executor, Progress, Registry
 from framework.deploy.network import UnresolvedHost
 from framework.deploy.plan import Plan
-from framework.deploy.secrets import SecretValues, missing_secrets_error
+from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan
 from framework.errors import DeployError
+from framework.model import Agent, TargetSettings
 from framework.platforms.vercel import planner as vercel
 from framework.render import File
 
@@ -135,23 +135,21 @@ def _json(raw: bytes) -> Any:
 
 
 @contextlib.contextmanager
-def translate_errors(secrets: SecretValues | None = None) -> Iterator[None]:
-    """HTTP errors -> DeployError with one clear line (secret values scrubbed)."""
-    redact = secrets.redact if secrets else (lambda text: text)
+def translate_errors() -> Iterator[None]:
+    """HTTP errors -> DeployError with one clear line."""
     try:
         yield
     except ApiError as error:
         where = f"{error.method} {error.path}"
         if error.status == 0:
-            raise DeployError(redact(f"could not reach Vercel ({where}) after {error.retried + 1} tries: "
-                                     f"{error.message}"))
+            raise DeployError(f"could not reach Vercel ({where}) after {error.retried + 1} tries: {error.message}")
         if error.status in (401, 403):
-            raise DeployError(redact(f"Vercel refused {where} ({error.status} {error.code}: {error.message}): check "
-                                     "VERCEL_TOKEN, and that it may act for targets.vercel.team"))
+            raise DeployError(f"Vercel refused {where} ({error.status} {error.code}: {error.message}): check "
+                              "VERCEL_TOKEN, and that it may act for targets.vercel.team")
         if error.status == 429 or error.status >= 500:
-            raise DeployError(redact(f"Vercel answered {error.status} to {where} {error.retried + 1} times "
-                                     f"({error.code or 'no code'}: {error.message}); try again later"))
-        raise DeployError(redact(f"Vercel refused {where}: {error.status} {error.code}: {error.message}"))
+            raise DeployError(f"Vercel answered {error.status} to {where} {error.retried + 1} times "
+                              f"({error.code or 'no code'}: {error.message}); try again later")
+        raise DeployError(f"Vercel refused {where}: {error.status} {error.code}: {error.message}")
 
 
 # ---------------------------------------------------------------- reading the deployed state
@@ -325,29 +323,26 @@ def _delete_project(ctx: Context, args: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- the deployer (used by commands.py)
 
 
-class Deployer:
+class Deployer(DeployerBase):
     """One agent on Vercel: prepare (files + desired state), read, plan, apply, destroy, info."""
 
     title = title
+    planner = vercel
+    home = vercel.SECRETS
 
-    def __init__(self, agent, settings, files: Sequence[File], *, environ: Mapping[str, str] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, poll_interval: float = POLL_INTERVAL,
-                 stderr: TextIO | None = None, **_: Any):
-        self.agent = agent
-        self.settings = settings
-        self.files = [f for f in files if f.path.startswith("vercel/")]
-        self.environ = os.environ if environ is None else environ
+    def __init__(self, agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions):
+        super().__init__(agent, settings, [f for f in files if f.path.startswith("vercel/")], options,
+                         sorted(agent.secrets))
         self.project = settings.options.get("project") or agent.name
         self.team = settings.options.get("team")
         self.api = Api(self.environ.get("VERCEL_API_URL") or vercel.DEFAULT_API, self.environ.get("VERCEL_TOKEN"),
-                       self.team, sleep, stderr=stderr)
-        self.poll_interval = poll_interval
-        self.secrets = SecretValues.from_environ(sorted(agent.secrets), self.environ)
+                       self.team, options.sleep, stderr=options.stderr)
+        self.poll_interval = POLL_INTERVAL if options.poll_interval is None else options.poll_interval
         self.desired: vercel.Desired | None = None
         self._snap: vercel.Snapshot | None = None
 
-    def errors(self):
-        return translate_errors(self.secrets)
+    def translate(self) -> contextlib.AbstractContextManager[None]:
+        return translate_errors()
 
     def prepare(self) -> vercel.Desired:
         self.desired = vercel.desired_state(self.agent, self.settings, self.files, secret_values=self.secrets.values())
@@ -357,18 +352,8 @@ class Deployer:
         self._snap = read_snapshot(self.api, self.project, self.agent.name, destroy=destroy)
         return self._snap
 
-    def plan(self, snap: vercel.Snapshot) -> vercel.DeployPlan:
-        assert self.desired is not None
-        return vercel.plan_deploy(self.desired, snap)
-
-    def destroy_plan(self, snap: vercel.Snapshot) -> Plan:
-        return vercel.plan_destroy(self.agent.name, self.project, self.team, snap)
-
-    def preflight(self, deploy_plan: vercel.DeployPlan) -> None:
-        """Refuse before the first call what would fail half-way."""
-        if deploy_plan.missing_secrets:
-            raise missing_secrets_error(deploy_plan.missing_secrets,
-                                        "a sensitive environment variable of the Vercel project")
+    def destroy_plan(self, snap: vercel.Snapshot) -> DeployPlan:
+        return DeployPlan(vercel.plan_destroy(self.agent.name, self.project, self.team, snap))
 
     def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]:
         snap = self._snap or vercel.Snapshot()

@@ -22,6 +22,7 @@ from typing import Any
 
 from framework.deploy.package import content_hash
 from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
+from framework.deploy.skeleton import DeployPlan, SecretHome, left_alone, short
 from framework.errors import DeployError
 
 MARKER = "AGENT_FRAMEWORK_AGENT"  # plain project env var naming the agent that created the project
@@ -31,6 +32,10 @@ META_FILES = "agentFrameworkFiles"
 META_SETTINGS = "agentFrameworkSettings"
 META_SECRET = "agentFrameworkSecret_"  # + NAME -> keyed digest of the value the deployment was built with
 DEFAULT_API = "https://api.vercel.com"
+# No secret store the function reads from: every secret is copied into a sensitive project variable.
+SECRETS = SecretHome("vercel", copied_into="a sensitive environment variable of the Vercel project",
+                     keeper="the project", holder="the project",
+                     otherwise=lambda name: "; it becomes a sensitive Vercel environment variable")
 # What the plan says of the prompt: the meta holds only its digest; the text itself is uploaded as
 # part of the deployment's source (visible to the team only) and bundled into the function, and
 # vercel.json keeps it out of the static files (framework/platforms/vercel/target.py).
@@ -191,10 +196,6 @@ class Snapshot:
 # ---------------------------------------------------------------- planner
 
 
-def _short(value: str | None, n: int = 12) -> str | None:
-    return value[:n] if value else value
-
-
 def _not_ours(desired: Desired, project: ProjectState) -> DeployError:
     owner = project.owner()
     whose = f"by the agent {owner}" if owner else "by this framework"
@@ -245,7 +246,7 @@ def _plan_env(desired: Desired, snap: Snapshot, missing: list[str], notes: list[
                 resources.append(Resource("environment variable", name, CREATE,
                                           (Change("value", None, "(missing: not set in this environment)"),)))
             else:
-                notes.append(f"{name} is not set in this environment: the project keeps its current value")
+                notes.append(SECRETS.kept_note(name))
                 resources.append(Resource("environment variable", name, UNCHANGED, detail=f"{current.type}, kept"))
             continue
         if current is None:
@@ -291,12 +292,12 @@ def _settings(meta: Mapping[str, str]) -> dict[str, Any]:
 
 def _deployment_changes(desired: Desired, latest: DeploymentState | None) -> list[Change]:
     if latest is None:
-        return [Change("content", None, _short(desired.content)),
+        return [Change("content", None, short(desired.content)),
                 Change("files", None, [f.file for f in desired.files]),
                 *[Change(k, None, v) for k, v in sorted(desired.settings.items())]]
     changes = []
     if latest.meta.get(META_CONTENT) != desired.content:
-        changes.append(Change("content", _short(latest.meta.get(META_CONTENT)), _short(desired.content)))
+        changes.append(Change("content", short(latest.meta.get(META_CONTENT)), short(desired.content)))
         old_files = parse_file_map(latest.meta.get(META_FILES))
         new_files = parse_file_map(file_map(desired.files))
         differ = sorted(n for n in set(old_files) | set(new_files) if old_files.get(n) != new_files.get(n))
@@ -322,12 +323,6 @@ def _deploy_op(desired: Desired, snap: Snapshot) -> Operation:
         "POST /v13/deployments (+ missing files)")
 
 
-@dataclass(frozen=True)
-class DeployPlan:
-    plan: Plan
-    missing_secrets: tuple[str, ...]
-
-
 def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     """Pure: what to do so that `snap` becomes `desired`."""
     notes: list[str] = []
@@ -349,9 +344,7 @@ def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     else:
         alias = f"https://{latest.alias[0]}" if latest.alias else latest.url
         resources.append(Resource("production deployment", label, UNCHANGED, detail=f"{latest.uid} {alias or ''}"))
-    for name in missing:
-        notes.append(f"{name} is not set in this environment and the project does not have it yet: deploy needs "
-                     f"it (export {name}=...; it becomes a sensitive Vercel environment variable)")
+    notes += [SECRETS.missing_note(name) for name in missing]
     where = f", team {desired.team}" if desired.team else ""
     title = f"{desired.agent} on Vercel (project {desired.project}{where})"
     return DeployPlan(Plan("vercel", title, tuple(resources), tuple(notes)), tuple(missing))
@@ -373,8 +366,7 @@ def plan_destroy(agent: str, project_name: str, team: str | None, snap: Snapshot
     for deployment in snap.ours:
         resources.append(Resource("deployment", deployment.uid, DELETE, (Change("url", deployment.url, None),), (
             Operation("vercel.delete_deployment", {"id": deployment.uid}, "DELETE /v13/deployments/{id}"),)))
-    notes.append(f"left alone: Vercel project {project.name} and its environment variables (not created by this "
-                 "framework for this agent)")
+    notes.append(left_alone(f"Vercel project {project.name} and its environment variables"))
     return Plan("vercel", title, tuple(resources), tuple(notes))
 
 
