@@ -496,6 +496,10 @@ def _is(value, kind: str) -> bool:
     return isinstance(value, _TYPES.get(kind, object))
 
 
+def _article(kind: str) -> str:
+    return kind if kind == "null" else ("an " if kind[:1] in "aeiou" else "a ") + kind
+
+
 def _mismatch(schema, value, where: str) -> str | None:
     """Why value does not match schema (the lean subset of docs/agent-loop.md), or None."""
     if not isinstance(schema, dict):
@@ -505,9 +509,9 @@ def _mismatch(schema, value, where: str) -> str | None:
     if kind is not None:
         kinds = kind if isinstance(kind, list) else [kind]
         if not any(_is(value, k) for k in kinds):
-            return f"{name} must be {' or '.join(('an ' if k[0] in 'aeiou' else 'a ') + k for k in kinds)}"
+            return f"{name} must be {' or '.join(_article(k) for k in kinds)}"
     if "enum" in schema and isinstance(schema["enum"], list) and value not in schema["enum"]:
-        return f"{name} must be one of {json.dumps(schema['enum'])}"
+        return f"{name} must be one of {', '.join(json.dumps(option) for option in schema['enum'])}"
     if "const" in schema and value != schema["const"]:
         return f"{name} must be {json.dumps(schema['const'])}"
     if isinstance(value, str):
@@ -524,9 +528,8 @@ def _mismatch(schema, value, where: str) -> str | None:
             except re.error:
                 pass  # a pattern Python cannot read is not held against the model
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        for key, fails, words in (("minimum", value.__lt__, "at least"), ("maximum", value.__gt__, "at most"),
-                                  ("exclusiveMinimum", value.__le__, "more than"),
-                                  ("exclusiveMaximum", value.__ge__, "less than")):
+        for key, fails, words in (("minimum", value.__lt__, ">="), ("maximum", value.__gt__, "<="),
+                                  ("exclusiveMinimum", value.__le__, ">"), ("exclusiveMaximum", value.__ge__, "<")):
             bound = schema.get(key)
             if isinstance(bound, (int, float)) and not isinstance(bound, bool) and fails(bound):
                 return f"{name} must be {words} {bound:g}" if isinstance(bound, float) else \
@@ -601,11 +604,19 @@ class _Origin:
                     break
             return response.status, {k.lower(): v for k, v in response.getheaders()}, b"".join(data)
         except TimeoutError:
-            raise ToolFailure("timeout", f"error: the tool did not answer within {timeout:.3g} s") from None
+            raise ToolFailure("timeout", f"error: the tool did not answer within {_seconds(timeout)} s") from None
         except (OSError, http.client.HTTPException):
             raise ToolFailure("unreachable", "error: could not reach the tool") from None
         finally:
             conn.close()
+
+
+DOT_SEGMENT = 'the arguments do not fit the tool\'s address: {name} may not be "." or ".."'
+
+
+def _seconds(value: float) -> str:
+    """Seconds as a short number: 10, 2.5 (one decimal at most), as the JS runtime writes them."""
+    return f"{int(value * 10 + 0.5) / 10:g}"
 
 
 def _status_failure(status: int, body: bytes, secrets: _Secrets) -> ToolFailure:
@@ -643,7 +654,10 @@ class HttpTool:
                     break
                 out.append(head)
                 used.add(key)
-                out.append(urllib.parse.quote(_text(arguments.get(key, "")), safe=""))
+                value = _text(arguments.get(key, ""))
+                if value in (".", ".."):  # a dot segment: servers and URL parsers resolve it to the parent
+                    raise ToolFailure("error", f"error: {DOT_SEGMENT.format(name=key)}")
+                out.append(urllib.parse.quote(value, safe=""))
                 rest = after
             out.append(rest)
             return "".join(out)
@@ -739,7 +753,7 @@ class McpServer:
                 return self._from_events(sock, response, deadline, message["id"])
             return self._answer(json.loads(_read_within(sock, response, deadline)), message["id"])
         except TimeoutError:
-            raise ToolFailure("timeout", f"error: the tool did not answer within {timeout:.3g} s") from None
+            raise ToolFailure("timeout", f"error: the tool did not answer within {_seconds(timeout)} s") from None
         except (OSError, http.client.HTTPException):
             raise ToolFailure("unreachable", "error: could not reach the tool") from None
         except (ValueError, RecursionError):
@@ -1060,7 +1074,7 @@ class Agent:
         while True:
             left = deadline - time.monotonic()
             if record.steps and left < 0.5:  # not even time for one more call: the text so far
-                record.response, record.stopped = "\n\n".join(t for t in texts if t), "deadline"
+                record.response, record.stopped = "".join(texts), "deadline"
                 return
             payload = {**self._template, "messages": messages}
             stop = None
@@ -1249,7 +1263,8 @@ class Agent:
             return
         record.post = False  # once
         status = record.status
-        line = {"type": "agent.usage", "severity": "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO",
+        severity = "ERROR" if status >= 500 or record.error else "WARNING" if status >= 400 else "INFO"
+        line = {"type": "agent.usage", "severity": severity,
                 "request_id": record.request_id, "agent": self.name, "status": status,
                 "latency_ms": round((time.monotonic() - record.start) * 1000)}
         if record.ttft is not None:

@@ -553,35 +553,36 @@ const stream = { destroyed: false, write: (c) => { chunks.push(Buffer.from(c)); 
 const { handler } = await import(process.argv[1] + "/index.mjs");
 const remaining = Number(process.argv[2]);
 const began = Date.now();
-await handler({ message: "tok-lambda-context", stream: false }, stream,
+await handler({ message: process.argv[3], stream: false }, stream,
               { getRemainingTimeInMillis: () => remaining - (Date.now() - began), awsRequestId: "req-1234" });
 console.log(JSON.stringify({ status: prelude.statusCode, body: Buffer.concat(chunks).toString() }));
 """
 
 
 def test_the_lambda_deadline_is_the_contexts_remaining_time(tmp_path, fake_model):
-    """1.2 s left (minus the second kept for the answer): no time for a model call, so the answer is
-    the text so far with stopped: deadline, at once; the usage record carries Lambda's request id."""
+    """1.2 s left of a 10 s timeout: the model call gets what is left minus the second kept for the
+    answer (at least 0.5 s), so a model needing 8 s is a 504 at once, not after 10 s; the usage
+    record carries Lambda's request id. With time enough, the same call answers."""
     import os
     import subprocess
+    import time
 
     write_agent(tmp_path, PLAIN_AGENT)
     assert build(tmp_path / "agent.yaml", tmp_path / "generated", "--target", "aws") == 0
     env = {**os.environ, "OPENAI_BASE_URL": fake_model.url, "OPENAI_API_KEY": API_KEY}
-    result = subprocess.run(["node", "--input-type=module", "-e", LAMBDA_CONTEXT_CHECK,
-                             str(tmp_path / "generated" / "aws"), "1200"],
-                            capture_output=True, text=True, timeout=60, env=env)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
-    outcome = json.loads(lines[-1])
-    assert outcome["status"] == 200
-    assert json.loads(outcome["body"]) == {"response": "", "tokens": 0, "steps": 0, "stopped": "deadline"}
-    assert not fake_model.find("tok-lambda-context")
+
+    def invoke(remaining_ms: str, message: str) -> tuple[dict, list[str]]:
+        result = subprocess.run(["node", "--input-type=module", "-e", LAMBDA_CONTEXT_CHECK,
+                                 str(tmp_path / "generated" / "aws"), remaining_ms, message],
+                                capture_output=True, text=True, timeout=60, env=env)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.strip().splitlines()
+        return json.loads(lines[-1]), lines
+
+    started = time.monotonic()
+    outcome, lines = invoke("1200", "tok-lambda-context [[hang:8]]")
+    assert outcome["status"] == 504 and time.monotonic() - started < 6
     (record,) = [json.loads(line) for line in lines if '"agent.usage"' in line]
-    assert record["request_id"] == "req-1234" and record["stopped"] == "deadline"
-    # with time enough, the same call answers
-    result = subprocess.run(["node", "--input-type=module", "-e", LAMBDA_CONTEXT_CHECK,
-                             str(tmp_path / "generated" / "aws"), "9000"],
-                            capture_output=True, text=True, timeout=60, env=env)
-    assert json.loads(json.loads(result.stdout.strip().splitlines()[-1])["body"]) == {
-        "response": "echo: tok-lambda-context", "tokens": 5, "steps": 1}
+    assert record["request_id"] == "req-1234" and record["status"] == 504
+    outcome, _ = invoke("9000", "tok-lambda-context")
+    assert json.loads(outcome["body"]) == {"response": "echo: tok-lambda-context", "tokens": 5, "steps": 1}

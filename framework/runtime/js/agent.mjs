@@ -408,7 +408,7 @@ function mismatch(schema, value, path) {
     }
     if (schema.additionalProperties === false) {
       const extra = Object.keys(value).find((name) => !Object.hasOwn(properties, name));
-      if (extra !== undefined) return `${prefix}${extra} is not allowed`;
+      if (extra !== undefined) return `${prefix}${extra} is not a parameter of this tool`;
     }
   }
   return null;
@@ -556,9 +556,6 @@ function httpTool(config) {
   const method = String(http.method || "GET").toUpperCase();
   const withBody = method === "POST" || method === "PUT" || method === "PATCH";
   const { headers, missing } = resolveHeaders(http.headers);
-  const note = missing.length === 0 ? "" :
-    ` (${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} not set in the function's environment: ` +
-    "a header was left out)";
   const split = /^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*)(.*)$/s.exec(http.url);
   /** @type {URL | null} */
   let origin = null;
@@ -573,12 +570,15 @@ function httpTool(config) {
 
   /**
    * @param {Record<string, unknown>} args
-   * @returns {string | null}
+   * @returns {string | null | { dots: string }} the URL; null when it leaves its origin; dots: the parameter holding a dot segment
    */
   const build = (args) => {
     if (!split || origin === null) return null;
     const hash = rest.indexOf("#");
     let path = hash >= 0 ? rest.slice(0, hash) : rest;
+    // A dot segment would be resolved to the parent folder (by URL parsing here, by servers anywhere).
+    const dots = [...inPath].find((name) => asText(args[name]) === "." || asText(args[name]) === "..");
+    if (dots !== undefined) return { dots };
     path = path.replace(/\{([^{}]+)\}/g, (_, name) => encodeStrict(asText(args[name])));
     if (!withBody) {
       const query = Object.entries(args)
@@ -603,7 +603,10 @@ function httpTool(config) {
     timeoutMs,
     async run(args, limitMs, signal) {
       const url = build(args);
-      if (url === null) return { text: "error: the tool's address could not be built within its host", outcome: "error" };
+      if (url === null) return { text: "error: the tool's address could not be built from these arguments", outcome: "error" };
+      if (typeof url === "object") {
+        return { text: `error: the arguments do not fit the tool's address: ${url.dots} may not be "." or ".."`, outcome: "error" };
+      }
       /** @type {Record<string, string>} */
       const sent = { ...headers, Accept: TOOL_ACCEPT, "User-Agent": USER_AGENT };
       if (withBody) sent["Content-Type"] = "application/json";
@@ -626,9 +629,7 @@ function httpTool(config) {
         if (!(err instanceof ToolFailure)) throw err;
         result = { text: err.message, outcome: err.outcome };
       }
-      if (missing.length > 0) {
-        return { text: result.outcome === "ok" ? result.text : result.text + note, outcome: "error" };
-      }
+      if (missing.length > 0) return { text: `error: ${missing[0]} is not set in the function's environment`, outcome: "error" };
       return result;
     },
   };
@@ -935,9 +936,10 @@ class Run {
     this.startMs = startMs;
     this.requestId = platform.requestId || request.headers.get("x-vercel-id") || crypto.randomUUID();
     const remaining = platform.remainingMs;
-    /** The deadline: the platform's remaining time, else the configured timeout; minus one second. */
+    // The deadline: the platform's remaining time (capped by the timeout), else the configured timeout;
+    // minus one second, and never under 0.5 s, so the first model call is always made.
     this.endMs = startMs + (typeof remaining === "number" && Number.isFinite(remaining)
-      ? Math.max(0, remaining - 1000) : DEADLINE_MS);
+      ? Math.max(LAST_CALL_MS, Math.min(TIMEOUT_S * 1000, remaining) - 1000) : DEADLINE_MS);
     this.firstByteMs = Math.min(this.endMs, startMs + FIRST_BYTE_MS);
     this.stream = false;
     this.limitS = TIMEOUT_S;
@@ -1007,22 +1009,23 @@ class Run {
   /**
    * The usage record: one JSON line on stdout (each platform's log), never content unless
    * log_content is set.
-   * @param {number} status
+   * @param {number} status the HTTP status sent
    * @param {string | null} [response]
+   * @param {string | null} [error] what ended a stream after its first byte (its status was 200)
    */
-  log(status, response = null) {
+  log(status, response = null, error = null) {
     if (this.logged) return;
     this.logged = true;
     /** @type {Record<string, unknown>} */
     const record = {
       type: "agent.usage",
-      severity: status >= 500 ? "ERROR" : status >= 400 ? "WARNING" : "INFO",
+      severity: status >= 500 || error !== null ? "ERROR" : status >= 400 ? "WARNING" : "INFO",
       request_id: this.requestId,
       agent: AGENT.name,
       status,
       latency_ms: Date.now() - this.startMs,
     };
-    if (this.stream) record.ttft_ms = this.ttftMs;
+    if (this.ttftMs !== null) record.ttft_ms = this.ttftMs;
     Object.assign(record, {
       steps: this.steps,
       stopped: this.stopped,
@@ -1034,6 +1037,7 @@ class Run {
       tokens: this.tokens,
       tools: this.tools,
     });
+    if (error !== null) record.error = error;
     if (LOG_CONTENT) {
       record.content = {
         message: redact(this.message),
@@ -1286,7 +1290,7 @@ async function loop(run, sink) {
   const texts = [];
   for (let k = 1; ; k++) {
     const left = run.endMs - Date.now();
-    if (left < LAST_CALL_MS) {
+    if (k > 1 && left < LAST_CALL_MS) {
       run.stopped = "deadline";
       return texts.join("");
     }
@@ -1537,7 +1541,6 @@ async function streamed(run, ui) {
     run.done();
     if ("error" in outcome) {
       const err = outcome.error;
-      const status = err instanceof UpstreamError ? err.status : 500;
       const text = err instanceof UpstreamError ? err.message
         : `the agent failed unexpectedly (${err instanceof Error ? err.name : typeof err}); see the function's log`;
       if (ui) {
@@ -1545,7 +1548,7 @@ async function streamed(run, ui) {
         write("data: [DONE]\n\n");
       }
       close(); // plain text: the status is sent already, so the text ends where it broke
-      run.log(status, ui ? null : answer);
+      run.log(200, ui ? null : answer, text);
       return;
     }
     /** @type {Record<string, unknown>} */

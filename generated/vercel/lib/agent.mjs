@@ -2,8 +2,10 @@
 // (api/agent.ts re-exports it) and the streaming AWS Lambda (index.mjs adapts function URL events
 // to it). Static code: everything agent-specific comes from ../agent.json (written by the build);
 // the only environment access is process.env. Web-standard APIs only (fetch, Request, Response,
-// ReadableStream, AbortController, TextEncoder/Decoder, setTimeout), so it runs unchanged on
-// Vercel's Edge and Node.js runtimes and on Lambda's Node.js runtime.
+// ReadableStream, AbortController, TextEncoder/Decoder, setTimeout, crypto.randomUUID), so it runs
+// unchanged on Vercel's Edge and Node.js runtimes and on Lambda's Node.js runtime.
+// The loop (tools over HTTP and MCP, limits, streamed steps, usage records) is docs/agent-loop.md's,
+// the same as the Python runtime's.
 // Plain JavaScript with JSDoc types: `tsc --noEmit` (allowJs, checkJs, strict) checks it.
 // Generated; do not edit.
 
@@ -11,6 +13,22 @@
 // where a bare JSON import throws at load (ERR_IMPORT_ATTRIBUTE_MISSING). On Edge, esbuild
 // inlines the JSON.
 import agent from "../agent.json" with { type: "json" };
+
+/**
+ * @typedef {object} HttpToolConfig
+ * @property {string} name
+ * @property {string} description
+ * @property {Record<string, unknown>} parameters
+ * @property {{ method: string, url: string, headers: Record<string, string>, timeout: number }} http
+ */
+
+/**
+ * @typedef {object} McpConfig
+ * @property {string} url
+ * @property {Record<string, string>} headers
+ * @property {string[] | null} tools
+ * @property {number} timeout
+ */
 
 /**
  * @typedef {object} AgentConfig
@@ -26,11 +44,51 @@ import agent from "../agent.json" with { type: "json" };
  * @property {string} api_key_env
  * @property {{ origins: string[] }} cors
  * @property {number} retries
+ * @property {HttpToolConfig[]} [tools]
+ * @property {McpConfig[]} [mcp]
+ * @property {{ max_steps?: number, max_request_tokens?: number | null }} [limits]
+ * @property {boolean} [log_content]
  */
 
 /** @typedef {{ message: string, stream: boolean } | { error: string }} Parsed */
 
 /** @typedef {(request: Request) => Response | Promise<Response>} Handler */
+
+/**
+ * What the host knows about this invocation (the AWS Lambda adapter passes its context's).
+ * @typedef {object} Platform
+ * @property {number} [remainingMs] the time left before the platform ends the invocation
+ * @property {string} [requestId] the platform's request id
+ */
+
+/** @typedef {{ text: string, outcome: string }} ToolResult */
+
+/**
+ * A tool the model may be offered this request.
+ * @typedef {object} Tool
+ * @property {string} name
+ * @property {string} description
+ * @property {unknown} parameters
+ * @property {number} timeoutMs
+ * @property {(args: Record<string, unknown>, timeoutMs: number, signal: AbortSignal) => Promise<ToolResult>} run
+ */
+
+/** @typedef {{ id: string, type: string, function: { name: string, arguments: string } }} ToolCall */
+
+/** @typedef {{ content: string | null, toolCalls: ToolCall[], input: number, output: number, total: number }} Step */
+
+/**
+ * What a request's stream shows of the loop (nothing, for a JSON answer).
+ * @typedef {object} Sink
+ * @property {() => void} stepStart
+ * @property {(piece: string) => void} text
+ * @property {() => void} textEnd
+ * @property {(id: string, name: string, input: unknown) => void} toolInput
+ * @property {(id: string, output: string) => void} toolOutput
+ * @property {() => void} stepEnd
+ */
+
+/** @typedef {{ name: string, duration_ms: number, outcome: string }} ToolRecord */
 
 // ---------------------------------------------------------------- module init
 
@@ -63,7 +121,22 @@ const COMPLETIONS_URL =
 const SYSTEM_MESSAGE = { role: "system", content: AGENT.system_prompt };
 const ALLOW = "POST, OPTIONS";
 const CUT_OFF = "the model endpoint's answer was cut off or invalid";
+const NO_ANSWER = "the model endpoint ended the stream without an answer";
 const encoder = new TextEncoder();
+
+// The loop's bounds (docs/agent-loop.md).
+const MAX_STEPS = Math.max(1, Math.floor(Number(AGENT.limits?.max_steps) || 8));
+const MAX_REQUEST_TOKENS = typeof AGENT.limits?.max_request_tokens === "number" ? AGENT.limits.max_request_tokens : null;
+const RESERVE_MS = Math.max(1000, TIMEOUT_S * 100); // max(1 s, 10 % of the timeout): kept for the final answer
+const LAST_CALL_MS = 500; // under this much time left, no model call is made
+const RESULT_LIMIT = 16384; // bytes of a tool's result the model reads
+const CUT_MARKER = `\n[cut: the tool's answer was longer than ${RESULT_LIMIT} bytes]`;
+const ERROR_BODY_CHARS = 300;
+const KEEP_ALIVE_MS = 5000; // a UI stream quiet this long gets a comment (the doc's bound: 10 s)
+const LOG_CONTENT = AGENT.log_content === true;
+const MCP_PROTOCOL = "2025-06-18";
+const TOOL_ACCEPT = "application/json, text/plain;q=0.9, */*;q=0.5";
+const USER_AGENT = "agent-framework (+https://github.com)";
 
 // -------------------------------------------------------------------- helpers
 
@@ -158,6 +231,15 @@ function retryAfterMs(value) {
 }
 
 /**
+ * Seconds as a short number: 10, 2.5 (one decimal at most).
+ * @param {number} ms
+ * @returns {string}
+ */
+function seconds(ms) {
+  return String(Math.round(ms / 100) / 10);
+}
+
+/**
  * @param {Request} request
  * @returns {Promise<Parsed>}
  */
@@ -180,17 +262,802 @@ async function parseRequest(request) {
   return { message, stream };
 }
 
+// -------------------------------------------------------------------- secrets
+
+const PLACEHOLDER = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/**
+ * Header values with ${NAME} replaced from the environment, once, when the function starts; a
+ * header whose variable is unset is left out, and the variable named.
+ * @param {Record<string, string> | undefined} headers
+ * @returns {{ headers: Record<string, string>, missing: string[] }}
+ */
+function resolveHeaders(headers) {
+  /** @type {Record<string, string>} */
+  const out = {};
+  /** @type {string[]} */
+  const missing = [];
+  for (const [name, template] of Object.entries(headers ?? {})) {
+    let unset = false;
+    const value = String(template).replace(PLACEHOLDER, (_, variable) => {
+      const found = (ENV[variable] ?? "").trim();
+      if (!found) {
+        unset = true;
+        if (!missing.includes(variable)) missing.push(variable);
+      }
+      return found;
+    });
+    if (!unset) out[name] = value;
+  }
+  return { headers: out, missing };
+}
+
+/** The values never to show: the API key and every variable a tool header names. */
+const SECRETS = (() => {
+  const names = new Set([API_KEY_ENV]);
+  for (const entry of [...(AGENT.tools ?? []).map((t) => t.http), ...(AGENT.mcp ?? [])]) {
+    for (const template of Object.values(entry?.headers ?? {})) {
+      for (const match of String(template).matchAll(PLACEHOLDER)) names.add(match[1]);
+    }
+  }
+  const values = [...names].map((name) => (ENV[name] ?? "").trim()).filter((value) => value.length > 0);
+  return values.sort((a, b) => b.length - a.length);
+})();
+
+/**
+ * Text from outside (a tool's answer, an error body) with every secret value replaced.
+ * @param {string} text
+ * @returns {string}
+ */
+function redact(text) {
+  let out = text;
+  for (const secret of SECRETS) out = out.split(secret).join("[secret]");
+  return out;
+}
+
+/**
+ * A tool's result as the model reads it: at most RESULT_LIMIT bytes of UTF-8, cut at a character
+ * boundary, with the marker.
+ * @param {string} text
+ * @returns {string}
+ */
+function bound(text) {
+  if (text.length <= RESULT_LIMIT / 3) return text;
+  const bytes = encoder.encode(text);
+  if (bytes.length <= RESULT_LIMIT) return text;
+  let end = RESULT_LIMIT;
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
+  return new TextDecoder().decode(bytes.subarray(0, end)) + CUT_MARKER;
+}
+
+// ---------------------------------------------------------- argument checks
+
+/**
+ * The first way `value` fails the lean JSON Schema subset of docs/agent-loop.md, or null.
+ * @param {unknown} schema
+ * @param {unknown} value
+ * @param {string} path
+ * @returns {string | null}
+ */
+function mismatch(schema, value, path) {
+  if (!isObject(schema)) return null;
+  const type = schema.type;
+  if (type !== undefined) {
+    const types = Array.isArray(type) ? type : [type];
+    if (!types.some((t) => hasType(value, t))) return `${path} must be ${types.map(article).join(" or ")}`;
+  }
+  if (Array.isArray(schema.enum) && !schema.enum.some((option) => same(option, value))) {
+    return `${path} must be one of ${schema.enum.map((option) => JSON.stringify(option)).join(", ")}`;
+  }
+  if ("const" in schema && !same(schema.const, value)) return `${path} must be ${JSON.stringify(schema.const)}`;
+  if (typeof value === "string") {
+    const length = [...value].length;
+    if (typeof schema.minLength === "number" && length < schema.minLength) {
+      return `${path} must be at least ${schema.minLength} characters long`;
+    }
+    if (typeof schema.maxLength === "number" && length > schema.maxLength) {
+      return `${path} must be at most ${schema.maxLength} characters long`;
+    }
+    if (typeof schema.pattern === "string") {
+      /** @type {RegExp | null} */
+      let pattern = null;
+      try {
+        pattern = new RegExp(schema.pattern, "u");
+      } catch {
+        // a pattern this engine cannot read is not checked
+      }
+      if (pattern && !pattern.test(value)) return `${path} must match ${schema.pattern}`;
+    }
+  }
+  if (typeof value === "number") {
+    if (typeof schema.minimum === "number" && value < schema.minimum) return `${path} must be >= ${schema.minimum}`;
+    if (typeof schema.maximum === "number" && value > schema.maximum) return `${path} must be <= ${schema.maximum}`;
+    if (typeof schema.exclusiveMinimum === "number" && value <= schema.exclusiveMinimum) {
+      return `${path} must be > ${schema.exclusiveMinimum}`;
+    }
+    if (typeof schema.exclusiveMaximum === "number" && value >= schema.exclusiveMaximum) {
+      return `${path} must be < ${schema.exclusiveMaximum}`;
+    }
+  }
+  if (Array.isArray(value)) {
+    if (typeof schema.minItems === "number" && value.length < schema.minItems) {
+      return `${path} must have at least ${schema.minItems} items`;
+    }
+    if (typeof schema.maxItems === "number" && value.length > schema.maxItems) {
+      return `${path} must have at most ${schema.maxItems} items`;
+    }
+    if (isObject(schema.items)) {
+      for (let i = 0; i < value.length; i++) {
+        const why = mismatch(schema.items, value[i], `${path}[${i}]`);
+        if (why) return why;
+      }
+    }
+  }
+  if (isObject(value)) {
+    const prefix = path === "arguments" ? "" : `${path}.`;
+    const properties = isObject(schema.properties) ? schema.properties : {};
+    if (Array.isArray(schema.required)) {
+      for (const name of schema.required) {
+        if (typeof name === "string" && !Object.hasOwn(value, name)) return `${prefix}${name} is required`;
+      }
+    }
+    for (const [name, sub] of Object.entries(properties)) {
+      if (!Object.hasOwn(value, name)) continue;
+      const why = mismatch(sub, value[name], `${prefix}${name}`);
+      if (why) return why;
+    }
+    if (schema.additionalProperties === false) {
+      const extra = Object.keys(value).find((name) => !Object.hasOwn(properties, name));
+      if (extra !== undefined) return `${prefix}${extra} is not a parameter of this tool`;
+    }
+  }
+  return null;
+}
+
+/**
+ * @param {unknown} value
+ * @param {unknown} type
+ * @returns {boolean}
+ */
+function hasType(value, type) {
+  switch (type) {
+    case "string":
+      return typeof value === "string";
+    case "number":
+      return typeof value === "number" && Number.isFinite(value);
+    case "integer":
+      return typeof value === "number" && Number.isInteger(value);
+    case "boolean":
+      return typeof value === "boolean";
+    case "object":
+      return isObject(value);
+    case "array":
+      return Array.isArray(value);
+    case "null":
+      return value === null;
+    default:
+      return true;
+  }
+}
+
+/**
+ * @param {unknown} type
+ * @returns {string}
+ */
+function article(type) {
+  const name = String(type);
+  if (name === "null") return "null";
+  return /^[aeiou]/.test(name) ? `an ${name}` : `a ${name}`;
+}
+
+/**
+ * JSON equality (enum, const).
+ * @param {unknown} a
+ * @param {unknown} b
+ * @returns {boolean}
+ */
+function same(a, b) {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  const ra = /** @type {Record<string, unknown>} */ (a);
+  const rb = /** @type {Record<string, unknown>} */ (b);
+  return ka.every((k) => Object.hasOwn(rb, k) && same(ra[k], rb[k]));
+}
+
+// ------------------------------------------------------------------- tool calls
+
+class ToolFailure extends Error {
+  /**
+   * @param {string} outcome
+   * @param {string} text
+   */
+  constructor(outcome, text) {
+    super(text);
+    /** @readonly */
+    this.outcome = outcome;
+  }
+}
+
+/**
+ * Runs `work` with a signal aborted after `timeoutMs` or when `outer` aborts; a failure becomes a
+ * ToolFailure (timeout or unreachable).
+ * @template T
+ * @param {number} timeoutMs
+ * @param {AbortSignal} outer
+ * @param {(signal: AbortSignal) => Promise<T>} work
+ * @returns {Promise<T>}
+ */
+async function bounded(timeoutMs, outer, work) {
+  const controller = new AbortController();
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    controller.abort();
+  }, Math.max(1, timeoutMs));
+  const forward = () => controller.abort();
+  outer.addEventListener("abort", forward);
+  if (outer.aborted) controller.abort();
+  try {
+    return await work(controller.signal);
+  } catch (err) {
+    if (err instanceof ToolFailure) throw err;
+    if (late || outer.aborted) {
+      throw new ToolFailure("timeout", `error: the tool did not answer within ${seconds(timeoutMs)} s`);
+    }
+    throw new ToolFailure("unreachable", "error: could not reach the tool");
+  } finally {
+    clearTimeout(timer);
+    outer.removeEventListener("abort", forward);
+  }
+}
+
+/**
+ * The error result for an HTTP answer that is not a 2xx (a redirect included): its status and the
+ * start of its body, secrets replaced.
+ * @param {Response} res
+ * @returns {Promise<ToolFailure>}
+ */
+async function httpFailure(res) {
+  const text = redact(await res.text().catch(() => "")).trim().slice(0, ERROR_BODY_CHARS);
+  const status = res.type === "opaqueredirect" ? "with a redirect" : `HTTP ${res.status}`;
+  return new ToolFailure("error", `error: the tool answered ${status}${text ? `: ${text}` : ""}`);
+}
+
+/**
+ * Percent-encoding with nothing left unescaped but letters, digits and `-_.~`.
+ * @param {string} text
+ * @returns {string}
+ */
+function encodeStrict(text) {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+}
+
+/**
+ * An argument as text: strings as they are, anything else as its JSON.
+ * @param {unknown} value
+ * @returns {string}
+ */
+function asText(value) {
+  return typeof value === "string" ? value : JSON.stringify(value) ?? "";
+}
+
+/**
+ * An HTTP tool from agent.json: the URL's scheme, host and port are fixed; parameters fill only
+ * the path's placeholders and the query (GET, DELETE) or the JSON body (POST, PUT, PATCH).
+ * @param {HttpToolConfig} config
+ * @returns {Tool}
+ */
+function httpTool(config) {
+  const http = config.http;
+  const method = String(http.method || "GET").toUpperCase();
+  const withBody = method === "POST" || method === "PUT" || method === "PATCH";
+  const { headers, missing } = resolveHeaders(http.headers);
+  const split = /^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*)(.*)$/s.exec(http.url);
+  /** @type {URL | null} */
+  let origin = null;
+  try {
+    origin = split ? new URL(split[1]) : null;
+  } catch {
+    origin = null;
+  }
+  const rest = split ? split[2] : "";
+  const inPath = new Set([...rest.matchAll(/\{([^{}]+)\}/g)].map((m) => m[1]));
+  const timeoutMs = (Number(http.timeout) > 0 ? Number(http.timeout) : 10) * 1000;
+
+  /**
+   * @param {Record<string, unknown>} args
+   * @returns {string | null | { dots: string }} the URL; null when it leaves its origin; dots: the parameter holding a dot segment
+   */
+  const build = (args) => {
+    if (!split || origin === null) return null;
+    const hash = rest.indexOf("#");
+    let path = hash >= 0 ? rest.slice(0, hash) : rest;
+    // A dot segment would be resolved to the parent folder (by URL parsing here, by servers anywhere).
+    const dots = [...inPath].find((name) => asText(args[name]) === "." || asText(args[name]) === "..");
+    if (dots !== undefined) return { dots };
+    path = path.replace(/\{([^{}]+)\}/g, (_, name) => encodeStrict(asText(args[name])));
+    if (!withBody) {
+      const query = Object.entries(args)
+        .filter(([name, value]) => !inPath.has(name) && value !== undefined)
+        .map(([name, value]) => `${encodeStrict(name)}=${encodeStrict(asText(value))}`.replace(/%20/g, "+"))
+        .join("&");
+      if (query) path += (path.includes("?") ? "&" : "?") + query;
+    }
+    try {
+      const url = new URL(split[1] + path);
+      if (url.protocol !== origin.protocol || url.host !== origin.host || url.username || url.password) return null;
+      return url.href;
+    } catch {
+      return null;
+    }
+  };
+
+  return {
+    name: config.name,
+    description: config.description,
+    parameters: config.parameters,
+    timeoutMs,
+    async run(args, limitMs, signal) {
+      const url = build(args);
+      if (url === null) return { text: "error: the tool's address could not be built from these arguments", outcome: "error" };
+      if (typeof url === "object") {
+        return { text: `error: the arguments do not fit the tool's address: ${url.dots} may not be "." or ".."`, outcome: "error" };
+      }
+      /** @type {Record<string, string>} */
+      const sent = { ...headers, Accept: TOOL_ACCEPT, "User-Agent": USER_AGENT };
+      if (withBody) sent["Content-Type"] = "application/json";
+      /** @type {ToolResult} */
+      let result;
+      try {
+        result = await bounded(limitMs, signal, async (inner) => {
+          const res = await fetch(url, {
+            method,
+            headers: sent,
+            body: withBody ? JSON.stringify(args) : undefined,
+            redirect: "manual",
+            signal: inner,
+          });
+          if (res.status < 200 || res.status > 299) throw await httpFailure(res);
+          const bytes = new Uint8Array(await res.arrayBuffer());
+          return { text: new TextDecoder().decode(bytes), outcome: "ok" };
+        });
+      } catch (err) {
+        if (!(err instanceof ToolFailure)) throw err;
+        result = { text: err.message, outcome: err.outcome };
+      }
+      if (missing.length > 0) return { text: `error: ${missing[0]} is not set in the function's environment`, outcome: "error" };
+      return result;
+    },
+  };
+}
+
+// ------------------------------------------------------------------- MCP client
+
+/** @typedef {{ name: string, description: string, inputSchema: unknown }} McpToolInfo */
+/** @typedef {{ sessionId: string | null, protocol: string, tools: McpToolInfo[] }} McpSession */
+
+let rpcIds = 0;
+
+/**
+ * The JSON-RPC response to request `id` in an answer (application/json or text/event-stream).
+ * @param {Response} res
+ * @param {number} id
+ * @returns {Promise<Record<string, unknown>>}
+ */
+async function readRpc(res, id) {
+  /** @param {unknown} message */
+  const match = (message) => {
+    for (const item of Array.isArray(message) ? message : [message]) {
+      if (isObject(item) && item.id === id && ("result" in item || "error" in item)) return item;
+    }
+    return null;
+  };
+  const type = res.headers.get("content-type") ?? "";
+  if (!type.includes("text/event-stream")) {
+    const found = match(JSON.parse(await res.text()));
+    if (found) return found;
+    throw new Error("no answer to the request");
+  }
+  if (!res.body) throw new Error("an empty stream");
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  /** @type {string[]} */
+  let data = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    buffer += done ? decoder.decode() + "\n\n" : decoder.decode(value, { stream: true });
+    /** @type {number} */
+    let newline;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, newline).replace(/\r$/, "");
+      buffer = buffer.slice(newline + 1);
+      if (line === "") {
+        if (data.length > 0) {
+          /** @type {Record<string, unknown> | null} */
+          let found = null;
+          try {
+            found = match(JSON.parse(data.join("\n")));
+          } catch {
+            // not JSON: skip the event
+          }
+          data = [];
+          if (found) {
+            await reader.cancel().catch(() => undefined);
+            return found;
+          }
+        }
+      } else if (line.startsWith("data:")) {
+        data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
+      }
+    }
+    if (done) throw new Error("the stream ended without an answer");
+  }
+}
+
+/** One MCP server (Streamable HTTP transport), its session cached for the instance's life. */
+class McpServer {
+  /** @param {McpConfig} config */
+  constructor(config) {
+    this.url = config.url;
+    this.headers = resolveHeaders(config.headers).headers;
+    /** @type {Set<string> | null} */
+    this.allow = Array.isArray(config.tools) ? new Set(config.tools) : null;
+    this.timeoutMs = (Number(config.timeout) > 0 ? Number(config.timeout) : 10) * 1000;
+    /** @type {Promise<McpSession> | null} */
+    this.session = null;
+  }
+
+  /**
+   * The session: the one being set up or ready, or a new one (one in-flight promise per server).
+   * @returns {Promise<McpSession>}
+   */
+  connect() {
+    if (this.session === null) {
+      const session = this.initialize();
+      this.session = session;
+      session.catch(() => {
+        if (this.session === session) this.session = null; // tried again on the next request
+      });
+    }
+    return this.session;
+  }
+
+  /**
+   * @param {McpSession | null} session
+   * @param {Record<string, unknown>} message
+   * @param {AbortSignal} signal
+   * @returns {Promise<Response>}
+   */
+  post(session, message, signal) {
+    /** @type {Record<string, string>} */
+    const headers = {
+      ...this.headers,
+      Accept: "application/json, text/event-stream",
+      "Content-Type": "application/json",
+      "User-Agent": USER_AGENT,
+    };
+    if (session) {
+      headers["MCP-Protocol-Version"] = session.protocol;
+      if (session.sessionId) headers["Mcp-Session-Id"] = session.sessionId;
+    }
+    return fetch(this.url, { method: "POST", headers, body: JSON.stringify(message), redirect: "manual", signal });
+  }
+
+  /**
+   * A JSON-RPC request's result; throws on an HTTP or JSON-RPC error.
+   * @param {McpSession | null} session
+   * @param {string} method
+   * @param {Record<string, unknown>} params
+   * @param {AbortSignal} signal
+   * @returns {Promise<{ result: unknown, headers: Headers }>}
+   */
+  async request(session, method, params, signal) {
+    const id = ++rpcIds;
+    const res = await this.post(session, { jsonrpc: "2.0", id, method, params }, signal);
+    if (res.status < 200 || res.status > 299) throw await httpFailure(res);
+    const answer = await readRpc(res, id);
+    if (isObject(answer.error)) throw new ToolFailure("error", `error: ${redact(String(answer.error.message ?? ""))}`);
+    return { result: answer.result, headers: res.headers };
+  }
+
+  /** @returns {Promise<McpSession>} */
+  async initialize() {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.timeoutMs);
+    const signal = controller.signal;
+    try {
+      const init = await this.request(null, "initialize", {
+        protocolVersion: MCP_PROTOCOL,
+        capabilities: {},
+        clientInfo: { name: "agent-framework", version: "1" },
+      }, signal);
+      const version = isObject(init.result) ? init.result.protocolVersion : undefined;
+      /** @type {McpSession} */
+      const session = {
+        sessionId: init.headers.get("mcp-session-id"),
+        protocol: typeof version === "string" ? version : MCP_PROTOCOL,
+        tools: [],
+      };
+      const note = await this.post(session, { jsonrpc: "2.0", method: "notifications/initialized" }, signal);
+      await note.body?.cancel().catch(() => undefined);
+      if (note.status < 200 || note.status > 299) throw new Error(`HTTP ${note.status}`);
+      /** @type {unknown} */
+      let cursor;
+      for (let page = 0; page < 100; page++) {
+        const { result } = await this.request(session, "tools/list", cursor ? { cursor } : {}, signal);
+        const tools = isObject(result) && Array.isArray(result.tools) ? result.tools : [];
+        for (const tool of tools) {
+          if (isObject(tool) && typeof tool.name === "string") {
+            session.tools.push({
+              name: tool.name,
+              description: typeof tool.description === "string" ? tool.description : "",
+              inputSchema: isObject(tool.inputSchema) ? tool.inputSchema : { type: "object" },
+            });
+          }
+        }
+        cursor = isObject(result) ? result.nextCursor : undefined;
+        if (typeof cursor !== "string" || cursor === "") break;
+      }
+      return session;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * One tools/call; a 404 for a session means it is gone: a new one, once.
+   * @param {string} name
+   * @param {Record<string, unknown>} args
+   * @param {number} timeoutMs
+   * @param {AbortSignal} outer
+   * @returns {Promise<ToolResult>}
+   */
+  async call(name, args, timeoutMs, outer) {
+    try {
+      return await bounded(timeoutMs, outer, async (signal) => {
+        for (let attempt = 0; ; attempt++) {
+          const pending = this.connect();
+          const session = await pending;
+          try {
+            const { result } = await this.request(session, "tools/call", { name, arguments: args }, signal);
+            const content = isObject(result) && Array.isArray(result.content) ? result.content : [];
+            const text = content
+              .map((item) => (isObject(item) && item.type === "text" && typeof item.text === "string" ? item.text
+                : JSON.stringify(item)))
+              .join("\n");
+            if (isObject(result) && result.isError === true) return { text: `error: ${text}`, outcome: "error" };
+            return { text, outcome: "ok" };
+          } catch (err) {
+            const gone = err instanceof ToolFailure && err.message.startsWith("error: the tool answered HTTP 404");
+            if (!gone || !session.sessionId || attempt > 0) throw err;
+            if (this.session === pending) this.session = null;
+          }
+        }
+      });
+    } catch (err) {
+      if (!(err instanceof ToolFailure)) throw err;
+      return { text: err.message, outcome: err.outcome };
+    }
+  }
+}
+
+const HTTP_TOOLS = (AGENT.tools ?? []).map(httpTool);
+const MCP_SERVERS = (AGENT.mcp ?? []).map((config) => new McpServer(config));
+/** @type {Set<string>} */
+const CLASHES_LOGGED = new Set();
+
+/**
+ * A server's address for the log: scheme, host and path, never headers or a query.
+ * @param {string} url
+ * @returns {string}
+ */
+function shown(url) {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return "(an invalid URL)";
+  }
+}
+
+/**
+ * The tools this request may offer: the HTTP tools, then each reachable MCP server's (within
+ * min(its timeout, the time left)); a server that cannot be set up offers none this time.
+ * @param {number} leftMs
+ * @returns {Promise<Tool[]>}
+ */
+async function availableTools(leftMs) {
+  /** @type {Tool[]} */
+  const tools = [...HTTP_TOOLS];
+  if (MCP_SERVERS.length === 0) return tools;
+  const names = new Set(tools.map((tool) => tool.name));
+  const sessions = await Promise.all(MCP_SERVERS.map(async (server) => {
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    let timer;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error("timeout")), Math.max(1, Math.min(server.timeoutMs, leftMs)));
+    });
+    try {
+      return await Promise.race([server.connect(), late]);
+    } catch (err) {
+      const why = err instanceof ToolFailure ? err.message.replace(/^error: /, "").slice(0, 80)
+        : err instanceof Error && err.message === "timeout" ? "no answer in time" : "unreachable";
+      console.error(`${AGENT.name}: the MCP server ${shown(server.url)} offers no tools this request (${why})`);
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+  }));
+  MCP_SERVERS.forEach((server, index) => {
+    const session = /** @type {McpSession | null} */ (sessions[index]);
+    if (!session) return;
+    for (const info of session.tools) {
+      if (server.allow && !server.allow.has(info.name)) continue;
+      if (names.has(info.name)) {
+        const key = `${server.url} ${info.name}`;
+        if (!CLASHES_LOGGED.has(key)) {
+          CLASHES_LOGGED.add(key);
+          console.error(`${AGENT.name}: the MCP tool ${info.name} of ${shown(server.url)} is not offered: ` +
+            "another tool has that name");
+        }
+        continue;
+      }
+      names.add(info.name);
+      tools.push({
+        name: info.name,
+        description: info.description,
+        parameters: info.inputSchema,
+        timeoutMs: server.timeoutMs,
+        run: (args, limitMs, signal) => server.call(info.name, args, limitMs, signal),
+      });
+    }
+  });
+  return tools;
+}
+
+// ------------------------------------------------------------------- model calls
+
+/**
+ * One request's state: its deadline, its abort signal, what it used, what its record says.
+ */
+class Run {
+  /**
+   * @param {Request} request
+   * @param {Platform} platform
+   * @param {number} startMs
+   */
+  constructor(request, platform, startMs) {
+    this.request = request;
+    this.startMs = startMs;
+    this.requestId = platform.requestId || request.headers.get("x-vercel-id") || crypto.randomUUID();
+    const remaining = platform.remainingMs;
+    // The deadline: the platform's remaining time (capped by the timeout), else the configured timeout;
+    // minus one second, and never under 0.5 s, so the first model call is always made.
+    this.endMs = startMs + (typeof remaining === "number" && Number.isFinite(remaining)
+      ? Math.max(LAST_CALL_MS, Math.min(TIMEOUT_S * 1000, remaining) - 1000) : DEADLINE_MS);
+    this.firstByteMs = Math.min(this.endMs, startMs + FIRST_BYTE_MS);
+    this.stream = false;
+    this.limitS = TIMEOUT_S;
+    this.apiKey = "";
+    this.message = "";
+    this.controller = new AbortController();
+    this.expired = false; // set by the timers only
+    /** @type {ReturnType<typeof setTimeout>[]} */
+    this.timers = [];
+    this.started = false;
+    /** @type {() => void} */
+    this.onStart = () => undefined;
+    /** @type {number | null} */
+    this.ttftMs = null;
+    this.steps = 0;
+    this.tokens = 0;
+    this.inputTokens = 0;
+    this.outputTokens = 0;
+    this.longestModelMs = 0;
+    /** @type {string | null} */
+    this.stopped = null;
+    /** @type {ToolRecord[]} */
+    this.tools = [];
+    /** @type {{ name: string, arguments: string, result: string }[]} */
+    this.toolContent = [];
+    this.logged = false;
+  }
+
+  /**
+   * Arms the deadline timers (the first byte's too, for a stream or an Edge JSON answer).
+   * @param {boolean} stream
+   */
+  arm(stream) {
+    this.stream = stream;
+    if (!stream) this.endMs = this.firstByteMs;
+    this.limitS = stream || FIRST_BYTE_S === null ? TIMEOUT_S : Math.min(TIMEOUT_S, FIRST_BYTE_S);
+    const expire = () => {
+      this.expired = true;
+      this.controller.abort();
+    };
+    this.timers.push(setTimeout(expire, Math.max(0, this.endMs - Date.now())));
+    if (stream) this.timers.push(setTimeout(expire, Math.max(0, this.firstByteMs - Date.now())));
+  }
+
+  /** The response has started: the first byte's limit no longer applies. */
+  start() {
+    if (this.started) return;
+    this.started = true;
+    if (this.timers.length > 1) clearTimeout(/** @type {ReturnType<typeof setTimeout>} */ (this.timers.pop()));
+    this.onStart();
+  }
+
+  done() {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers = [];
+  }
+
+  /** @returns {number} until when a failed model call may be retried */
+  retryUntil() {
+    return this.started ? this.endMs : this.firstByteMs;
+  }
+
+  timedOut() {
+    return new UpstreamError(504, `the model did not answer within ${this.limitS} s`);
+  }
+
+  /**
+   * The usage record: one JSON line on stdout (each platform's log), never content unless
+   * log_content is set.
+   * @param {number} status the HTTP status sent
+   * @param {string | null} [response]
+   * @param {string | null} [error] what ended a stream after its first byte (its status was 200)
+   */
+  log(status, response = null, error = null) {
+    if (this.logged) return;
+    this.logged = true;
+    /** @type {Record<string, unknown>} */
+    const record = {
+      type: "agent.usage",
+      severity: status >= 500 || error !== null ? "ERROR" : status >= 400 ? "WARNING" : "INFO",
+      request_id: this.requestId,
+      agent: AGENT.name,
+      status,
+      latency_ms: Date.now() - this.startMs,
+    };
+    if (this.ttftMs !== null) record.ttft_ms = this.ttftMs;
+    Object.assign(record, {
+      steps: this.steps,
+      stopped: this.stopped,
+      "gen_ai.operation.name": "chat",
+      "gen_ai.provider.name": "openai",
+      "gen_ai.request.model": AGENT.model,
+      "gen_ai.usage.input_tokens": this.inputTokens,
+      "gen_ai.usage.output_tokens": this.outputTokens,
+      tokens: this.tokens,
+      tools: this.tools,
+    });
+    if (error !== null) record.error = error;
+    if (LOG_CONTENT) {
+      record.content = {
+        message: redact(this.message),
+        response: response === null ? null : redact(response),
+        tool_calls: this.toolContent,
+      };
+    }
+    console.log(JSON.stringify(record));
+  }
+}
+
 /**
  * POST to the Chat Completions endpoint, retrying 429/5xx and network errors.
  * Resolves with a 2xx Response; throws UpstreamError otherwise.
  * @param {string} payload
- * @param {string} apiKey
- * @param {AbortSignal} signal
- * @param {number} deadline
+ * @param {Run} run
  * @returns {Promise<Response>}
  */
-async function callModel(payload, apiKey, signal, deadline) {
-  const timedOut = () => new UpstreamError(504, `the model did not answer within ${TIMEOUT_S} s`);
+async function callModel(payload, run) {
+  const signal = run.controller.signal;
   for (let attempt = 0; ; attempt++) {
     /** @type {UpstreamError} */
     let failure;
@@ -198,7 +1065,7 @@ async function callModel(payload, apiKey, signal, deadline) {
     try {
       const res = await fetch(COMPLETIONS_URL, {
         method: "POST",
-        headers: { Authorization: `Bearer ${apiKey}`, "Content-Type": "application/json" },
+        headers: { Authorization: `Bearer ${run.apiKey}`, "Content-Type": "application/json" },
         body: payload,
         signal,
       });
@@ -210,96 +1077,284 @@ async function callModel(payload, apiKey, signal, deadline) {
       wait = retryAfterMs(res.headers.get("retry-after")) ?? wait;
     } catch (err) {
       if (err instanceof UpstreamError) throw err;
-      if (signal.aborted) throw timedOut();
+      if (signal.aborted) throw run.timedOut();
       failure = new UpstreamError(502, "could not reach the model endpoint");
       console.error(`${AGENT.name}: could not reach the model endpoint (attempt ${attempt + 1})`);
     }
     // Retry only while the wait still leaves time for another answer.
-    if (attempt >= RETRIES || Date.now() + wait >= deadline) throw failure;
+    if (attempt >= RETRIES || Date.now() + wait >= run.retryUntil()) throw failure;
     await sleep(wait);
-    if (signal.aborted) throw timedOut();
+    if (signal.aborted) throw run.timedOut();
   }
 }
 
 /**
- * Text of an upstream SSE stream: the concatenated delta.content pieces.
- * @param {ReadableStream<Uint8Array>} body
- * @param {AbortController} controller
- * @param {() => void} done
- * @returns {ReadableStream<Uint8Array>}
+ * Tool calls as the model sent them (well-formed ones only).
+ * @param {unknown} calls
+ * @returns {ToolCall[]}
  */
-function relayStream(body, controller, done) {
-  const reader = body.getReader();
+function toolCallsOf(calls) {
+  if (!Array.isArray(calls)) return [];
+  /** @type {ToolCall[]} */
+  const out = [];
+  for (const call of calls) {
+    if (!isObject(call) || !isObject(call.function)) continue;
+    out.push({
+      id: typeof call.id === "string" ? call.id : `call_${out.length}`,
+      type: typeof call.type === "string" ? call.type : "function",
+      function: {
+        name: String(call.function.name ?? ""),
+        arguments: typeof call.function.arguments === "string" ? call.function.arguments
+          : JSON.stringify(call.function.arguments ?? {}),
+      },
+    });
+  }
+  return out;
+}
+
+/**
+ * @param {unknown} usage
+ * @param {Step} step
+ */
+function countUsage(usage, step) {
+  if (!isObject(usage)) return;
+  if (typeof usage.total_tokens === "number") step.total = usage.total_tokens;
+  if (typeof usage.prompt_tokens === "number") step.input = usage.prompt_tokens;
+  if (typeof usage.completion_tokens === "number") step.output = usage.completion_tokens;
+}
+
+/**
+ * One model call answered as JSON.
+ * @param {Run} run
+ * @param {Record<string, unknown>} payload
+ * @returns {Promise<Step>}
+ */
+async function jsonStep(run, payload) {
+  const upstream = await callModel(JSON.stringify(payload), run);
+  /** @type {string} */
+  let text;
+  try {
+    text = await upstream.text();
+  } catch {
+    throw run.expired ? run.timedOut() : new UpstreamError(502, CUT_OFF);
+  }
+  /** @type {unknown} */
+  let answer;
+  try {
+    answer = JSON.parse(text);
+  } catch {
+    throw new UpstreamError(502, "the model endpoint sent a malformed answer");
+  }
+  const choice = isObject(answer) && Array.isArray(answer.choices) ? answer.choices[0] : undefined;
+  const message = isObject(choice) ? choice.message : undefined;
+  if (!isObject(message) || (typeof message.content !== "string" && message.content !== null)) {
+    throw new UpstreamError(502, "the model endpoint sent a malformed answer");
+  }
+  /** @type {Step} */
+  const step = { content: message.content, toolCalls: toolCallsOf(message.tool_calls), input: 0, output: 0, total: 0 };
+  countUsage(isObject(answer) ? answer.usage : undefined, step);
+  return step;
+}
+
+/**
+ * One model call streamed: text pieces go to the sink as they come; tool_calls deltas are put
+ * together by index (id and name from the first, arguments concatenated).
+ * @param {Run} run
+ * @param {Record<string, unknown>} payload
+ * @param {Sink} sink
+ * @returns {Promise<Step>}
+ */
+async function streamStep(run, payload, sink) {
+  const upstream = await callModel(JSON.stringify(payload), run);
+  if (!upstream.body) throw new UpstreamError(502, "the model endpoint sent an empty stream");
+  const reader = upstream.body.getReader();
   const decoder = new TextDecoder();
+  /** @type {Step} */
+  const step = { content: null, toolCalls: [], input: 0, output: 0, total: 0 };
+  /** @type {ToolCall[]} */
+  const calls = [];
   let buffer = "";
-  let finished = false;
-  const finish = () => {
-    if (!finished) {
-      finished = true;
-      done();
-    }
-  };
-
-  /**
-   * Handles complete lines in the buffer; returns the text they carry and whether [DONE] was seen.
-   * @returns {{ text: string, end: boolean }}
-   */
-  const drain = () => {
-    let text = "";
-    /** @type {number} */
-    let newline;
-    while ((newline = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, newline).replace(/\r$/, "");
-      buffer = buffer.slice(newline + 1);
-      if (!line.startsWith("data:")) continue;
-      const data = line.slice(5).trim();
-      if (data === "[DONE]") return { text, end: true };
-      try {
+  let text = "";
+  try {
+    for (let end = false; !end;) {
+      const { value, done } = await reader.read();
+      buffer += done ? decoder.decode() + "\n" : decoder.decode(value, { stream: true });
+      /** @type {number} */
+      let newline;
+      while ((newline = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, newline).replace(/\r$/, "");
+        buffer = buffer.slice(newline + 1);
+        if (!line.startsWith("data:")) continue;
+        const data = line.slice(5).trim();
+        if (data === "[DONE]") {
+          end = true;
+          break;
+        }
         /** @type {unknown} */
-        const chunk = JSON.parse(data);
-        if (isObject(chunk) && Array.isArray(chunk.choices) && isObject(chunk.choices[0])) {
-          const delta = chunk.choices[0].delta;
-          if (isObject(delta) && typeof delta.content === "string") text += delta.content;
+        let chunk;
+        try {
+          chunk = JSON.parse(data);
+        } catch {
+          continue; // not a JSON event: skip it
         }
-      } catch {
-        // not a JSON event: skip it
+        if (!isObject(chunk)) continue;
+        countUsage(chunk.usage, step);
+        const choice = Array.isArray(chunk.choices) ? chunk.choices[0] : undefined;
+        const delta = isObject(choice) ? choice.delta : undefined;
+        if (!isObject(delta)) continue;
+        if (typeof delta.content === "string" && delta.content !== "") {
+          text += delta.content;
+          if (run.ttftMs === null) run.ttftMs = Date.now() - run.startMs;
+          run.start();
+          sink.text(delta.content);
+        }
+        if (Array.isArray(delta.tool_calls)) {
+          for (const part of delta.tool_calls) {
+            if (!isObject(part)) continue;
+            const index = typeof part.index === "number" ? part.index : calls.length;
+            const fn = isObject(part.function) ? part.function : {};
+            let call = calls[index];
+            if (!call) {
+              call = { id: "", type: "function", function: { name: "", arguments: "" } };
+              calls[index] = call;
+            }
+            if (typeof part.id === "string" && !call.id) call.id = part.id;
+            if (typeof part.type === "string") call.type = part.type;
+            if (typeof fn.name === "string" && !call.function.name) call.function.name = fn.name;
+            if (typeof fn.arguments === "string") call.function.arguments += fn.arguments;
+          }
+          run.start();
+        }
+      }
+      if (done) end = true;
+    }
+  } catch {
+    throw run.expired ? run.timedOut() : new UpstreamError(502, CUT_OFF);
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  step.toolCalls = calls.filter((call) => call !== undefined).map((call, i) => ({ ...call, id: call.id || `call_${i}` }));
+  step.content = text === "" && step.toolCalls.length > 0 ? null : text;
+  if (!run.started && text === "" && step.toolCalls.length === 0) throw new UpstreamError(502, NO_ANSWER);
+  return step;
+}
+
+// ------------------------------------------------------------------- the loop
+
+/**
+ * One tool call's result (errors are results too).
+ * @param {Run} run
+ * @param {Tool[]} tools
+ * @param {ToolCall} call
+ * @returns {Promise<ToolResult>}
+ */
+async function runTool(run, tools, call) {
+  const name = call.function.name;
+  const tool = tools.find((t) => t.name === name);
+  if (!tool) return { text: `error: there is no tool named "${name}"`, outcome: "unknown_tool" };
+  /** @type {unknown} */
+  let args;
+  try {
+    args = call.function.arguments.trim() === "" ? {} : JSON.parse(call.function.arguments);
+  } catch {
+    args = undefined;
+  }
+  if (!isObject(args)) return { text: "error: the arguments are not a valid JSON object", outcome: "invalid_arguments" };
+  const why = mismatch(tool.parameters, args, "arguments");
+  if (why) return { text: `error: the arguments do not match the tool's parameters: ${why}`, outcome: "invalid_arguments" };
+  const limitMs = Math.min(tool.timeoutMs, run.endMs - Date.now() - RESERVE_MS);
+  try {
+    return await tool.run(args, Math.max(1, limitMs), run.controller.signal);
+  } catch {
+    return { text: "error: could not reach the tool", outcome: "unreachable" };
+  }
+}
+
+/**
+ * The loop of docs/agent-loop.md: model calls with tools until the model answers or a limit
+ * shapes the answer. Returns the response text; throws UpstreamError for a model failure.
+ * @param {Run} run
+ * @param {Sink | null} sink
+ * @returns {Promise<string>}
+ */
+async function loop(run, sink) {
+  /** @type {Record<string, unknown>[]} */
+  const messages = [SYSTEM_MESSAGE, { role: "user", content: run.message }];
+  const tools = await availableTools(run.endMs - Date.now());
+  const longestTool = tools.reduce((most, tool) => Math.max(most, tool.timeoutMs), 0);
+  const offered = tools.map((tool) => ({
+    type: "function",
+    function: { name: tool.name, description: tool.description, parameters: tool.parameters },
+  }));
+  /** @type {string[]} */
+  const texts = [];
+  for (let k = 1; ; k++) {
+    const left = run.endMs - Date.now();
+    if (k > 1 && left < LAST_CALL_MS) {
+      run.stopped = "deadline";
+      return texts.join("");
+    }
+    let offer = tools.length > 0;
+    if (offer) {
+      /** @type {string | null} */
+      let stop = null;
+      if (k >= MAX_STEPS) stop = "max_steps";
+      else if (MAX_REQUEST_TOKENS !== null && run.tokens >= MAX_REQUEST_TOKENS) stop = "token_budget";
+      else if (left < RESERVE_MS + run.longestModelMs + longestTool) stop = "deadline";
+      if (stop !== null) {
+        run.stopped = stop;
+        offer = false;
       }
     }
-    return { text, end: false };
-  };
-
-  /** @type {UnderlyingDefaultSource<Uint8Array>} */
-  const source = {
-    async pull(out) {
+    /** @type {Record<string, unknown>} */
+    const payload = { model: AGENT.model, messages, max_tokens: AGENT.max_tokens };
+    if (AGENT.temperature !== null && AGENT.temperature !== undefined) payload.temperature = AGENT.temperature;
+    if (run.stream) {
+      payload.stream = true;
+      payload.stream_options = { include_usage: true };
+    }
+    if (offer) payload.tools = offered;
+    sink?.stepStart();
+    const began = Date.now();
+    const step = sink ? await streamStep(run, payload, sink) : await jsonStep(run, payload);
+    run.longestModelMs = Math.max(run.longestModelMs, Date.now() - began);
+    run.steps = k;
+    run.tokens += step.total;
+    run.inputTokens += step.input;
+    run.outputTokens += step.output;
+    sink?.textEnd();
+    if (!offer || step.toolCalls.length === 0) {
+      sink?.stepEnd();
+      return step.content ?? "";
+    }
+    if (step.content) texts.push(step.content);
+    messages.push({ role: "assistant", content: step.content, tool_calls: step.toolCalls });
+    for (const call of step.toolCalls) {
+      /** @type {unknown} */
+      let input = call.function.arguments;
       try {
-        for (;;) {
-          const { value, done: eof } = await reader.read();
-          if (value) buffer += decoder.decode(value, { stream: true });
-          if (eof) buffer += decoder.decode() + "\n";
-          const { text, end } = drain();
-          if (text) out.enqueue(encoder.encode(text));
-          if (end || eof) {
-            if (end) await reader.cancel().catch(() => undefined);
-            finish();
-            out.close();
-            return;
-          }
-          if (text) return;
-        }
-      } catch (err) {
-        // Deadline, network failure or a body that breaks off: the reader sees the error (before the
-        // first piece it becomes a JSON error; after it, POST ends the stream).
-        finish();
-        controller.abort();
-        out.error(err);
+        input = JSON.parse(call.function.arguments);
+      } catch {
+        // not JSON: shown as the raw text
       }
-    },
-    cancel() {
-      finish();
-      controller.abort();
-    },
-  };
-  return new ReadableStream(source);
+      sink?.toolInput(call.id, call.function.name, input);
+    }
+    const results = await Promise.all(step.toolCalls.map(async (call) => {
+      const began = Date.now();
+      const result = await runTool(run, tools, call);
+      return { text: bound(redact(result.text)), outcome: result.outcome, ms: Date.now() - began };
+    }));
+    step.toolCalls.forEach((call, i) => {
+      const result = results[i];
+      messages.push({ role: "tool", tool_call_id: call.id, content: result.text });
+      run.tools.push({ name: call.function.name, duration_ms: result.ms, outcome: result.outcome });
+      if (LOG_CONTENT) {
+        run.toolContent.push({ name: call.function.name, arguments: redact(call.function.arguments), result: result.text });
+      }
+      sink?.toolOutput(call.id, result.text);
+    });
+    sink?.stepEnd();
+  }
 }
 
 // ------------------------------------------------------------------- handlers
@@ -310,146 +1365,208 @@ function relayStream(body, controller, done) {
  * @returns {Promise<Response>}
  */
 export async function POST(request) {
+  return serve(request, {});
+}
+
+/**
+ * @param {Request} request
+ * @param {Platform} platform
+ * @returns {Promise<Response>}
+ */
+async function serve(request, platform) {
+  const run = new Run(request, platform, Date.now());
   try {
-    return await respond(request);
+    return await respond(run);
   } catch (err) {
+    run.done();
     // The class and the stack, not the message: one from a library may quote a header, and so the key.
     const name = err instanceof Error ? err.name : typeof err;
     const stack = err instanceof Error ? (err.stack ?? "").split("\n").slice(1).join("\n") : "";
     console.error(`${AGENT.name}: unexpected ${name} (message withheld)\n${stack}`);
+    run.log(500);
     return fail(request, 500, `the agent failed unexpectedly (${name}); see the function's log`);
   }
 }
 
 /**
- * @param {Request} request
+ * @param {Run} run
+ * @param {number} status
+ * @param {string} error
+ * @returns {Response}
+ */
+function failed(run, status, error) {
+  run.done();
+  run.log(status);
+  return fail(run.request, status, error);
+}
+
+/**
+ * @param {Run} run
  * @returns {Promise<Response>}
  */
-async function respond(request) {
+async function respond(run) {
+  const request = run.request;
   const parsed = await parseRequest(request);
-  if ("error" in parsed) return fail(request, 400, parsed.error);
+  if ("error" in parsed) return failed(run, 400, parsed.error);
+  run.message = parsed.message;
 
   // A key saved from a file often ends in a newline; one that cannot be sent gets the Python runtime's answer.
   const apiKey = (ENV[API_KEY_ENV] ?? "").trim();
-  if (!apiKey) return fail(request, 500, `${API_KEY_ENV} is not set in the function's environment`);
+  if (!apiKey) return failed(run, 500, `${API_KEY_ENV} is not set in the function's environment`);
   if (/[^\x20-\x7e]/.test(apiKey)) {
-    return fail(request, 500, `${API_KEY_ENV} holds characters not allowed in an API key ` +
+    return failed(run, 500, `${API_KEY_ENV} holds characters not allowed in an API key ` +
       "(a line break, a control or a non-ASCII character)");
   }
+  run.apiKey = apiKey;
+  run.arm(parsed.stream);
 
-  /** @type {Record<string, unknown>} */
-  const body = {
-    model: AGENT.model,
-    messages: [SYSTEM_MESSAGE, { role: "user", content: parsed.message }],
-    max_tokens: AGENT.max_tokens,
-  };
-  if (AGENT.temperature !== null && AGENT.temperature !== undefined) body.temperature = AGENT.temperature;
-  if (parsed.stream) {
-    body.stream = true;
-    body.stream_options = { include_usage: true };
-  }
-
-  // Until the first byte the tighter limit applies; a stream may then go on until the deadline.
-  const limitMs = parsed.stream ? DEADLINE_MS : FIRST_BYTE_MS;
-  const limitS = parsed.stream || FIRST_BYTE_S === null ? TIMEOUT_S : Math.min(TIMEOUT_S, FIRST_BYTE_S);
-  const deadline = Date.now() + Math.min(limitMs, FIRST_BYTE_MS);
-  const controller = new AbortController();
-  // Set by the timers only: relayStream also aborts, when the model's body fails.
-  let expired = false;
-  const expire = () => {
-    expired = true;
-    controller.abort();
-  };
-  const timer = setTimeout(expire, limitMs);
-  const firstByteTimer = setTimeout(expire, FIRST_BYTE_MS);
-  const done = () => {
-    clearTimeout(timer);
-    clearTimeout(firstByteTimer);
-  };
-  const timedOut = () => fail(request, 504, `the model did not answer within ${limitS} s`);
-
-  /** @type {Response} */
-  let upstream;
-  try {
-    upstream = await callModel(JSON.stringify(body), apiKey, controller.signal, deadline);
-  } catch (err) {
-    done();
-    if (err instanceof UpstreamError) return fail(request, err.status, err.message);
-    return fail(request, 502, "could not reach the model endpoint");
-  }
-
-  if (parsed.stream) {
-    if (!upstream.body) {
-      done();
-      return fail(request, 502, "the model endpoint sent an empty stream");
-    }
-    // Await the first piece here, so that a failure before it is still a JSON error with its status.
-    const relay = relayStream(upstream.body, controller, done).getReader();
-    /** @type {ReadableStreamReadResult<Uint8Array>} */
-    let first;
+  if (!parsed.stream) {
+    /** @type {string} */
+    let response;
     try {
-      first = await relay.read();
-    } catch {
-      done();
-      return expired ? timedOut() : fail(request, 502, CUT_OFF);
+      response = await loop(run, null);
+    } catch (err) {
+      if (err instanceof UpstreamError) return failed(run, err.status, err.message);
+      throw err;
     }
-    clearTimeout(firstByteTimer);
-    if (first.done) {
-      done();
-      return fail(request, 502, "the model endpoint ended the stream without an answer");
-    }
-    /** @type {UnderlyingDefaultSource<Uint8Array>} */
-    const source = {
-      start(out) {
-        out.enqueue(first.value);
-      },
-      async pull(out) {
-        try {
-          const next = await relay.read();
-          if (next.done) out.close();
-          else out.enqueue(next.value);
-        } catch {
-          out.close(); // the status is sent already: end the text where it broke
+    run.done();
+    /** @type {Record<string, unknown>} */
+    const answer = { response, tokens: run.tokens, steps: run.steps };
+    if (run.stopped !== null) answer.stopped = run.stopped;
+    run.log(200, response);
+    return json(request, 200, answer);
+  }
+  return streamed(run, (request.headers.get("accept") ?? "").includes("text/event-stream"));
+}
+
+/**
+ * A streamed answer: the AI SDK's UI message stream (v1) when asked for with Accept:
+ * text/event-stream, else the text as it comes. It starts once the first model call has answered
+ * (text or tool calls); a failure before that is the JSON error with its status.
+ * @param {Run} run
+ * @param {boolean} ui
+ * @returns {Promise<Response>}
+ */
+async function streamed(run, ui) {
+  /** @type {ReadableStreamDefaultController<Uint8Array> | null} */
+  let out = null;
+  let closed = false;
+  let lastWrite = Date.now();
+  /** @type {ReadableStream<Uint8Array>} */
+  const body = new ReadableStream({
+    start(controller) {
+      out = controller;
+    },
+    cancel() {
+      closed = true;
+      run.controller.abort(); // the client has gone: stop the model and the tools
+    },
+  });
+  /** @param {string} text */
+  const write = (text) => {
+    if (closed || out === null) return;
+    lastWrite = Date.now();
+    out.enqueue(encoder.encode(text));
+  };
+  /** @param {Record<string, unknown>} part */
+  const send = (part) => write(`data: ${JSON.stringify(part)}\n\n`);
+  const close = () => {
+    if (closed || out === null) return;
+    closed = true;
+    out.close();
+  };
+  let answer = "";
+  /** @type {Sink} */
+  let sink;
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  let keepAlive;
+  if (ui) {
+    let texts = 0;
+    /** @type {string | null} */
+    let textId = null;
+    send({ type: "start", messageId: `msg-${crypto.randomUUID()}` });
+    sink = {
+      stepStart: () => send({ type: "start-step" }),
+      text(piece) {
+        if (textId === null) {
+          textId = `text-${++texts}`;
+          send({ type: "text-start", id: textId });
         }
+        send({ type: "text-delta", id: textId, delta: piece });
       },
-      cancel(reason) {
-        return relay.cancel(reason);
+      textEnd() {
+        if (textId !== null) send({ type: "text-end", id: textId });
+        textId = null;
       },
+      toolInput: (id, name, input) => send({ type: "tool-input-available", toolCallId: id, toolName: name, input }),
+      toolOutput: (id, output) => send({ type: "tool-output-available", toolCallId: id, output }),
+      stepEnd: () => send({ type: "finish-step" }),
     };
-    return new Response(new ReadableStream(source), {
-      status: 200,
-      headers: {
-        "Content-Type": "text/plain; charset=utf-8",
-        "Cache-Control": "no-cache",
-        ...corsHeaders(request, false),
+    keepAlive = setInterval(() => {
+      if (Date.now() - lastWrite >= KEEP_ALIVE_MS) write(": keep-alive\n\n");
+    }, 1000);
+  } else {
+    const nothing = () => undefined;
+    sink = {
+      stepStart: nothing,
+      text(piece) {
+        answer += piece;
+        write(piece);
       },
-    });
+      textEnd: nothing,
+      toolInput: nothing,
+      toolOutput: nothing,
+      stepEnd: nothing,
+    };
   }
 
-  /** @type {string} */
-  let text;
-  try {
-    text = await upstream.text();
-  } catch {
-    done();
-    return expired ? timedOut() : fail(request, 502, CUT_OFF);
+  /** @type {Promise<void>} */
+  const started = new Promise((resolve) => {
+    run.onStart = resolve;
+  });
+  /** @type {Promise<{ response: string } | { error: unknown }>} */
+  const task = loop(run, sink).then((response) => ({ response }), (error) => ({ error }));
+  const early = await Promise.race([started.then(() => null), task]);
+  if (early !== null && "error" in early) {
+    clearInterval(keepAlive);
+    closed = true;
+    const err = early.error;
+    if (err instanceof UpstreamError) return failed(run, err.status, err.message);
+    throw err;
   }
-  done();
-  /** @type {unknown} */
-  let answer;
-  try {
-    answer = JSON.parse(text);
-  } catch {
-    return fail(request, 502, "the model endpoint sent a malformed answer");
-  }
-  const choice = isObject(answer) && Array.isArray(answer.choices) ? answer.choices[0] : undefined;
-  const message = isObject(choice) ? choice.message : undefined;
-  if (!isObject(message) || (typeof message.content !== "string" && message.content !== null)) {
-    return fail(request, 502, "the model endpoint sent a malformed answer");
-  }
-  const usage = isObject(answer) ? answer.usage : undefined;
-  const tokens = isObject(usage) && typeof usage.total_tokens === "number" ? usage.total_tokens : 0;
-  return json(request, 200, { response: message.content ?? "", tokens });
+  run.start(); // a loop that ended before any output (no time left) still answers
+
+  task.then((outcome) => {
+    clearInterval(keepAlive);
+    run.done();
+    if ("error" in outcome) {
+      const err = outcome.error;
+      const text = err instanceof UpstreamError ? err.message
+        : `the agent failed unexpectedly (${err instanceof Error ? err.name : typeof err}); see the function's log`;
+      if (ui) {
+        send({ type: "error", errorText: text });
+        write("data: [DONE]\n\n");
+      }
+      close(); // plain text: the status is sent already, so the text ends where it broke
+      run.log(200, ui ? null : answer, text);
+      return;
+    }
+    /** @type {Record<string, unknown>} */
+    const metadata = { tokens: run.tokens, steps: run.steps };
+    if (run.stopped !== null) metadata.stopped = run.stopped;
+    if (ui) {
+      send({ type: "finish", messageMetadata: metadata });
+      write("data: [DONE]\n\n");
+    }
+    close();
+    run.log(200, ui ? outcome.response : answer);
+  });
+
+  /** @type {Record<string, string>} */
+  const headers = ui
+    ? { "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-vercel-ai-ui-message-stream": "v1" }
+    : { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache" };
+  return new Response(body, { status: 200, headers: { ...headers, ...corsHeaders(run.request, false) } });
 }
 
 /**
@@ -518,11 +1635,14 @@ const HANDLERS = { POST, OPTIONS, GET, PUT, PATCH, DELETE, HEAD };
 
 /**
  * One entry point for hosts that do not dispatch by method themselves (the AWS Lambda adapter):
- * the export named after the request's method, or 405 for any other method.
+ * the export named after the request's method, or 405 for any other method. `platform` carries
+ * what the host knows: the time it leaves the invocation and its request id.
  * @param {Request} request
+ * @param {Platform} [platform]
  * @returns {Promise<Response>}
  */
-export async function handle(request) {
+export async function handle(request, platform = {}) {
+  if (request.method === "POST") return serve(request, platform);
   const handler = Object.hasOwn(HANDLERS, request.method) ? HANDLERS[request.method] : notAllowed;
   return handler(request);
 }

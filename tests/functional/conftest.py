@@ -1,0 +1,148 @@
+"""Fixtures of the tool-loop suites: the recording tool server, the MCP server, the tools agent's builds."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import API_KEY, build, write_agent
+from tests.fakes.mcp_server import McpServer
+from tests.fakes.tool_server import ToolServer
+
+TOOL_TOKEN = "tool-token-value-7f3a9c"
+MCP_TOKEN = "mcp-token-value-51be02"
+TIMEOUT = 6
+MAX_STEPS = 6
+TOOL_TIMEOUT = 2
+BUDGET = 25  # the fake model's calls cost 10 tokens each unless a script says otherwise
+
+TOOLS_AGENT = """\
+name: tools-bot
+prompt: You use tools.
+model: fake-model-1
+{client}
+timeout: {timeout}
+secrets:
+  TOOL_TOKEN: {{}}
+  MCP_TOKEN: {{}}
+limits:
+  max_steps: {max_steps}
+  max_request_tokens: {budget}
+tools:
+  - name: lookup_order
+    description: Look up an order by its number.
+    parameters:
+      type: object
+      properties:
+        order_id: {{type: string, pattern: "^[0-9]+$"}}
+      required: [order_id]
+    http:
+      url: "{tools}/orders/{{order_id}}"
+      headers: {{Authorization: "Bearer ${{TOOL_TOKEN}}"}}
+      timeout: {tool_timeout}
+  - name: echo
+    description: Echo a path back.
+    parameters:
+      type: object
+      properties: {{path: {{type: string}}, note: {{type: string}}}}
+      required: [path]
+    http: {{url: "{tools}/echo/{{path}}", timeout: {tool_timeout}}}
+  - name: create_note
+    description: Store a note.
+    parameters:
+      type: object
+      properties: {{text: {{type: string}}, pinned: {{type: boolean}}}}
+      required: [text]
+    http: {{method: POST, url: "{tools}/echo/notes", timeout: {tool_timeout}}}
+  - name: status
+    description: Answer with a status code.
+    parameters: {{type: object, properties: {{code: {{type: string}}}}, required: [code]}}
+    http:
+      url: "{tools}/status/{{code}}?echo=headers"
+      headers: {{X-Token: "${{TOOL_TOKEN}}"}}
+      timeout: {tool_timeout}
+  - name: sleep
+    description: Wait.
+    parameters: {{type: object, properties: {{seconds: {{type: string}}}}, required: [seconds]}}
+    http: {{url: "{tools}/sleep/{{seconds}}", timeout: {tool_timeout}}}
+  - name: big
+    description: A long answer.
+    parameters: {{type: object, properties: {{n: {{type: string}}}}, required: [n]}}
+    http: {{url: "{tools}/big/{{n}}", timeout: {tool_timeout}}}
+  - name: pick
+    description: Pick a color.
+    parameters:
+      type: object
+      properties:
+        color: {{enum: [red, blue]}}
+        count: {{type: integer, minimum: 1, maximum: 5}}
+      required: [color]
+      additionalProperties: false
+    http: {{url: "{tools}/echo/pick", timeout: {tool_timeout}}}
+  - name: moved
+    description: A tool that redirects.
+    parameters: {{type: object, properties: {{}}}}
+    http: {{url: "{tools}/redirect", timeout: {tool_timeout}}}
+  - mcp:
+      url: "{mcp}"
+      headers: {{Authorization: "Bearer ${{MCP_TOKEN}}"}}
+      tools: [search_docs, fail_tool]
+      timeout: {tool_timeout}
+targets:
+  aws: {{}}
+  gcp: {{}}
+  azure: {{}}
+  vercel: {{runtime: edge, stream: true}}
+"""
+
+
+@pytest.fixture(scope="session")
+def tool_server():
+    with ToolServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mcp_server():
+    with McpServer(require_token=MCP_TOKEN) as server:
+        yield server
+
+
+def tools_build(tmp_path_factory, tool_server, mcp_server, variant: str, **settings) -> Path:
+    """The tools agent built for every platform; settings override the suite's numbers."""
+    folder = tmp_path_factory.mktemp(f"tools-{variant}")
+    numbers = {"timeout": TIMEOUT, "max_steps": MAX_STEPS, "budget": BUDGET, "tool_timeout": TOOL_TIMEOUT, **settings}
+    text = TOOLS_AGENT.format(client="client: openai" if variant == "openai" else "", tools=tool_server.url,
+                              mcp=mcp_server.url, **numbers)
+    if variant == "aws-stream":
+        text = text.replace("  aws: {}\n", "  aws: {stream: true}\n")
+    agent = write_agent(folder, text)
+    assert build(agent, folder / "generated") == 0
+    return folder / "generated"
+
+
+@pytest.fixture(scope="session")
+def builds(tmp_path_factory, tool_server, mcp_server):
+    """The tools agent built with the built-in client ("") and with the openai SDK ("openai")."""
+    return {client: tools_build(tmp_path_factory, tool_server, mcp_server, client or "builtin")
+            for client in ("", "openai")}
+
+
+def tools_env(fake_model) -> dict[str, str]:
+    """What the apps' environment holds: the model's address and key, the tools' secrets."""
+    return {"OPENAI_BASE_URL": fake_model.url, "OPENAI_API_KEY": API_KEY, "TOOL_TOKEN": TOOL_TOKEN,
+            "MCP_TOKEN": MCP_TOKEN}
+
+
+_TAGS = itertools.count()
+
+
+@pytest.fixture
+def tag(request) -> str:
+    """A token unique to this test, in characters no encoding changes."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"tok{next(_TAGS)}-{request.node.name}")[:80]
+
+
