@@ -30,6 +30,9 @@ class ExitCode(IntEnum):
         member.meaning = meaning
         return member
 
+    def __repr__(self) -> str:  # IntEnum's would format the (code, meaning) value as an int, and fail
+        return f"<ExitCode.{self.name}: {int(self)}>"
+
 
 class FrameworkError(Exception):
     """Base of every error a user can cause; never shown as a traceback."""

@@ -47,6 +47,12 @@ def test_exit_codes_keep_their_numbers_and_the_two_2s_stay_distinct_names():
     assert ExitCode.USAGE is not ExitCode.CHANGES_PENDING
 
 
+@pytest.mark.parametrize(("code", "shown"), [(ExitCode.OK, "<ExitCode.OK: 0>"), (ExitCode.USAGE, "<ExitCode.USAGE: 2>"),
+                                             (ExitCode.CHANGES_PENDING, "<ExitCode.CHANGES_PENDING: 2>")])
+def test_an_exit_code_shows_its_name_and_number(code, shown):
+    assert repr(code) == shown
+
+
 def test_an_error_never_exits_with_a_code_its_command_uses_for_a_result():
     plan_results = (ExitCode.OK, ExitCode.CHANGES_PENDING, ExitCode.FAILED)
     assert errors.UsageError("x").exit_code_for(plan_results) is ExitCode.FAILED
