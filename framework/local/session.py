@@ -47,6 +47,11 @@ def prepare(file: str, output: str, target: str | None) -> Prepared:
     return Prepared(validated.agent, validated.agent.target(target), out / target, rebuilt)
 
 
+def unset_secrets(agent: Agent, env: dict[str, str]) -> list[str]:
+    """The secrets agent.yaml declares (tool headers' included) that this environment lacks."""
+    return [name for name in agent.secrets if name != agent.api_key_env and not env.get(name)]
+
+
 def model_environment(agent: Agent, environ: dict[str, str] | None = None) -> dict[str, str]:
     """The app's environment: ours, which must hold the model API key (never faked)."""
     env = dict(os.environ if environ is None else environ)
@@ -123,6 +128,9 @@ def _prepared(file: str, output: str, target: str | None, reporter: TextReporter
     env = model_environment(prepared.agent)
     if prepared.rebuilt:
         reporter.note(f"rebuilt {output}/ from {file}")
+    for name in unset_secrets(prepared.agent, env):
+        reporter.note(f"{name} is not set here: the function gets it from this environment, as deploy "
+                      f"copies it into the cloud; what needs it (a tool's header) will go without it")
     return prepared, env
 
 

@@ -5,6 +5,7 @@ usage record each request logs, on every platform, as `serve` shows the function
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from contextlib import contextmanager
 
@@ -121,3 +122,31 @@ def test_each_request_logs_one_usage_record_without_content_or_secrets(target, f
     line = next(line for line in text.splitlines() if '"agent.usage"' in line)
     for secret_or_content in (tag, TOOL_TOKEN, MCP_TOKEN, API_KEY, "shipped", "You use tools"):
         assert secret_or_content not in line
+
+
+def invoke(build_dir, target: str, message: str, env: dict[str, str]):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "framework", "invoke", "--target", target, "--no-stream",
+                           "-m", message, "-f", str(build_dir.parent / "agent.yaml"), "-o", str(build_dir)],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("target", ("aws", "gcp", "azure", "vercel"))
+def test_invoke_prints_the_answer_on_stdout_and_the_functions_usage_record_on_stderr(target, fake_model, builds,
+                                                                                    tag):
+    fake_model.script(tag, [call("lookup_order", {"order_id": "3"})])
+    result = invoke(builds[""], target, tag, {**tools_env(fake_model)})
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)  # nothing but the answer
+    assert answer["steps"] == 2
+    (record,) = [json.loads(line[line.index("{"):]) for line in result.stderr.splitlines() if '"agent.usage"' in line]
+    assert record["tools"][0]["outcome"] == "ok" and TOOL_TOKEN not in result.stderr
+
+
+def test_invoke_says_which_declared_secret_is_not_set(fake_model, builds, tag):
+    env = {key: value for key, value in tools_env(fake_model).items() if key != "TOOL_TOKEN"}
+    result = invoke(builds[""], "gcp", tag, {**env, "TOOL_TOKEN": ""})
+    assert result.returncode == 0, result.stderr
+    assert "TOOL_TOKEN is not set here" in result.stderr and "MCP_TOKEN is not set" not in result.stderr
