@@ -1,6 +1,6 @@
 """Benchmark: cold start and package size of the generated Python apps against the seed's handler.
 
-Run: .venv/bin/python bench/coldstart.py [--runs 15]   (not part of the tests; needs pip access to
+Run: .venv/bin/python bench/coldstart.py [--runs 15] [-f agent.yaml]   (not part of the tests; needs pip access to
 PyPI once, to build the seed's Lambda package). For each Python target a fresh interpreter imports
 the generated entry module and serves one request against an instant local model (the fake
 OpenAI-compatible server on 127.0.0.1); the seed's AWS handler (../shared/seed, which builds an
@@ -122,11 +122,14 @@ def lambda_dependencies(requirements: str, cache: Path) -> dict[str, bytes]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("-f", "--file", type=Path, default=ROOT / "agent.yaml",
+                        help="the agent to build and start (e.g. bench/agent-tools.yaml: "
+                             "tools and an MCP server declared)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAI() as model:
         work = Path(tmp)
         out = work / "generated"
-        subprocess.run([sys.executable, "-m", "framework", "build", "-f", str(ROOT / "agent.yaml"), "-o", str(out)],
+        subprocess.run([sys.executable, "-m", "framework", "build", "-f", str(args.file.resolve()), "-o", str(out)],
                        check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         seed_dir = work / "seed"
         seed_dir.mkdir()
