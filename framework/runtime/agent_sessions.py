@@ -367,8 +367,14 @@ class FirestoreStore:
 
     def _commit(self, write: dict) -> dict:
         status, answer = self._call("POST", f"{self.root}:commit", {"writes": [write]})
-        if status == 200 and isinstance(answer, dict):
-            return answer["writeResults"][0]
+        if status == 200:
+            try:
+                result = answer["writeResults"][0]
+                if isinstance(result, dict) and isinstance(result["updateTime"], str):
+                    return result
+            except (KeyError, IndexError, TypeError):
+                pass
+            raise StoreError("the Firestore database gave an answer that is not a commit response")
         error = answer.get("error") if isinstance(answer, dict) else None
         reason = error.get("status") if isinstance(error, dict) else None
         # a failed precondition is 400 FAILED_PRECONDITION (stale updateTime), 409 ALREADY_EXISTS
@@ -434,7 +440,10 @@ class FirestoreStore:
             "update": {"name": name, "fields": {"expires": {"timestampValue": rfc3339(counter_expiry(day))}}},
             "updateMask": {"fieldPaths": ["expires"]},
             "updateTransforms": [{"fieldPath": "tokens", "increment": {"integerValue": str(int(tokens))}}]})
-        return int(result["transformResults"][0]["integerValue"])
+        try:
+            return int(result["transformResults"][0]["integerValue"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise StoreError("the Firestore database did not return the counter's total") from None
 
     def tokens_used(self, key_id: str, day: str) -> int:
         check_key(key_id, day)

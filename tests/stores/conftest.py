@@ -37,6 +37,7 @@ class Raw(Protocol):
 
     def put(self, session_id: str, agent: str, messages: str, version: int, expires: int) -> None: ...
     def expires(self, session_id: str) -> int | None: ...  # the stored `expires`, epoch seconds
+    def counter_expires(self, key_id: str, day: str) -> int | None: ...  # the same, of a token counter
 
 
 @dataclass
@@ -95,6 +96,11 @@ def dynamodb_backend(stack: contextlib.ExitStack) -> Backend:
                                    ConsistentRead=True).get("Item")
             return int(item["expires"]["N"]) if item else None
 
+        def counter_expires(self, key_id, day):
+            item = client.get_item(TableName=TABLE, Key={"pk": {"S": f"q#{key_id}#{day}"}},
+                                   ConsistentRead=True).get("Item")
+            return int(item["expires"]["N"]) if item else None
+
     unreachable = {**local.env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed_port()}"}
     return Backend("dynamodb", {"store": "dynamodb", "ttl_hours": 24, "max_messages": 40, "table": TABLE},
                    dict(local.env), DynamoRaw(), unreachable)
@@ -129,9 +135,15 @@ def _firestore_backend(stack: contextlib.ExitStack, local: local_stores.LocalSto
                            "version": {"integerValue": str(version)}, "expires": {"timestampValue": stamp}}}}]})
 
         def expires(self, session_id):
+            return self._expires(f"s-{session_id}")
+
+        def counter_expires(self, key_id, day):
+            return self._expires(f"q-{key_id}-{day}")
+
+        def _expires(self, doc_id):
             import datetime
 
-            doc = call("GET", f"{root}/{COLLECTION}/s-{session_id}")
+            doc = call("GET", f"{root}/{COLLECTION}/{doc_id}")
             if not doc:
                 return None
             stamp = doc["fields"]["expires"]["timestampValue"]
@@ -171,6 +183,10 @@ def table_backend(stack: contextlib.ExitStack) -> Backend:
 
         def expires(self, session_id):
             status, _, body = admin.request("GET", f"(PartitionKey='s',RowKey='{session_id}')")
+            return int(json.loads(body)["expires"]) if status == 200 else None
+
+        def counter_expires(self, key_id, day):
+            status, _, body = admin.request("GET", f"(PartitionKey='q',RowKey='{key_id}-{day}')")
             return int(json.loads(body)["expires"]) if status == 200 else None
 
     unreachable = {**local.env, "AZURE_TABLE_ENDPOINT": f"http://127.0.0.1:{closed_port()}/"

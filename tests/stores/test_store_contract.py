@@ -135,10 +135,12 @@ def test_expires_is_set_and_renewed(store_case):
     store.save(session, [{"role": "user", "content": "a"}], 0)
     expires = store_case.backend.raw.expires(session)
     assert before + 7200 - 2 <= expires <= int(time.time()) + 7200 + 2
-    time.sleep(1.1)
-    store.save(session, [{"role": "user", "content": "b"}], 1)
+    later = store_case.open(ttl_hours=3)  # renewed from the time of the save: now + 3 h
+    later.save(session, [{"role": "user", "content": "b"}], 1)
     renewed = store_case.backend.raw.expires(session)
-    assert renewed >= expires + 1
+    assert before + 3 * 3600 - 2 <= renewed <= int(time.time()) + 3 * 3600 + 2
+    store.save(session, [{"role": "user", "content": "c"}], 2)
+    assert store_case.backend.raw.expires(session) < renewed  # each save sets it anew, not max()
 
 
 def test_an_expired_record_loads_as_absent_and_is_overwritten(store_case):
@@ -212,6 +214,12 @@ def test_tokens_add_atomically_from_threads(store):
     assert store.tokens_used(key, day) == 560
     assert store.tokens_used(key, "2026-12-03") == 0
     assert store.add_tokens(key, "2026-12-03", 1) == 1
+
+
+def test_a_counter_expires_two_days_after_its_day(store_case):
+    store, key = store_case.open(), "k" + uuid.uuid4().hex[:10]
+    store.add_tokens(key, "2026-12-31", 5)
+    assert store_case.backend.raw.counter_expires(key, "2026-12-31") == 1798675200 + 2 * 86400  # 2026-12-31T00:00Z
 
 
 def test_a_foreign_record_is_refused(store_case):

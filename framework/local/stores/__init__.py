@@ -12,8 +12,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +57,9 @@ def start_dynamodb() -> LocalStore:
         from moto.server import ThreadedMotoServer
     except ImportError as exc:
         raise LocalRunError("a local DynamoDB needs moto's server: pip install 'moto[server]'") from exc
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
     port = upstream_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -188,6 +191,6 @@ if __name__ == "__main__":  # python -m framework.local.stores KIND: start one a
     with starters[kind]() as local:
         print(json.dumps(local.env), flush=True)
         try:
-            subprocess.run(["sleep", "infinity"])
+            threading.Event().wait()
         except KeyboardInterrupt:
             pass
