@@ -63,7 +63,12 @@ def open_store(config: Mapping[str, Any], agent: str, env: Mapping[str, str]) ->
 
 def encode(messages: list[dict], max_bytes: int) -> str:
     text = json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
-    if len(text.encode("utf-8")) > max_bytes:
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate: kept as a \uXXXX escape, which round-trips
+        text = json.dumps(messages, separators=(",", ":"))
+        size = len(text)
+    if size > max_bytes:
         raise StoreError(f"the conversation is larger than this store keeps ({max_bytes} bytes of JSON)")
     return text
 
