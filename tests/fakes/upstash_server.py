@@ -139,6 +139,7 @@ class UpstashFront:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body leave in two writes: no 40 ms delayed-ACK wait
 
             def log_message(self, *args: object) -> None:
                 pass
