@@ -169,3 +169,26 @@ def test_the_redis_save_is_one_request_and_load_one(upstash_front):
     ttl = upstash_front.client().ttl("s#one-trip")
     assert 3590 <= ttl <= 3600
 
+
+
+@pytest.mark.parametrize(("config", "env", "words"), [
+    ({"store": "redis", "ttl_hours": 1}, {}, "KV_REST_API_URL and KV_REST_API_TOKEN"),
+    ({"store": "redis", "ttl_hours": 1, "url_env": "UP_URL", "token_env": "UP_TOKEN"},
+     {"UP_URL": "http://127.0.0.1:1"}, "UP_URL and UP_TOKEN"),
+    ({"store": "dynamodb", "ttl_hours": 1, "table": "T"}, {}, "AWS_REGION"),
+    ({"store": "dynamodb", "ttl_hours": 1, "table": "T"}, {"AWS_REGION": "us-east-1"}, "AWS_ACCESS_KEY_ID"),
+    ({"store": "firestore", "ttl_hours": 1}, {}, "no \"firestore\" session store"),
+])
+def test_a_store_without_its_settings_is_a_plain_store_error(config, env, words):
+    answer = js_driver.node_driver().call("open", config=config, agent="bot", env=env)
+    assert answer["error"]["type"] == "StoreError" and words in answer["error"]["message"]
+
+
+def test_a_wrong_token_is_a_store_error_without_the_token(upstash_front):
+    answer = js_driver.node_driver().call("open", config={"store": "redis", "ttl_hours": 1}, agent="bot",
+                                          env={"KV_REST_API_URL": upstash_front.url,
+                                               "KV_REST_API_TOKEN": "wrong-token-1234"})
+    answer = js_driver.node_driver().call("load", store=answer["ok"]["handle"], session_id="s1")
+    assert answer["error"]["type"] == "StoreError"
+    assert "refused the token in KV_REST_API_TOKEN (HTTP 401)" in answer["error"]["message"]
+    assert "wrong-token-1234" not in answer["error"]["message"]
