@@ -202,6 +202,12 @@ BACKENDS: dict[str, Callable[[contextlib.ExitStack], Backend]] = {
 }
 AVAILABLE = {"firestore-emulator": local_stores.firestore_emulator_present}
 
+# The JavaScript stores (framework/runtime/js/sessions.mjs), through one node process (tests/js/store-driver.mjs).
+from tests.stores import js_driver  # noqa: E402
+
+BACKENDS["redis"] = lambda stack: Backend("redis", **js_driver.redis_backend(stack))
+DRIVERS.append(Driver("js", ("dynamodb", "redis"), js_driver.open_js_store))
+
 
 class Backends:
     """Each back-end started on first use, once per test session."""

@@ -172,6 +172,10 @@ def redis_backend(stack: contextlib.ExitStack) -> dict[str, Any]:
             value = client.hget(f"s#{session_id}", "expires")
             return int(value) if value is not None else None
 
+        def counter_expires(self, key_id, day):
+            when = client.expiretime(f"q#{key_id}#{day}")  # the key's own expiry (EXPIREAT), epoch seconds
+            return when if when > 0 else None
+
     env = {"KV_REST_API_URL": front.url, "KV_REST_API_TOKEN": UPSTASH_TOKEN}
     unreachable = {**env, "KV_REST_API_URL": f"http://127.0.0.1:{closed_port()}"}
     config = {"store": "redis", "ttl_hours": 24, "max_messages": 40}

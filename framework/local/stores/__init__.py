@@ -51,25 +51,38 @@ class LocalStore:
 # --- DynamoDB: moto in server mode -------------------------------------------------------------------
 
 def start_dynamodb() -> LocalStore:
-    """moto's server in this process (moto.server.ThreadedMotoServer, https://docs.getmoto.org/en/latest/docs/server_mode.html).
+    """moto's server in this process (as moto.server.ThreadedMotoServer starts it,
+    https://docs.getmoto.org/en/latest/docs/server_mode.html), one request at a time.
     moto checks no signature, so any credentials do; it never applies TTL (expired items stay readable)."""
     try:
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.threaded_moto_server import MotoRequestHandler
+        from moto.server import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
     except ImportError as exc:
         raise LocalRunError("a local DynamoDB needs moto's server: pip install 'moto[server]'") from exc
     import logging
+    import threading
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
+    app = DomainDispatcherApplication(create_backend_app)
+    lock = threading.Lock()
+
+    def one_at_a_time(environ, start_response):
+        # DynamoDB applies each write atomically (conditions, ADD); moto does not lock its tables, so
+        # two concurrent requests could both pass a condition. One request at a time keeps that rule.
+        with lock:
+            return list(app(environ, start_response))
+
     port = upstream_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = make_server("127.0.0.1", port, one_at_a_time, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     if not wait_for_port(port, 10, lambda: True):
-        server.stop()
+        server.shutdown()
         raise LocalRunError("moto's DynamoDB server did not start")
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_REGION": "us-east-1",
            "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}  # noqa: S105 - moto checks none
-    return LocalStore("dynamodb", env, server.stop)
+    return LocalStore("dynamodb", env, server.shutdown)
 
 
 def prepare_dynamodb(env: dict[str, str], table: str) -> None:
