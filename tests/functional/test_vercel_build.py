@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -117,3 +118,13 @@ def test_the_nodejs_function_has_the_duration_and_memory_of_agent_yaml(outputs):
     config = json.loads((outputs["nodejs"] / "functions" / "api" / "agent.func" / ".vc-config.json").read_text())
     assert config["runtime"].startswith("nodejs")
     assert (config["maxDuration"], config["memory"]) == (60, 1024)
+
+
+@pytest.mark.parametrize("variant", AGENTS)
+def test_the_openai_endpoint_paths_reach_the_function(variant, outputs):
+    """vercel build turns vercel.json's rewrite into a route of the output: /api/agent/v1/... → the function."""
+    routes = json.loads((outputs[variant] / "config.json").read_text())["routes"]
+    rewrite = [r for r in routes if r.get("dest", "").partition("?")[0] == "/api/agent" and "v1" in r.get("src", "")]
+    assert rewrite, routes
+    assert re.fullmatch(rewrite[0]["src"], "/api/agent/v1/chat/completions")
+    assert re.fullmatch(rewrite[0]["src"], "/api/agent/v1/models")

@@ -113,7 +113,10 @@ def _route(runtime: str) -> bytes:
 def render(agent: Agent, settings: TargetSettings) -> list[File]:
     runtime = settings.options["runtime"]
     project = settings.options.get("project", agent.name)
-    vercel: dict = {"$schema": "https://openapi.vercel.sh/vercel.json", "outputDirectory": STATIC_DIR}
+    vercel: dict = {"$schema": "https://openapi.vercel.sh/vercel.json", "outputDirectory": STATIC_DIR,
+                    # the OpenAI-compatible endpoint under the agent's URL: a rewrite keeps the URL the
+                    # function reads its path from (https://vercel.com/docs/rewrites)
+                    "rewrites": [{"source": "/api/agent/v1/:path*", "destination": "/api/agent"}]}
     if runtime == "nodejs":
         function = {"maxDuration": settings.timeout, "memory": settings.memory}
         vercel["functions"] = {ROUTE_FILE: function}
