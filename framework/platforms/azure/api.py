@@ -79,9 +79,9 @@ class _Retry(RetryPolicy):
     not executed), minus a host name that does not resolve (said at once); Retry-After read and each wait
     announced as framework/deploy/http.py does for the other clouds."""
 
-    def __init__(self, policy: http.Policy, stderr: TextIO | None, **kwargs: Any):
+    def __init__(self, policy: http.Policy, stderr: TextIO | None, wait: Callable[[float], None], **kwargs: Any):
         super().__init__(**kwargs)
-        self.policy, self.stderr = policy, stderr
+        self.policy, self.stderr, self.wait = policy, stderr, wait
 
     def _is_method_retryable(self, settings, request, response=None):
         if response is not None and response.status_code == 429:
@@ -103,7 +103,8 @@ class _Retry(RetryPolicy):
         path = urllib.parse.urlsplit(last.http_request.url).path
         self.policy.announce(f"{last.http_request.method} {path}", failure, wait, len(settings["history"]),
                              self.stderr)
-        super().sleep(settings, transport, response)
+        if wait > 0:  # as azure-core's own sleep(), through the deployer's sleep (tests record it)
+            self.wait(wait)
 
 
 class _PlainHttpAuth(ARMChallengeAuthenticationPolicy):
@@ -166,8 +167,8 @@ class Api:
     def client(self) -> WebSiteManagementClient:
         if self._client is None:
             kwargs: dict[str, Any] = {
-                "retry_policy": _Retry(self.retry, self.stderr, retry_total=self.retries, retry_status=self.retries,
-                                       retry_backoff_factor=self.backoff,
+                "retry_policy": _Retry(self.retry, self.stderr, self.sleep, retry_total=self.retries,
+                                       retry_status=self.retries, retry_backoff_factor=self.backoff,
                                        retry_backoff_max=60),
                 "polling_interval": self.poll_interval,
                 "user_agent": "agent-framework"}
