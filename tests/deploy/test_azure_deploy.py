@@ -14,14 +14,12 @@ from framework.cli import main
 from framework.errors import DeployError
 from framework.platforms.azure import planner as azure
 from tests.deploy import azure_fixtures
-from tests.deploy.azure_fixtures import AGENT, GROUP, PREMIUM, STORAGE, SUB, TOKEN, run, write_agent
+from tests.deploy.azure_fixtures import AGENT, CLEAN_DEPLOY, GROUP, PREMIUM, STORAGE, SUB, TOKEN, run, write_agent
 from tests.deploy.helpers import FAKE_KEY, outputs_of_every_command
 
 azure_server = azure_fixtures.azure_server  # the session's fake server, and a clean one per test
 azure_env = azure_fixtures.azure_env
 
-CLEAN_DEPLOY = ["PUT serverfarms/support-bot-plan", "PUT sites/support-bot", "POST kudu /api/publish",
-                "PUT sites/support-bot/config/appsettings"]
 
 
 def key(name: str = "support-bot") -> tuple[str, str, str]:

@@ -20,10 +20,16 @@ from framework.cli import main
 from framework.errors import ConfirmationRequired, DeployError, DockerUnavailableError
 from framework.platforms.aws import planner as aws
 from framework.platforms.aws.api import Api, read_snapshot
-from tests.deploy.helpers import AGENT, FAKE_KEY, Interrupted, Recorder, outputs_of_every_command, run, write_agent
-
-CLEAN_DEPLOY = ["CreateRole", "AttachRolePolicy", "CreateFunction", "PutFunctionConcurrency", "PublishVersion",
-                "CreateAlias", "CreateFunctionUrlConfig", "AddPermission", "AddPermission"]
+from tests.deploy.helpers import (
+    AGENT,
+    CLEAN_DEPLOY,
+    FAKE_KEY,
+    Interrupted,
+    Recorder,
+    outputs_of_every_command,
+    run,
+    write_agent,
+)
 
 
 def lam():

@@ -19,10 +19,13 @@ from framework.platforms.gcp.api import ATTEMPTS
 from tests.deploy import gcp_fixtures
 from tests.deploy.gcp_fixtures import (
     AGENT,
+    CLEAN_DEPLOY,
     FUNCTION,
     PROJECT,
     REGION,
     SERVICE,
+    P,
+    calls,
     deploy,
     destroy,
     make_deployer,
@@ -32,14 +35,6 @@ from tests.deploy.helpers import FAKE_KEY
 
 gcp_server, gcp_env = gcp_fixtures.gcp_server, gcp_fixtures.gcp_env  # the fixtures, used by name
 
-P = f"/v2/projects/{PROJECT}/locations/{REGION}"
-CLEAN_DEPLOY = [f"POST {P}/functions:generateUploadUrl", "PUT", f"POST {P}/functions",
-                f"POST {P}/services/support-bot:setIamPolicy"]
-
-
-def calls(fake) -> list[str]:
-    """Mutating requests, the signed upload shortened to PUT (its object name varies)."""
-    return ["PUT" if c.startswith("PUT /upload/") else c for c in fake.mutating()]
 
 
 def last(fake, method: str, suffix: str = ""):

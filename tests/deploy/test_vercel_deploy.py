@@ -14,16 +14,23 @@ import pytest
 from framework.errors import DeployError
 from framework.platforms.vercel import planner as vc
 from tests.deploy.helpers import FAKE_KEY
-from tests.deploy.vercel_fixtures import TEAM, TOKEN, VERCEL_AGENT, Sleeps, fake, run, vercel_server, write_agent
+from tests.deploy.vercel_fixtures import (
+    CLEAN_DEPLOY,
+    FILES,
+    TEAM,
+    TOKEN,
+    VERCEL_AGENT,
+    Sleeps,
+    fake,
+    run,
+    vercel_server,
+    write_agent,
+)
 from tests.fakes.vercel_server import FakeVercel
 
 __all__ = ["fake", "vercel_server"]  # fixtures used by name below
 
-FILES = ["agent.json", "api/agent.ts", "lib/agent.mjs", "package.json", "public/robots.txt", "tsconfig.json",
-         "vercel.json"]
 PROMPT_LABEL = "prompt (digest; the text is only in the function and the deployment's private source, never served)"
-CLEAN_DEPLOY = ["POST /v11/projects", "POST /v10/projects/prj_000001/env", "POST /v13/deployments",
-                *["POST /v2/files"] * len(FILES), "POST /v13/deployments"]
 
 
 def project(fake, name: str = "support-bot") -> dict:
