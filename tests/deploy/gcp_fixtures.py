@@ -112,12 +112,3 @@ def deploy(agent: Path, *, apply: bool = True, sleep=None) -> Result:
             results = deployer.apply(result.plan)
         outputs = deployer.outputs(snap, results)
     return Result(result.plan, format_text(result.plan), outputs, sleeps)
-
-
-def destroy(agent: Path) -> Result:
-    deployer = make_deployer(agent)
-    with deployer.errors():
-        plan = deployer.destroy_plan(deployer.snapshot(destroy=True)).plan
-        if plan.has_changes:
-            deployer.apply(plan)
-    return Result(plan, format_text(plan, verb="destroy"), {})
