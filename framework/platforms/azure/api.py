@@ -476,7 +476,7 @@ class Deployer(DeployerBase):
     home = azure.SECRETS
 
     def __init__(self, agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions):
-        super().__init__(agent, settings, files, options, azure.SECRETS.copied_names(agent.secrets))
+        super().__init__(agent, settings, files, options)
         self.subscription, self.group, self.region = azure.resolve_location(settings, self.environ)
         self.app = settings.options.get("app") or agent.name
         self.api = Api(self.subscription, self.group, self.environ, sleep=options.sleep,
@@ -485,7 +485,6 @@ class Deployer(DeployerBase):
                        polling_interval=POLL_INTERVAL if options.poll_interval is None else options.poll_interval,
                        stderr=options.stderr)
         self.package: bytes | None = None
-        self.desired: azure.Desired | None = None
 
     @property
     def plan_name(self) -> str:
