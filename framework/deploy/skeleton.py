@@ -180,15 +180,18 @@ class DeployerBase:
     desired: Any = None  # what prepare() computed
 
     def __init__(self, agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions,
-                 secret_names: Sequence[str]):
+                 secret_names: Sequence[str] | None = None):
+        """`secret_names`: the secrets read from the deploying environment (None: those `home` copies)."""
         self.agent = agent
         self.settings = settings
         self.files = list(files)
         self.environ = os.environ if options.environ is None else options.environ
-        self.secrets = SecretValues.from_environ(secret_names, self.environ)
+        names = self.home.copied_names(agent.secrets) if secret_names is None else secret_names
+        self.secrets = SecretValues.from_environ(names, self.environ)
 
     def translate(self) -> AbstractContextManager[None]:
-        """The platform's SDK and HTTP errors as DeployError, with one clear line each."""
+        """The platform's SDK and HTTP errors as DeployError, with one clear line each (a platform whose
+        translation needs no state of the Deployer sets `translate = staticmethod(translate_errors)`)."""
         raise NotImplementedError
 
     @contextmanager

@@ -34,6 +34,10 @@ AGENT = f"""\
         storage: {STORAGE}
 """
 
+# the mutating requests of a first deploy of AGENT, in order
+CLEAN_DEPLOY = ["PUT serverfarms/support-bot-plan", "PUT sites/support-bot", "POST kudu /api/publish",
+                "PUT sites/support-bot/config/appsettings"]
+
 PREMIUM = AGENT.replace(f"        storage: {STORAGE}\n", "        plan: premium\n")
 
 

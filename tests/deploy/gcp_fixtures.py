@@ -21,6 +21,10 @@ from tests.fakes.gcp_server import FakeGcp
 PROJECT, REGION = "my-project-123", "us-central1"
 FUNCTION = f"projects/{PROJECT}/locations/{REGION}/functions/support-bot"
 SERVICE = f"projects/{PROJECT}/locations/{REGION}/services/support-bot"
+P = f"/v2/projects/{PROJECT}/locations/{REGION}"
+# the mutating requests of a first deploy of AGENT, in order (as calls() shows them)
+CLEAN_DEPLOY = [f"POST {P}/functions:generateUploadUrl", "PUT", f"POST {P}/functions",
+                f"POST {P}/services/support-bot:setIamPolicy"]
 
 AGENT = """\
     name: support-bot
@@ -59,6 +63,11 @@ def gcp_env(gcp_server, monkeypatch, tmp_path):
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     monkeypatch.setenv("AGENT_FRAMEWORK_CACHE", str(tmp_path / "cache"))
     return gcp_server
+
+
+def calls(fake: FakeGcp) -> list[str]:
+    """Mutating requests, the signed upload shortened to PUT (its object name varies)."""
+    return ["PUT" if c.startswith("PUT /upload/") else c for c in fake.mutating()]
 
 
 def write_agent(folder: Path, body: str = AGENT) -> Path:
@@ -103,12 +112,3 @@ def deploy(agent: Path, *, apply: bool = True, sleep=None) -> Result:
             results = deployer.apply(result.plan)
         outputs = deployer.outputs(snap, results)
     return Result(result.plan, format_text(result.plan), outputs, sleeps)
-
-
-def destroy(agent: Path) -> Result:
-    deployer = make_deployer(agent)
-    with deployer.errors():
-        plan = deployer.destroy_plan(deployer.snapshot(destroy=True)).plan
-        if plan.has_changes:
-            deployer.apply(plan)
-    return Result(plan, format_text(plan, verb="destroy"), {})

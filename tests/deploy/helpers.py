@@ -28,6 +28,11 @@ AGENT = """\
 """
 
 
+# the mutating calls of a first deploy of AGENT, in order
+CLEAN_DEPLOY = ["CreateRole", "AttachRolePolicy", "CreateFunction", "PutFunctionConcurrency", "PublishVersion",
+                "CreateAlias", "CreateFunctionUrlConfig", "AddPermission", "AddPermission"]
+
+
 def write_agent(folder: Path, body: str = AGENT) -> Path:
     text = textwrap.dedent(body)
     folder.mkdir(parents=True, exist_ok=True)

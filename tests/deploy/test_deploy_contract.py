@@ -5,89 +5,305 @@ these tests; what only one platform does stays in its own test file."""
 from __future__ import annotations
 
 import io
+import json
 import textwrap
+import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import urlsplit
+from urllib.request import Request, urlopen
 
 import boto3
+import botocore.endpoint
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from framework.deploy import commands
 from framework.errors import DeployError
 from framework.platforms import registry
+from framework.platforms.aws import planner as aws_planner
+from framework.platforms.aws.api import Api, read_snapshot
+from framework.platforms.gcp import planner as gcp_planner
 from tests.deploy import azure_fixtures, gcp_fixtures, helpers, vercel_fixtures
 from tests.deploy.azure_fixtures import azure_env, azure_server  # noqa: F401
 from tests.deploy.gcp_fixtures import gcp_env, gcp_server  # noqa: F401
-from tests.deploy.helpers import Recorder, Run
+from tests.deploy.helpers import Interrupted, Recorder, Run
 from tests.deploy.vercel_fixtures import fake as vercel_env  # noqa: F401
 from tests.deploy.vercel_fixtures import vercel_server  # noqa: F401
+from tests.fakes import azure_server as azure_fake
+from tests.fakes import gcp_server as gcp_fake
 
-# what every cloud's waits and backoffs become in tests: no real sleeping
-FAST = {"sleep": lambda seconds: None, "backoff": 0.0, "poll_interval": 0}
+# what every cloud's waits and polls become in tests: no real sleeping (the waits are recorded, see Cloud.sleeps)
+FAST = {"backoff": 0.0, "poll_interval": 0}
+PROMPT_ONLY = ("helpful support", "terse support")  # every Cloud's agent.yaml has this prompt
+CONCURRENCY_ONLY = ("max: 10", "max: 25")  # ... and this concurrency
+EMPTY_ZIP = b"PK\x05\x06" + b"\0" * 18
+
+
+class _Raw:
+    """A body for botocore's AWSResponse."""
+
+    def __init__(self, body: bytes):
+        self.body = body
+
+    def stream(self, **kwargs):
+        yield self.body
+
+
+@dataclass(frozen=True)
+class Calls:
+    """What a change is expected to do: the plan's operations (`Operation.api`) and the emulator's
+    mutating calls (as `Cloud.mutating` shows them); both empty: the platform has nothing to change."""
+
+    operations: list[str]
+    calls: list[str]
 
 
 @dataclass
 class Cloud:
-    """One platform as the contract drives it: its agent.yaml, its emulator, its mutating calls."""
+    """One platform as the contract drives it: its agent.yaml, its emulator, its mutating calls, and
+    what a first deploy, a prompt-only change, a concurrency-only change and a destroy call."""
 
     name: str
     agent: str  # agent.yaml (indented, as in the fixtures)
     emulator: object  # the fake server, or moto's URL
-    mutating: Callable[[], list[str]]  # the mutating calls since the last clear()
+    mutating: Callable[[], list[str]]  # the mutating calls since the last clear(), one per call
     clear: Callable[[], None]
-    options: dict  # what commands.* get besides FAST (AWS: the recording session)
+    options: dict  # what commands.* get besides FAST and the sleep (AWS: the recording session)
     # puts a resource with the agent's name but not our mark; returns a check that it is as it was
     plant_foreign: Callable[[], Callable[[], bool]]
+    first_deploy: list[str]  # the mutating calls of a first deploy, in order
+    prompt_only: Calls
+    concurrency_only: Calls
+    destroy_calls: list[str]  # the mutating calls of a destroy after a first deploy
+    reset: Callable[[], None]  # a clean emulator, as at the start of the test
+    state: Callable[[], object]  # what is deployed, without what the emulator draws at random
+    ours: Callable[[], list[str]]  # what of this agent's exists in the emulator
+    # puts resources that are not ours under other names; returns a check that they are as they were
+    plant_others: Callable[[], Callable[[], bool]]
+    # from now on every mutating call after the n-th fails as if the process died (None: stop failing)
+    interrupt: Callable[[int | None], None]
+    # the next `count` mutating calls are answered `status` with Retry-After: `retry_after`
+    inject: Callable[[int, int, str], None]
+    # every mutating try sent since the last clear() (a retried call once per try)
+    attempts: Callable[[], list[str]]
+    resumed: Callable[[int], list[str]] | None = None  # a re-run's calls after an interruption after n
+    honours_retry_after: bool = True  # its waits are the Retry-After asked for (botocore backs off its own way)
+    sleeps: list[float] = field(default_factory=list)  # every wait the deploys asked for, none slept
 
     def run(self, command: str, agent: Path, fmt: str = "text") -> Run:
         """A deploy command in-process for this platform only, output captured (errors propagate)."""
         out, err = io.StringIO(), io.StringIO()
         args = [str(agent), self.name, str(agent.parent / "generated"), fmt] + (
             [True] if command in ("deploy", "destroy") else [])
-        code = getattr(commands, command)(*args, stdout=out, stderr=err, **FAST, **self.options)
+        code = getattr(commands, command)(*args, stdout=out, stderr=err, sleep=self.sleeps.append, **FAST,
+                                          **self.options)
         return Run(code, out.getvalue(), err.getvalue())
+
+    def left_after(self, n: int) -> list[str]:
+        """What a re-run does after a first deploy interrupted after n calls: what was left, unless
+        the platform says otherwise."""
+        return self.resumed(n) if self.resumed else self.first_deploy[n:]
 
 
 def _aws(request: pytest.FixtureRequest) -> Cloud:
     moto = request.getfixturevalue("moto_env")
     recorder = Recorder()
+    sleeps: list[float] = []
+    # botocore waits between its retries with time.sleep: recorded instead, with everything else
+    request.getfixturevalue("monkeypatch").setattr(botocore.endpoint, "time", SimpleNamespace(
+        sleep=sleeps.append, time=botocore.endpoint.time.time))
+    lam, iam = boto3.client("lambda", region_name="us-east-1"), boto3.client("iam", region_name="us-east-1")
+    sent: list[str] = []
+    faults: list[tuple[int, str]] = []
+
+    def before_send(request, **kwargs):  # after before-call: recorder.calls[-1] is the call being sent
+        if helpers.is_read(recorder.calls[-1]):
+            return None
+        sent.append(recorder.calls[-1])
+        if faults:
+            status, retry_after = faults.pop(0)
+            code = "Throttling" if status == 429 else "ServiceUnavailable"
+            if "x-www-form-urlencoded" in str(request.headers.get("Content-Type", "")):  # IAM's query protocol
+                body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected {status}"
+                        "</Message></Error></ErrorResponse>").encode()
+            else:
+                body = json.dumps({"Type": "Service", "message": f"injected {status}"}).encode()
+            return AWSResponse(request.url, status, {"x-amzn-ErrorType": code, "Retry-After": retry_after},
+                               _Raw(body))
+        return None
+
+    recorder.session.events.register("before-send", before_send)
+
+    def clear() -> None:
+        recorder.calls.clear()
+        sent.clear()
 
     def plant() -> Callable[[], bool]:
-        lam, iam = boto3.client("lambda", region_name="us-east-1"), boto3.client("iam", region_name="us-east-1")
         role = iam.create_role(RoleName="someone-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         lam.create_function(FunctionName="support-bot", Runtime="python3.12", Role=role, Handler="x.y",
-                            Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18})
+                            Code={"ZipFile": EMPTY_ZIP})
         return lambda: lam.get_function(FunctionName="support-bot")["Configuration"]["Handler"] == "x.y"
 
-    return Cloud("aws", helpers.AGENT, moto, lambda: recorder.mutating, recorder.calls.clear,
-                 {"session": recorder.session}, plant)
+    def plant_others() -> Callable[[], bool]:
+        """A function by another hand, another agent's function, a role named like ours plus a suffix."""
+        role = iam.get_role(RoleName="support-bot-agent-exec")["Role"]["Arn"]
+        for name, tags in (("support-bot-other", {}), ("support-bot-2", {aws_planner.TAG_AGENT: "support-bot-2"})):
+            lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="x.y",
+                                Code={"ZipFile": EMPTY_ZIP}, Tags=tags)
+        iam.create_role(RoleName="support-bot-agent-exec-x", AssumeRolePolicyDocument="{}")
+        return lambda: ({f["FunctionName"] for f in lam.list_functions()["Functions"]} >= {"support-bot-other",
+                                                                                            "support-bot-2"}
+                        and "support-bot-agent-exec-x" in {r["RoleName"] for r in iam.list_roles()["Roles"]})
+
+    def state() -> dict:
+        data = asdict(read_snapshot(Api("us-east-1"), "support-bot"))
+        if data["url"]:
+            data["url"]["url"] = data["url"]["url"].startswith("https://")
+        versions = [v["Version"] for v in lam.list_versions_by_function(FunctionName="support-bot")["Versions"]]
+        return {"snapshot": data, "versions": versions}
+
+    def ours() -> list[str]:
+        snap = read_snapshot(Api("us-east-1"), "support-bot")
+        return [what for what, there in (("role", snap.role), ("function", snap.function)) if there]
+
+    def interrupt(n: int | None) -> None:
+        clear()
+        recorder.fail_after = n
+
+    def reset() -> None:
+        urlopen(Request(f"{moto}/moto-api/reset", method="POST")).close()
+
+    def resumed(n: int) -> list[str]:
+        if helpers.CLEAN_DEPLOY[n - 1:n] == ["PublishVersion"]:  # re-publishing an unchanged $LATEST returns
+            return ["PublishVersion"] + helpers.CLEAN_DEPLOY[n:]  # that version: the alias gets the same one
+        return helpers.CLEAN_DEPLOY[n:]
+
+    prompt = ["UpdateFunctionCode", "TagResource", "PublishVersion", "UpdateAlias"]
+    return Cloud(
+        "aws", helpers.AGENT, moto, lambda: recorder.mutating, clear, {"session": recorder.session}, plant,
+        first_deploy=helpers.CLEAN_DEPLOY, prompt_only=Calls(prompt, prompt),
+        concurrency_only=Calls(["PutFunctionConcurrency"], ["PutFunctionConcurrency"]),
+        destroy_calls=["DeleteFunction", "DetachRolePolicy", "DeleteRole"],
+        reset=reset, state=state, ours=ours, plant_others=plant_others,
+        interrupt=interrupt, inject=lambda status, count, retry_after: faults.extend([(status, retry_after)] * count),
+        attempts=lambda: list(sent), resumed=resumed, honours_retry_after=False, sleeps=sleeps)
 
 
 def _gcp(request: pytest.FixtureRequest) -> Cloud:
     fake = request.getfixturevalue("gcp_env")
+    P, FUNCTION, SERVICE = gcp_fixtures.P, gcp_fixtures.FUNCTION, gcp_fixtures.SERVICE
+    faults: list[tuple[int, str]] = []
+    handle = fake.handle
+
+    def handle_with_faults(method: str, raw_path: str, headers: dict, body: bytes):
+        """fail_next() answers the next request, read or not: here only the mutating ones are failed."""
+        if faults and gcp_fake.is_mutating(method, urlsplit(raw_path).path):
+            status, retry_after = faults.pop(0)
+            fake.fail_next(status, 1, retry_after)
+        return handle(method, raw_path, headers, body)
+
+    request.getfixturevalue("monkeypatch").setattr(fake, "handle", handle_with_faults)
 
     def plant() -> Callable[[], bool]:
-        fake.put_function(gcp_fixtures.FUNCTION, {"buildConfig": {"runtime": "python312", "entryPoint": "main"},
-                                                  "labels": {"team": "someone-else"}})
-        return lambda: fake.function(gcp_fixtures.FUNCTION)["labels"] == {"team": "someone-else"}
+        fake.put_function(FUNCTION, {"buildConfig": {"runtime": "python312", "entryPoint": "main"},
+                                     "labels": {"team": "someone-else"}})
+        return lambda: fake.function(FUNCTION)["labels"] == {"team": "someone-else"}
 
-    return Cloud("gcp", gcp_fixtures.AGENT, fake, fake.mutating, fake.clear_requests, {}, plant)
+    def plant_others() -> Callable[[], bool]:
+        foreign = f"projects/{gcp_fixtures.PROJECT}/locations/{gcp_fixtures.REGION}/functions/billing"
+        fake.put_function(foreign, {"buildConfig": {"runtime": "python312", "entryPoint": "main"},
+                                    "labels": {"team": "billing"}})
+        return lambda: fake.function(foreign)["labels"] == {"team": "billing"}
+
+    def state() -> dict:
+        function = fake.function(FUNCTION)
+        function.pop("updateTime", None)
+        function["serviceConfig"].pop("revision")
+        function["buildConfig"].pop("source")
+        policy = fake.policy(SERVICE) or {}
+        invokers = [m for b in policy.get("bindings", []) if b["role"] == gcp_planner.INVOKER for m in b["members"]]
+        return {"function": function, "invokers": invokers}
+
+    def ours() -> list[str]:
+        return [what for what, there in (("function", fake.function(FUNCTION)), ("policy", fake.policy(SERVICE)))
+                if there]
+
+    def interrupt(n: int | None) -> None:
+        fake.clear_requests()
+        fake.fail_after(n)
+
+    prompt = Calls(["generateUploadUrl + PUT", "UpdateFunction (PATCH)"],
+                   [f"POST {P}/functions:generateUploadUrl", "PUT", f"PATCH {P}/functions/support-bot"])
+    return Cloud(
+        "gcp", gcp_fixtures.AGENT, fake, lambda: gcp_fixtures.calls(fake), fake.clear_requests, {}, plant,
+        first_deploy=gcp_fixtures.CLEAN_DEPLOY, prompt_only=prompt,
+        concurrency_only=Calls(["UpdateFunction (PATCH)"], [f"PATCH {P}/functions/support-bot"]),
+        destroy_calls=[f"DELETE {P}/functions/support-bot"], reset=fake.reset, state=state, ours=ours,
+        plant_others=plant_others, interrupt=interrupt,
+        inject=lambda status, count, retry_after: faults.extend([(status, retry_after)] * count),
+        attempts=lambda: gcp_fixtures.calls(fake),
+        # an uploaded source counts once a function was created from it: until then, the re-run uploads again
+        resumed=lambda n: gcp_fixtures.CLEAN_DEPLOY[0 if n < 3 else n:])
 
 
 def _azure(request: pytest.FixtureRequest) -> Cloud:
     fake = request.getfixturevalue("azure_env")
     sub, group = azure_fixtures.SUB, azure_fixtures.GROUP
+    scope = f"/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Web"
+
+    def key(name: str) -> tuple[str, str, str]:
+        return sub.lower(), group.lower(), name.lower()
 
     def plant() -> Callable[[], bool]:
-        scope = f"/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Web"
         fake.put_plan(sub, group, "theirs", {"location": "westeurope",
                                              "sku": {"name": "EP1", "tier": "ElasticPremium"}})
         fake.put_site(sub, group, "support-bot", {"location": "westeurope", "tags": {"team": "x"},
                                                   "properties": {"serverFarmId": f"{scope}/serverfarms/theirs"}})
-        return lambda: fake.sites[(sub.lower(), group.lower(), "support-bot")]["tags"] == {"team": "x"}
+        return lambda: fake.sites[key("support-bot")]["tags"] == {"team": "x"}
 
-    return Cloud("azure", azure_fixtures.AGENT, fake, lambda: fake.mutating, fake.clear, {}, plant)
+    def plant_others() -> Callable[[], bool]:
+        fake.put_plan(sub, group, "someone-plan", {"location": "westeurope",
+                                                   "sku": {"name": "EP1", "tier": "ElasticPremium"}})
+        fake.put_site(sub, group, "support-bot-other", {
+            "location": "westeurope", "kind": "functionapp,linux",
+            "properties": {"serverFarmId": f"{scope}/serverfarms/someone-plan"}})
+        return lambda: set(fake.sites) >= {key("support-bot-other")} and set(fake.plans) >= {key("someone-plan")}
+
+    def state() -> str:
+        site = json.loads(json.dumps(fake.sites[key("support-bot")]))
+        site["identity"].pop("principalId")
+        deployed = sorted(zipfile.ZipFile(io.BytesIO(fake.packages["support-bot"])).namelist())
+        return json.dumps({"plan": fake.plans.get(key("support-bot-plan")), "site": site,
+                           "settings": fake.settings[key("support-bot")], "web": fake.web.get(key("support-bot")),
+                           "deployed": deployed}, sort_keys=True)
+
+    def ours() -> list[str]:
+        return [what for what, there in (("site", key("support-bot") in fake.sites),
+                                         ("plan", key("support-bot-plan") in fake.plans)) if there]
+
+    def interrupt(n: int | None) -> None:
+        fake.clear()
+        fake.kill_after(n)
+
+    def reset() -> None:
+        fake.reset()
+        fake.add_resource_group(sub, group)
+
+    first = azure_fixtures.CLEAN_DEPLOY
+    return Cloud(
+        "azure", azure_fixtures.AGENT, fake, lambda: fake.mutating, fake.clear, {}, plant,
+        first_deploy=first,
+        prompt_only=Calls(["POST /api/publish (remote build)", "PUT appsettings (merged)"], first[2:]),
+        concurrency_only=Calls(["PATCH sites"], ["PATCH sites/support-bot"]),
+        destroy_calls=["DELETE sites/support-bot", "DELETE serverfarms/support-bot-plan"], reset=reset,
+        state=state, ours=ours, plant_others=plant_others, interrupt=interrupt,
+        inject=lambda status, count, retry_after: fake.fail(status, count, retry_after, match=azure_fake.is_mutating),
+        attempts=lambda: fake.mutating,
+        # a publish accepted, its record not written yet: the re-run publishes again
+        resumed=lambda n: first[2:] if n == 3 else first[n:])
 
 
 def _vercel(request: pytest.FixtureRequest) -> Cloud:
@@ -99,7 +315,49 @@ def _vercel(request: pytest.FixtureRequest) -> Cloud:
         theirs = fake.add_deployment(project["id"], meta={"githubCommitSha": "abc"})
         return lambda: project["id"] in fake.state.projects and list(fake.state.deployments) == [theirs["id"]]
 
-    return Cloud("vercel", vercel_fixtures.VERCEL_AGENT, fake, lambda: fake.mutating, fake.clear, {}, plant)
+    def plant_others() -> Callable[[], bool]:
+        other = fake.add_project("someone-else")
+        theirs = fake.add_deployment(other["id"])
+        return lambda: other["id"] in fake.state.projects and theirs["id"] in fake.state.deployments
+
+    def ours() -> list[dict]:
+        return [p["name"] for p in fake.state.projects.values() if p["name"] == "support-bot"]
+
+    def state() -> dict:
+        projects = [(p["name"], p["framework"]) for p in fake.state.projects.values()]
+        envs = sorted((e["key"], e["type"], e["target"], e["value"]) for e in fake.state.envs["prj_000001"])
+        live = next(d for d in fake.state.deployments.values() if "support-bot.vercel.app" in d["alias"])
+        production = {key: live[key] for key in ("readyState", "target", "aliasAssigned", "projectSettings", "meta")}
+        files = sorted((f["file"], f["sha"]) for f in live["files"])
+        return {"projects": projects, "envs": envs, "production": production, "files": files}
+
+    def interrupt(n: int | None) -> None:
+        fake.clear()
+        if n is not None:
+            fake.interrupt_after(n)
+
+    first = vercel_fixtures.CLEAN_DEPLOY
+
+    def resumed(n: int) -> list[str]:
+        """No deployment of ours records the secret's digest before the last call: once the project is
+        there, the value is upserted again (it cannot be read back); then the files not uploaded yet."""
+        if n == 0:
+            return first
+        if n == len(first) - 1:  # every file there: the deployment is created at once
+            return first[1:2] + first[-1:]
+        return first[1:3] + first[max(n, 3):]
+
+    deployment = ["POST /v13/deployments", "POST /v2/files", "POST /v13/deployments"]  # agent.json only
+    return Cloud(
+        "vercel", vercel_fixtures.VERCEL_AGENT, fake, lambda: fake.mutating, fake.clear, {}, plant,
+        first_deploy=first,
+        prompt_only=Calls(["POST /v13/deployments (+ missing files)"], deployment),
+        # Vercel scales by itself (targets.vercel.concurrency is refused): top-level concurrency is not its concern
+        concurrency_only=Calls([], []),
+        destroy_calls=["DELETE /v9/projects/prj_000001"], reset=fake.reset, state=state, ours=ours,
+        plant_others=plant_others, interrupt=interrupt,
+        inject=lambda status, count, retry_after: fake.fail(status, count, retry_after, method="POST"),
+        attempts=lambda: fake.mutating, resumed=resumed)
 
 
 CLOUDS = {"aws": _aws, "gcp": _gcp, "azure": _azure, "vercel": _vercel}
@@ -166,3 +424,82 @@ def test_a_foreign_resource_is_refused_and_destroy_spares_it(cloud, tmp_path):
     assert "note: left alone: " in destroyed.stdout and "(not created by this framework for this agent)" in \
         destroyed.stdout
     assert cloud.mutating() == [] and intact()
+
+
+def _operations(plan_json: str) -> list[str]:
+    return [op["api"] for r in json.loads(plan_json)["resources"] for op in r["operations"]]
+
+
+def _assert_change_does_exactly(cloud: Cloud, tmp_path: Path, before: str, after: str, expected: Calls) -> None:
+    agent = write_agent(tmp_path, cloud)
+    cloud.run("deploy", agent)
+    helpers.write_agent(tmp_path, textwrap.dedent(cloud.agent).replace(before, after))
+    cloud.clear()
+    planned = cloud.run("plan", agent, fmt="json")
+    assert (_operations(planned.stdout), cloud.mutating()) == (expected.operations, [])
+    assert planned.code == (2 if expected.operations else 0)
+    cloud.run("deploy", agent)
+    assert cloud.mutating() == expected.calls
+    cloud.clear()
+    assert cloud.run("plan", agent).code == 0 and cloud.mutating() == []
+
+
+def test_a_prompt_only_change_makes_exactly_the_expected_calls(cloud, tmp_path):
+    _assert_change_does_exactly(cloud, tmp_path, *PROMPT_ONLY, cloud.prompt_only)
+
+
+def test_a_concurrency_only_change_makes_exactly_the_expected_calls(cloud, tmp_path):
+    _assert_change_does_exactly(cloud, tmp_path, *CONCURRENCY_ONLY, cloud.concurrency_only)
+
+
+def test_a_first_deploy_interrupted_after_every_nth_call_converges(cloud, tmp_path):
+    """Killed after the N-th mutating call, for every N a first deploy makes: the re-run does what was
+    left, ends where an uninterrupted deploy ends, and a further deploy changes nothing."""
+    agent = write_agent(tmp_path, cloud)
+    cloud.clear()
+    assert cloud.run("deploy", agent).code == 0
+    assert cloud.mutating() == cloud.first_deploy
+    clean = cloud.state()
+    for n in range(len(cloud.first_deploy)):
+        cloud.reset()
+        cloud.interrupt(n)
+        with pytest.raises((DeployError, Interrupted), match="interrupt|killed"):
+            cloud.run("deploy", agent)
+        assert cloud.mutating()[:n] == cloud.first_deploy[:n], n
+        cloud.interrupt(None)
+        cloud.clear()
+        assert cloud.run("deploy", agent).code == 0, n
+        assert cloud.mutating() == cloud.left_after(n), n  # what was left, nothing else done twice
+        assert cloud.state() == clean, n
+        cloud.clear()
+        assert cloud.run("plan", agent).code == 0, n
+        cloud.run("deploy", agent)
+        assert cloud.mutating() == [], n
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_throttled_and_unavailable_answers_are_retried_without_sleeping(cloud, tmp_path, status):
+    agent = write_agent(tmp_path, cloud)
+    cloud.clear()
+    cloud.inject(status, 2, "7")
+    assert cloud.run("deploy", agent).code == 0
+    first = cloud.first_deploy
+    assert cloud.attempts() == first[:1] * 2 + first  # the first mutating call tried twice more, then all
+    if cloud.honours_retry_after:
+        assert cloud.sleeps[:2] == [7.0, 7.0]
+    else:
+        assert len(cloud.sleeps) >= 2
+    cloud.clear()
+    assert cloud.run("plan", agent).code == 0 and cloud.mutating() == []
+
+
+def test_destroy_after_deploy_leaves_nothing_of_ours_and_spares_the_rest(cloud, tmp_path):
+    agent = write_agent(tmp_path, cloud)
+    cloud.run("deploy", agent)
+    intact = cloud.plant_others()
+    cloud.clear()
+    destroyed = cloud.run("destroy", agent)
+    assert destroyed.code == 0 and cloud.mutating() == cloud.destroy_calls
+    assert cloud.ours() == [] and intact()
+    cloud.clear()
+    assert "Nothing to destroy" in cloud.run("destroy", agent).stdout and cloud.mutating() == []

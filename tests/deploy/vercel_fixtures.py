@@ -30,6 +30,12 @@ VERCEL_AGENT = """\
         team: team_fake123
 """
 
+FILES = ["agent.json", "api/agent.ts", "lib/agent.mjs", "package.json", "public/robots.txt", "tsconfig.json",
+         "vercel.json"]
+# the mutating requests of a first deploy of VERCEL_AGENT, in order
+CLEAN_DEPLOY = ["POST /v11/projects", "POST /v10/projects/prj_000001/env", "POST /v13/deployments",
+                *["POST /v2/files"] * len(FILES), "POST /v13/deployments"]
+
 
 @pytest.fixture(scope="session")
 def vercel_server():

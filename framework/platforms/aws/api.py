@@ -327,15 +327,13 @@ class Deployer(DeployerBase):
     home = aws.SECRETS
 
     def __init__(self, agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions):
-        super().__init__(agent, settings, files, options, aws.SECRETS.copied_names(agent.secrets))
+        super().__init__(agent, settings, files, options)
         self.region = aws.resolve_region(settings.options, self.environ)
         self.api = Api(self.region, options.session, options.sleep)
         self.cache = options.cache
         self.package: Package | None = None
-        self.desired: aws.Desired | None = None
 
-    def translate(self) -> contextlib.AbstractContextManager[None]:
-        return translate_errors()
+    translate = staticmethod(translate_errors)
 
     def prepare(self) -> aws.Desired:
         options = self.settings.options

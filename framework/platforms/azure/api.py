@@ -79,9 +79,9 @@ class _Retry(RetryPolicy):
     not executed), minus a host name that does not resolve (said at once); Retry-After read and each wait
     announced as framework/deploy/http.py does for the other clouds."""
 
-    def __init__(self, policy: http.Policy, stderr: TextIO | None, **kwargs: Any):
+    def __init__(self, policy: http.Policy, stderr: TextIO | None, wait: Callable[[float], None], **kwargs: Any):
         super().__init__(**kwargs)
-        self.policy, self.stderr = policy, stderr
+        self.policy, self.stderr, self.wait = policy, stderr, wait
 
     def _is_method_retryable(self, settings, request, response=None):
         if response is not None and response.status_code == 429:
@@ -103,7 +103,8 @@ class _Retry(RetryPolicy):
         path = urllib.parse.urlsplit(last.http_request.url).path
         self.policy.announce(f"{last.http_request.method} {path}", failure, wait, len(settings["history"]),
                              self.stderr)
-        super().sleep(settings, transport, response)
+        if wait > 0:  # as azure-core's own sleep(), through the deployer's sleep (tests record it)
+            self.wait(wait)
 
 
 class _PlainHttpAuth(ARMChallengeAuthenticationPolicy):
@@ -166,8 +167,8 @@ class Api:
     def client(self) -> WebSiteManagementClient:
         if self._client is None:
             kwargs: dict[str, Any] = {
-                "retry_policy": _Retry(self.retry, self.stderr, retry_total=self.retries, retry_status=self.retries,
-                                       retry_backoff_factor=self.backoff,
+                "retry_policy": _Retry(self.retry, self.stderr, self.sleep, retry_total=self.retries,
+                                       retry_status=self.retries, retry_backoff_factor=self.backoff,
                                        retry_backoff_max=60),
                 "polling_interval": self.poll_interval,
                 "user_agent": "agent-framework"}
@@ -475,7 +476,7 @@ class Deployer(DeployerBase):
     home = azure.SECRETS
 
     def __init__(self, agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions):
-        super().__init__(agent, settings, files, options, azure.SECRETS.copied_names(agent.secrets))
+        super().__init__(agent, settings, files, options)
         self.subscription, self.group, self.region = azure.resolve_location(settings, self.environ)
         self.app = settings.options.get("app") or agent.name
         self.api = Api(self.subscription, self.group, self.environ, sleep=options.sleep,
@@ -484,7 +485,6 @@ class Deployer(DeployerBase):
                        polling_interval=POLL_INTERVAL if options.poll_interval is None else options.poll_interval,
                        stderr=options.stderr)
         self.package: bytes | None = None
-        self.desired: azure.Desired | None = None
 
     @property
     def plan_name(self) -> str:

@@ -426,17 +426,15 @@ class Deployer(DeployerBase):
         environ = os.environ if options.environ is None else options.environ
         self.project, self.region = gcp.resolve_location(settings.options, environ)
         self.home = gcp.secret_home(self.project)
-        super().__init__(agent, settings, files, options, self.home.copied_names(agent.secrets))
+        super().__init__(agent, settings, files, options)
         self.api = Api(self.environ, options.sleep, options.stderr)
         self.package: bytes | None = None
-        self.desired: gcp.Desired | None = None
 
     @property
     def function_name(self) -> str:
         return f"projects/{self.project}/locations/{self.region}/functions/{self.agent.name}"
 
-    def translate(self) -> contextlib.AbstractContextManager[None]:
-        return translate_errors()
+    translate = staticmethod(translate_errors)
 
     def prepare(self) -> gcp.Desired:
         self.package, content = package_source(self.files)

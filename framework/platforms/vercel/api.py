@@ -338,11 +338,9 @@ class Deployer(DeployerBase):
         self.api = Api(self.environ.get("VERCEL_API_URL") or vercel.DEFAULT_API, self.environ.get("VERCEL_TOKEN"),
                        self.team, options.sleep, stderr=options.stderr)
         self.poll_interval = POLL_INTERVAL if options.poll_interval is None else options.poll_interval
-        self.desired: vercel.Desired | None = None
         self._snap: vercel.Snapshot | None = None
 
-    def translate(self) -> contextlib.AbstractContextManager[None]:
-        return translate_errors()
+    translate = staticmethod(translate_errors)
 
     def prepare(self) -> vercel.Desired:
         self.desired = vercel.desired_state(self.agent, self.settings, self.files, secret_values=self.secrets.values())
