@@ -5,10 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from framework.errors import LocalRunError
-from framework.local.http import wait_for_port
+from framework.local.base import LocalOptions
+from framework.local.http import BodyLimit, Front, Request, Response, wait_for_port
 
 
 def log_line(line: str) -> None:
@@ -51,3 +53,22 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class ProxiedChild:
+    """A local app that is a child process (the platform's own server) behind the front that
+    enforces the platform's limits; `handle` forwards a request to the child."""
+
+    def __init__(self, child: Child, handle: Callable[[Request], Response], options: LocalOptions,
+                 body_limit: BodyLimit, path: str):
+        self._child = child
+        try:
+            self._front = Front(handle, options.host, options.port, options.log, body_limit).start()
+        except OSError as exc:
+            child.close()
+            raise LocalRunError(f"cannot listen on {options.host}:{options.port}: {exc.strerror}") from None
+        self.url = f"http://{options.host}:{self._front.port}{path}"
+
+    def close(self) -> None:
+        self._front.close()
+        self._child.close()

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from framework.errors import LocalRunError
 from framework.local import npm
 from framework.local.base import LocalOptions
-from framework.local.http import BodyLimit, Front, Request, Response, json_error, proxy, upstream_port
-from framework.local.process import Child
+from framework.local.http import BodyLimit, Request, Response, json_error, proxy, upstream_port
+from framework.local.process import Child, ProxiedChild
 
 HERE = Path(__file__).parent / "edge"
 # Vercel answers 504 FUNCTION_INVOCATION_TIMEOUT (Edge: when no response has started within 25 s).
@@ -30,33 +29,19 @@ def ensure_runtime() -> Path:
     return folder / "edge_harness.mjs"
 
 
-class VercelApp:
-    def __init__(self, options: LocalOptions):
-        harness = ensure_runtime()
-        upstream = upstream_port()
-        self._child = Child(["node", str(harness), str(options.app_dir), str(upstream)], upstream,
-                            dict(options.env), harness.parent, options.log, "the Edge runtime")
-        edge = options.settings.get("runtime", "edge") == "edge"
-        timeout = options.timeout
-        first_byte = min(timeout, EDGE_FIRST_BYTE) if edge else timeout
-        code = "EDGE_FUNCTION_INVOCATION_TIMEOUT" if edge else "FUNCTION_INVOCATION_TIMEOUT"
+def start(options: LocalOptions) -> ProxiedChild:
+    harness = ensure_runtime()
+    upstream = upstream_port()
+    child = Child(["node", str(harness), str(options.app_dir), str(upstream)], upstream,
+                  dict(options.env), harness.parent, options.log, "the Edge runtime")
+    edge = options.settings.get("runtime", "edge") == "edge"
+    timeout = options.timeout
+    first_byte = min(timeout, EDGE_FIRST_BYTE) if edge else timeout
+    code = "EDGE_FUNCTION_INVOCATION_TIMEOUT" if edge else "FUNCTION_INVOCATION_TIMEOUT"
 
-        def handle(request: Request) -> Response:
-            return proxy(upstream, request, request.path, first_byte, lambda: json_error(
-                TIMEOUT_STATUS, f"the function did not respond within {first_byte:g} s ({code})"),
-                total=timeout)
+    def handle(request: Request) -> Response:
+        return proxy(upstream, request, request.path, first_byte, lambda: json_error(
+            TIMEOUT_STATUS, f"the function did not respond within {first_byte:g} s ({code})"),
+            total=timeout)
 
-        try:
-            self._front = Front(handle, options.host, options.port, options.log, BODY_LIMIT).start()
-        except OSError as exc:
-            self._child.close()
-            raise LocalRunError(f"cannot listen on {options.host}:{options.port}: {exc.strerror}") from None
-        self.url = f"http://{options.host}:{self._front.port}/api/agent"
-
-    def close(self) -> None:
-        self._front.close()
-        self._child.close()
-
-
-def start(options: LocalOptions) -> VercelApp:
-    return VercelApp(options)
+    return ProxiedChild(child, handle, options, BODY_LIMIT, "/api/agent")

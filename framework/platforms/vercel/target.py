@@ -81,21 +81,24 @@ def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
                 f"a Vercel Edge function may stream for at most {EDGE_STREAM_LIMIT} s, but timeout is "
                 f"{settings.timeout}; add `timeout: {EDGE_STREAM_LIMIT}` under targets.vercel")))
     else:
-        if settings.timeout > NODE_MAX_DURATION:
-            out.append(Finding(settings.path_of("timeout"), (
-                f"Vercel Node.js functions run for at most {NODE_MAX_DURATION} s (Pro and Enterprise), "
-                f"but timeout is {settings.timeout}; add `timeout: {NODE_MAX_DURATION}` under targets.vercel")))
-        elif settings.timeout > NODE_HOBBY_DURATION:
-            out.append(Finding(settings.path_of("timeout"), (
-                f"more than {NODE_HOBBY_DURATION} s needs a Vercel Pro or Enterprise plan"), "warning"))
-        if settings.memory > NODE_MAX_MEMORY:
-            out.append(Finding(settings.path_of("memory"), (
-                f"Vercel Node.js functions have at most {NODE_MAX_MEMORY} MB, but memory is {settings.memory}; "
-                f"add `memory: {NODE_MAX_MEMORY}` or less under targets.vercel")))
-        elif settings.memory > NODE_HOBBY_MEMORY:
-            out.append(Finding(settings.path_of("memory"), (
-                f"more than {NODE_HOBBY_MEMORY} MB needs a Vercel Pro or Enterprise plan"), "warning"))
+        out += _plan_limit(settings, "timeout", NODE_MAX_DURATION, NODE_HOBBY_DURATION, (
+            f"Vercel Node.js functions run for at most {NODE_MAX_DURATION} s (Pro and Enterprise), "
+            f"but timeout is {settings.timeout}; add `timeout: {NODE_MAX_DURATION}` under targets.vercel"), "s")
+        out += _plan_limit(settings, "memory", NODE_MAX_MEMORY, NODE_HOBBY_MEMORY, (
+            f"Vercel Node.js functions have at most {NODE_MAX_MEMORY} MB, but memory is {settings.memory}; "
+            f"add `memory: {NODE_MAX_MEMORY}` or less under targets.vercel"), "MB")
     return out
+
+
+def _plan_limit(settings: TargetSettings, key: str, maximum: int, hobby: int, over: str, unit: str) -> list[Finding]:
+    """An error above Vercel's largest plans' limit; a warning above the Hobby plan's."""
+    value = getattr(settings, key)
+    if value > maximum:
+        return [Finding(settings.path_of(key), over)]
+    if value > hobby:
+        return [Finding(settings.path_of(key), f"more than {hobby} {unit} needs a Vercel Pro or Enterprise plan",
+                        "warning")]
+    return []
 
 
 def endpoint(agent: Agent, settings: TargetSettings) -> str:
