@@ -6,10 +6,13 @@ from pathlib import Path
 
 from framework.findings import Finding
 from framework.model import Agent, TargetSettings
+from framework.platforms import sessions
 from framework.platforms.aws.region import REGION
 from framework.platforms.deploy_doc import FromEnv, command, deploy_file
 from framework.render import File, environment, js_core_file, json_file, runtime_file, template_file
 
+# agent.yaml `sessions: {store: auto}` here (framework/platforms/sessions.py)
+SESSION_STORE = "dynamodb"
 name = "aws"
 title = "AWS Lambda"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -120,7 +123,8 @@ def _runtime_config(agent: Agent, settings: TargetSettings) -> dict:
     """agent.json, with the secret references the function reads itself at cold start (the other
     platforms inject referenced secrets into the environment)."""
     refs = {env: r[name] for env, r in sorted(agent.secrets.items()) if name in r}
-    return {**agent.runtime_config(settings), "secret_refs": refs}
+    return {**agent.runtime_config(settings), "secret_refs": refs,
+            "sessions": sessions.runtime_block(settings, SESSION_STORE, {"table": f"{agent.name}-sessions"})}
 
 
 def _deploy_file(agent: Agent, settings: TargetSettings, context: dict) -> File:

@@ -6,8 +6,11 @@ from pathlib import Path
 
 from framework.findings import Finding
 from framework.model import Agent, TargetSettings
+from framework.platforms import sessions
 from framework.render import File, js_core_file, json_file
 
+# agent.yaml `sessions: {store: auto}` here (framework/platforms/sessions.py)
+SESSION_STORE = "redis"
 name = "vercel"
 title = "Vercel Functions"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -146,7 +149,10 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
         File(f"{name}/{ROUTE_FILE}", _route(runtime)),
         js_core_file(name),
         json_file(f"{name}/agent.json", {**agent.runtime_config(settings),
-                                         "first_byte_timeout": EDGE_FIRST_BYTE if runtime == "edge" else None}),
+                                         "first_byte_timeout": EDGE_FIRST_BYTE if runtime == "edge" else None,
+                                         "sessions": sessions.runtime_block(settings, SESSION_STORE, {
+                                             "url_env": "UPSTASH_REDIS_REST_URL",
+                                             "token_env": "UPSTASH_REDIS_REST_TOKEN"})}),
         json_file(f"{name}/package.json", package),
         json_file(f"{name}/tsconfig.json", tsconfig),
         json_file(f"{name}/vercel.json", vercel),
