@@ -1166,7 +1166,7 @@ class Agent:
                 if event[0] == "tick":
                     yield b": keep-alive\n\n"
                 elif event[0] == "text":
-                    if record.ttft is None:
+                    if record.ttft is None and self.can_stream:  # a body sent at once has no first byte
                         record.ttft = time.monotonic() - record.start
                     yield chunk({"content": event[1]})
             yield chunk({}, "stop")
