@@ -20,7 +20,7 @@ import urllib.parse
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ALLOWED = "POST, OPTIONS"
 ALLOWED_HEADERS = "Content-Type, Authorization, x-api-key"
-# The OpenAI-compatible endpoint under the agent's path (docs/openai-endpoint.md)
+# The OpenAI-compatible endpoint under the agent's path (issue 12; shapes: docs/research/session-stores.md 5)
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
 _NO_RETRY = {"x-should-retry": "false"}  # obeyed by both official clients: our errors are final
