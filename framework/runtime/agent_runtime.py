@@ -28,6 +28,10 @@ _RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx
 _JSON = {"Content-Type": "application/json"}
 CUT_OFF = "the model endpoint's answer was cut off or invalid"
 NO_STREAM = "this platform does not stream responses; send the request without \"stream\": true"
+_SESSION_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+BAD_SESSION = "the field 'session_id' must be 1 to 128 letters, digits, '_' or '-'"
+NO_SESSIONS = "this agent keeps no sessions: send the request without 'session_id'"
+SAVE_TRIES = 3  # saves of one turn (each after a fresh load) before a 409
 
 
 class Reply:
@@ -874,7 +878,8 @@ class _Record:
     """What one POST did, for its usage line (docs/agent-loop.md, Usage records)."""
 
     __slots__ = ("request_id", "start", "status", "steps", "stopped", "input_tokens", "output_tokens", "tokens",
-                 "tools", "ttft", "error", "response", "message", "calls", "post", "endpoint", "key_id")
+                 "tools", "ttft", "error", "response", "message", "calls", "post", "endpoint", "key_id",
+                 "messages", "session", "trips", "store_ms", "day")
 
     def __init__(self, request_id: str | None):
         if not request_id:  # a random UUID 4 as hex; the uuid module would cost ~10 ms of imports
@@ -889,6 +894,44 @@ class _Record:
         self.ttft = self.error = self.response = self.message = None
         self.post = False
         self.endpoint = self.key_id = None
+        self.messages = []  # the loop's messages, system prompt first, final answer last
+        self.session = None  # the _Session of this request, when the agent keeps sessions
+        self.trips, self.store_ms, self.day = 0, 0.0, None
+
+
+class _Session:
+    """One request's conversation: the stored history as loaded, its version, and the part of it sent."""
+
+    __slots__ = ("id", "history", "version", "window")
+
+    def __init__(self, session_id: str, history: list, version: int, window: list):
+        self.id, self.history, self.version, self.window = session_id, history, version, window
+
+
+class _SaveFailed(Exception):
+    """The answer is ready but the conversation could not be saved: its status and sentence."""
+
+    def __init__(self, status: int, sentence: str):
+        super().__init__(sentence)
+        self.status, self.sentence = status, sentence
+
+
+def _from_user(messages: list, start: int) -> list:
+    """messages[start:], moved on to the first user message: no tool message loses its assistant message."""
+    start = max(0, start)
+    while start < len(messages) and not (isinstance(messages[start], dict) and messages[start].get("role") == "user"):
+        start += 1
+    return messages[start:]
+
+
+def _json_size(messages: list) -> int:
+    """The UTF-8 size of the JSON text a store keeps (agent_sessions.encode's)."""
+    text = json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _seconds_to_midnight(now: float) -> int:
+    return 86400 - int(now) % 86400
 
 
 _TICK = ("tick",)
@@ -973,6 +1016,32 @@ class Agent:
         auth = config.get("auth") if isinstance(config.get("auth"), dict) else None
         self.keys_env = auth.get("api_keys_env") if auth else None
         self._keys = _Keys(env.get(self.keys_env), self.secrets) if self.keys_env else None
+        quota = auth.get("daily_tokens") if auth else None
+        self.daily_tokens = quota if isinstance(quota, int) and not isinstance(quota, bool) and quota > 0 else None
+        sessions = config.get("sessions") if isinstance(config.get("sessions"), dict) else None
+        self.sessions = sessions
+        self.max_messages = max(1, int(sessions.get("max_messages") or 40)) if sessions else 0
+        self.store = self._stores = None
+        self.store_problem = None
+        if sessions:
+            self._open_store(sessions, env)
+
+    def _open_store(self, sessions: dict, env) -> None:
+        """The session store (agent_sessions.py ships beside this file only when sessions are on: an
+        agent without them imports nothing more at cold start). Opening it makes no request."""
+        try:
+            import agent_sessions as stores
+        except ImportError:  # the framework's own copy (tests, tools run from the repository)
+            try:
+                from framework.runtime import agent_sessions as stores
+            except ImportError:
+                self.store_problem = "the session store is not available: agent_sessions.py is missing from the app"
+                return
+        self._stores = stores
+        try:
+            self.store = stores.open_store(sessions, self.name, env)
+        except stores.StoreError as exc:
+            self.store_problem = f"the session store is not usable: {exc}"
 
     @classmethod
     def from_file(cls, path: str, can_stream: bool = False, no_stream: str = NO_STREAM) -> Agent:
@@ -1034,28 +1103,141 @@ class Agent:
             return self._openai(method, headers, body, remaining, record, route, cors)
         if method != "POST":
             return error(405, f"method {method} not allowed; use POST", {"Allow": ALLOWED, **cors})
-        message, stream, problem = _parse(body)
+        message, stream, session_id, problem = _parse(body)
         if problem:
             return error(400, problem, cors)
+        if session_id is not None and self.sessions is None:
+            return error(400, NO_SESSIONS, cors)
         if stream and not self.can_stream:
             return error(400, self.no_stream, cors)
         if self.client is None:
             return error(500, self.key_problem or f"{self.api_key_env} is not set in the function's environment", cors)
         deadline = self._deadline(remaining)
         record.message = message
-        history = [{"role": "user", "content": message}]
+        refused = self._check_quota(record, cors, None)
+        if refused is not None:
+            return refused
+        user = {"role": "user", "content": message}
+        history = [user]
+        if self.sessions is not None:
+            try:
+                session = self._load_session(session_id, record)
+            except _SaveFailed as exc:
+                return error(exc.status, exc.sentence, cors)
+            record.session = session
+            history = [*session.window, user]
+            cors = {**cors, "x-session-id": session.id}
+            if "Access-Control-Allow-Origin" in cors:
+                cors["Access-Control-Expose-Headers"] = "x-session-id"
         try:
             if self.default_stream if stream is None else stream:
                 ui = "text/event-stream" in (headers.get("accept") or "").lower()
                 return self._streamed(history, deadline, cors, ui, record)
-            for _ in self._loop(history, deadline, False, record):
+            for _ in self._settled(self._loop(history, deadline, False, record), record):
                 pass
         except ModelError as exc:
             return self._model_error(exc, cors)
+        except _SaveFailed as exc:
+            return error(exc.status, exc.sentence, cors)
         answer = {"response": record.response, "tokens": record.tokens, "steps": record.steps}
         if record.stopped:
             answer["stopped"] = record.stopped
+        if record.session is not None:
+            answer["session_id"] = record.session.id
         return _json_reply(200, answer, cors)
+
+    # -- sessions and the daily token quota (agent.yaml sessions, auth.daily_tokens) --------------
+
+    def _trip(self, record: _Record, operation, *args):
+        """One store request, counted (and timed) for the usage record."""
+        began = time.monotonic()
+        try:
+            return operation(*args)
+        finally:
+            record.trips += 1
+            record.store_ms += time.monotonic() - began
+
+    def _check_quota(self, record: _Record, cors: dict, route: str | None) -> Reply | None:
+        """None when the key may still spend tokens today (UTC), else the 429 (or 503: no store)."""
+        if self.daily_tokens is None or record.key_id is None:
+            return None
+        def refuse(status: int, sentence: str, headers: dict) -> Reply:
+            if route:
+                kind = "rate_limit_error" if status == 429 else "server_error"
+                code = "daily_tokens_exceeded" if status == 429 else "session_store_unavailable"
+                return _openai_error(status, sentence, kind, code, headers)
+            return error(status, sentence, {**_NO_RETRY, **headers} if status == 429 else headers)
+
+        if self.store is None:
+            return refuse(503, self.store_problem or "the session store is not configured", cors)
+        now = time.time()
+        record.day = time.strftime("%Y-%m-%d", time.gmtime(now))
+        try:
+            used = self._trip(record, self.store.tokens_used, record.key_id, record.day)
+        except self._stores.StoreError as exc:
+            return refuse(503, f"the session store could not be read: {exc}", cors)
+        if used < self.daily_tokens:
+            return None
+        record.day = None  # nothing to count
+        wait = _seconds_to_midnight(now)
+        sentence = (f"this API key has used its {self.daily_tokens} tokens for today; the quota renews at "
+                    f"midnight UTC (in {wait} s)")
+        # x-should-retry: false, or OpenAI's clients would retry the 429 at once
+        return refuse(429, sentence, {"Retry-After": str(wait), **_NO_RETRY, **cors})
+
+    def _load_session(self, session_id: str | None, record: _Record) -> _Session:
+        """The conversation (one read; a new id when the request named none). _SaveFailed(503) when the
+        store cannot be reached, before the model is called."""
+        if self.store is None:
+            raise _SaveFailed(503, self.store_problem or "the session store is not configured")
+        if session_id is None:
+            return _Session(os.urandom(16).hex(), [], 0, [])
+        try:
+            history, version = self._trip(record, self.store.load, session_id)
+        except self._stores.StoreError as exc:
+            raise _SaveFailed(503, f"the session store could not be read: {exc}") from None
+        return _Session(session_id, history, version, _from_user(history, len(history) - self.max_messages))
+
+    def _kept(self, messages: list) -> list:
+        """What a save keeps: the last max_messages, cut at a user message, within the store's max_bytes."""
+        kept = _from_user(messages, len(messages) - self.max_messages)
+        limit = getattr(self.store, "max_bytes", 0) or 0
+        while kept and limit and _json_size(kept) > limit:
+            kept = _from_user(kept, 1)
+        return kept
+
+    def _settled(self, events, record: _Record):
+        """The loop's events; then this turn saved (one write, with the version loaded; on a conflict the
+        turn is appended to a fresh load, SAVE_TRIES times at most) and its tokens counted.
+        Raises _SaveFailed (409, 503) when the conversation could not be saved."""
+        yield from events
+        session = record.session
+        if session is not None:
+            self._save(session, record)
+        if record.day is not None and record.tokens > 0:
+            try:
+                self._trip(record, self.store.add_tokens, record.key_id, record.day, record.tokens)
+            except self._stores.StoreError as exc:  # the answer stands; the log says what was not counted
+                record.error = f"the session store could not count this request's tokens: {exc}"
+
+    def _save(self, session: _Session, record: _Record) -> None:
+        stores = self._stores
+        turn = record.messages[1 + len(session.window):]  # user, assistant (+ tool calls, results), answer
+        base, version = session.history, session.version
+        try:
+            for attempt in range(SAVE_TRIES):
+                try:
+                    session.version = self._trip(record, self.store.save, session.id, self._kept(base + turn),
+                                                 version)
+                    return
+                except stores.StoreConflict:
+                    if attempt + 1 == SAVE_TRIES:
+                        break
+                    base, version = self._trip(record, self.store.load, session.id)
+        except stores.StoreError as exc:
+            raise _SaveFailed(503, f"the session store could not save the conversation: {exc}") from None
+        raise _SaveFailed(409, "the conversation changed while this answer was saved (other requests on the "
+                               "same session_id at once); send the message again")
 
     def _deadline(self, remaining: float | None) -> float:
         budget = self.timeout if remaining is None else min(self.timeout, remaining)
@@ -1108,6 +1290,9 @@ class Agent:
             return _openai_error(500, self.key_problem or f"{self.api_key_env} is not set in the function's "
                                  "environment", "server_error", None, cors)
         record.message = _last_text(history)
+        refused = self._check_quota(record, cors, route)
+        if refused is not None:
+            return refused
         limit = min(max_tokens, self._template["max_tokens"]) if max_tokens else None
         deadline = self._deadline(remaining)
         meta = {"id": "chatcmpl-" + record.request_id.replace("-", ""), "created": int(time.time()),
@@ -1115,7 +1300,8 @@ class Agent:
         extra = {"x-request-id": record.request_id, **cors}
         try:
             if stream and self.can_stream:
-                events = _pumped(self._loop(history, deadline, True, record, limit), self.keep_alive)
+                events = _pumped(self._settled(self._loop(history, deadline, True, record, limit), record),
+                                 self.keep_alive)
                 early = []
                 for event in events:  # ModelError propagates: the JSON error
                     if event is _TICK:
@@ -1131,7 +1317,7 @@ class Agent:
                 body_out = self._chunks(chained(), record, meta, include_usage)
                 return Reply(200, {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **extra},
                              body_out)
-            events = list(self._loop(history, deadline, False, record, limit))
+            events = list(self._settled(self._loop(history, deadline, False, record, limit), record))
         except ModelError as exc:
             return _openai_error(exc.status, self._model_sentence(exc), "api_error",
                                  "timeout" if exc.status == 504 else "model_error", cors)
@@ -1221,13 +1407,14 @@ class Agent:
         tools = self._offered(deadline) if self._http or self.mcp else {}
         offers = [tool.offer for tool in tools.values()]
         longest_tool = max((tool.timeout for tool in tools.values()), default=0.0)
-        messages = [self._system, *history]
+        messages = record.messages = [self._system, *history]
         template = self._template if max_tokens is None else {**self._template, "max_tokens": max_tokens}
         texts, longest_model = [], 0.0
         while True:
             left = deadline - time.monotonic()
             if record.steps and left < 0.5:  # not even time for one more call: the text so far
                 record.response, record.stopped = "".join(texts), "deadline"
+                messages.append({"role": "assistant", "content": record.response})
                 return
             payload = {**template, "messages": messages}
             stop = None
@@ -1261,6 +1448,7 @@ class Agent:
             texts.append(content or "")
             if "tools" not in payload or not calls:
                 record.response, record.stopped = content or "", stop
+                messages.append({"role": "assistant", "content": record.response})
                 yield ("step-end",)
                 return
             messages.append({"role": "assistant", "content": content, "tool_calls": calls})
@@ -1323,7 +1511,7 @@ class Agent:
         """200 with a body that yields the answer as it is written: the AI SDK's UI message stream
         when `ui`, else text/plain. The first model answer is awaited here, so that a failure before
         it is still a JSON error with its status."""
-        events = self._loop(history, deadline, True, record)
+        events = self._settled(self._loop(history, deadline, True, record), record)
         if ui:
             events = _pumped(events, self.keep_alive)
         early = []
@@ -1355,6 +1543,8 @@ class Agent:
                     yield event[1].encode("utf-8", "replace")
         except ModelError as exc:  # the status is sent already: end the text where it broke
             record.error = self._model_sentence(exc)
+        except _SaveFailed as exc:  # the text is sent; the usage record says it was not kept
+            record.error = exc.sentence
         except Exception as exc:
             _log_unexpected(exc)
             record.error = "the agent failed unexpectedly"
@@ -1365,7 +1555,10 @@ class Agent:
         text_id = None
         part = 0
         try:
-            yield _sse({"type": "start", "messageId": record.request_id})
+            start = {"type": "start", "messageId": record.request_id}
+            if record.session is not None:
+                start["messageMetadata"] = {"session_id": record.session.id}
+            yield _sse(start)
             for event in events:
                 kind = event[0]
                 if kind == "tick":
@@ -1400,6 +1593,9 @@ class Agent:
         except ModelError as exc:
             record.error = self._model_sentence(exc)
             yield _sse({"type": "error", "errorText": record.error})
+        except _SaveFailed as exc:
+            record.error = exc.sentence
+            yield _sse({"type": "error", "errorText": record.error})
         except Exception as exc:
             _log_unexpected(exc)
             record.error = f"the agent failed unexpectedly ({type(exc).__name__}); see the function's log"
@@ -1431,6 +1627,9 @@ class Agent:
                      "gen_ai.usage.input_tokens": record.input_tokens,
                      "gen_ai.usage.output_tokens": record.output_tokens, "tokens": record.tokens,
                      "tools": record.tools})
+        line["session"] = record.session is not None
+        if record.trips:
+            line["store_round_trips"], line["store_ms"] = record.trips, round(record.store_ms * 1000, 1)
         if record.error:
             line["error"] = record.error
         if self.log_content:
@@ -1450,25 +1649,30 @@ def _log_unexpected(exc: Exception) -> None:
     print(f"agent runtime: unexpected {type(exc).__name__} (message withheld)\n{where}", file=sys.stderr, end="")
 
 
-def _parse(body: bytes) -> tuple[str, bool | None, str | None]:
-    """(message, stream asked or None, problem): a plain sentence saying what is wrong, if anything."""
+def _parse(body: bytes) -> tuple[str, bool | None, str | None, str | None]:
+    """(message, stream asked or None, session_id or None, problem): a plain sentence saying what is
+    wrong, if anything."""
     try:
         data = json.loads(body or b"")
     except (ValueError, RecursionError):
-        return "", None, "the request body is not valid JSON"
+        return "", None, None, "the request body is not valid JSON"
     if not isinstance(data, dict):
-        return "", None, "the request body must be a JSON object"
+        return "", None, None, "the request body must be a JSON object"
     if "message" not in data:
-        return "", None, "the field 'message' is required"
+        return "", None, None, "the field 'message' is required"
     message = data["message"]
     if not isinstance(message, str):
-        return "", None, "the field 'message' must be a string"
+        return "", None, None, "the field 'message' must be a string"
     if not message.strip():
-        return "", None, "the field 'message' must not be empty"
+        return "", None, None, "the field 'message' must not be empty"
     stream = data.get("stream")
     if stream is not None and not isinstance(stream, bool):
-        return "", None, "the field 'stream' must be true or false"
-    return message, stream, None
+        return "", None, None, "the field 'stream' must be true or false"
+    session_id = data.get("session_id")
+    if session_id is not None and not (isinstance(session_id, str) and 0 < len(session_id) <= 128
+                                       and _SESSION_CHARS.issuperset(session_id)):
+        return "", None, None, BAD_SESSION
+    return message, stream, session_id, None
 
 
 def _route(path: str | None) -> str | None:

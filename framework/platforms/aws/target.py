@@ -9,7 +9,7 @@ from framework.model import Agent, TargetSettings
 from framework.platforms import sessions
 from framework.platforms.aws.region import REGION
 from framework.platforms.deploy_doc import FromEnv, command, deploy_file
-from framework.render import File, environment, js_core_file, json_file, runtime_file, template_file
+from framework.render import RUNTIME, File, environment, js_core_file, json_file, runtime_file, template_file
 
 # agent.yaml `sessions: {store: auto}` here (framework/platforms/sessions.py)
 SESSION_STORE = "dynamodb"
@@ -111,6 +111,7 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
     return [
         template_file(TEMPLATES, name, "lambda_function.py", context),
         runtime_file(name),
+        *_store_files(settings),
         json_file(f"{name}/agent.json", _runtime_config(agent, settings)),
         template_file(TEMPLATES, name, "requirements.txt", context),
         template_file(TEMPLATES, name, "Dockerfile", context),
@@ -160,3 +161,11 @@ def _render_node(agent: Agent, settings: TargetSettings, context: dict) -> list[
         File(f"{name}/Dockerfile", dockerfile.encode("utf-8")),
         template_file(TEMPLATES, name, "template.yaml", node),
     ]
+
+
+def _store_files(settings: TargetSettings) -> list[File]:
+    """The session store module, shipped only when sessions are on (an agent without them imports
+    nothing more at cold start)."""
+    if settings.sessions is None:
+        return []
+    return [File(f"{name}/agent_sessions.py", RUNTIME.with_name("agent_sessions.py").read_bytes())]
