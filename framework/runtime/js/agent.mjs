@@ -49,9 +49,34 @@ import agent from "../agent.json" with { type: "json" };
  * @property {{ max_steps?: number, max_request_tokens?: number | null }} [limits]
  * @property {boolean} [log_content]
  * @property {{ api_keys_env?: string, daily_tokens?: number | null } | null} [auth]
+ * @property {SessionsBlock | null} [sessions]
  */
 
-/** @typedef {{ message: string, stream: boolean } | { error: string }} Parsed */
+/** @typedef {{ message: string, stream: boolean, sessionId: string | null } | { error: string }} Parsed */
+
+/**
+ * agent.json's "sessions" (framework/runtime/js/sessions.mjs reads the store's own settings).
+ * @typedef {{ store: string, ttl_hours: number, max_messages?: number } & Record<string, unknown>} SessionsBlock
+ */
+
+/**
+ * The session store (sessions.mjs's Store), registered by lib/with-sessions.mjs when sessions are on.
+ * @typedef {object} SessionStore
+ * @property {number} maxBytes
+ * @property {(id: string) => Promise<{ messages: Record<string, unknown>[], version: number }>} load
+ * @property {(id: string, messages: Record<string, unknown>[], version: number) => Promise<number>} save
+ * @property {(keyId: string, day: string, tokens: number) => Promise<number>} addTokens
+ * @property {(keyId: string, day: string) => Promise<number>} tokensUsed
+ */
+
+/**
+ * @typedef {(config: any, agent: string, env: Record<string, string | undefined>) => SessionStore} OpenStore
+ */
+
+/**
+ * One request's conversation: the stored history as loaded, its version, the part of it sent.
+ * @typedef {{ id: string, history: Record<string, unknown>[], version: number, window: Record<string, unknown>[] }} Session
+ */
 
 /** @typedef {(request: Request) => Response | Promise<Response>} Handler */
 
@@ -131,6 +156,14 @@ const KEYS_ENV = typeof AGENT.auth?.api_keys_env === "string" && AGENT.auth.api_
   : null;
 const KEYS = KEYS_ENV === null ? [] : (ENV[KEYS_ENV] ?? "").split(/\r?\n/).map((line) => line.trim())
   .filter((line) => line !== "");
+const SESSIONS = isObject(AGENT.sessions) ? AGENT.sessions : null;
+const MAX_MESSAGES = SESSIONS === null ? 0 : Math.max(1, Math.floor(Number(SESSIONS.max_messages) || 40));
+const DAILY_TOKENS = typeof AGENT.auth?.daily_tokens === "number" && AGENT.auth.daily_tokens > 0
+  ? AGENT.auth.daily_tokens : null;
+const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
+const BAD_SESSION = "the field 'session_id' must be 1 to 128 letters, digits, '_' or '-'";
+const NO_SESSIONS = "this agent keeps no sessions: send the request without 'session_id'";
+const SAVE_TRIES = 3; // saves of one turn (each after a fresh load) before a 409
 const CUT_OFF = "the model endpoint's answer was cut off or invalid";
 const NO_ANSWER = "the model endpoint ended the stream without an answer";
 const encoder = new TextEncoder();
@@ -268,10 +301,16 @@ async function parseRequest(request) {
   if (message === undefined) return { error: "the field 'message' is required" };
   if (typeof message !== "string") return { error: "the field 'message' must be a string" };
   if (message.trim() === "") return { error: "the field 'message' must not be empty" };
+  if (stream !== undefined && stream !== null && typeof stream !== "boolean") {
+    return { error: "the field 'stream' must be true or false" };
+  }
+  const sessionId = body.session_id;
+  if (sessionId !== undefined && sessionId !== null && !(typeof sessionId === "string" && SESSION_ID.test(sessionId))) {
+    return { error: BAD_SESSION };
+  }
   // null, like a missing field, asks for the agent's default (the Python runtime's rule too)
-  if (stream === undefined || stream === null) return { message, stream: DEFAULT_STREAM };
-  if (typeof stream !== "boolean") return { error: "the field 'stream' must be true or false" };
-  return { message, stream };
+  return { message, stream: typeof stream === "boolean" ? stream : DEFAULT_STREAM,
+    sessionId: typeof sessionId === "string" ? sessionId : null };
 }
 
 // -------------------------------------------------------------------- secrets
@@ -987,6 +1026,16 @@ class Run {
     /** @type {{ name: string, arguments: string, result: string }[]} */
     this.toolContent = [];
     this.logged = false;
+    /** @type {Record<string, unknown>[]} the loop's messages, system prompt first, final answer last */
+    this.messages = [];
+    /** @type {Session | null} */
+    this.session = null;
+    this.trips = 0;
+    this.storeMs = 0;
+    /** @type {string | null} the UTC day whose token counter this request adds to */
+    this.day = null;
+    /** @type {string | null} what the store could not do after the answer (for the usage record) */
+    this.storeNote = null;
   }
 
   /**
@@ -1060,7 +1109,13 @@ class Run {
       tokens: this.tokens,
       tools: this.tools,
     });
+    record.session = this.session !== null;
+    if (this.trips > 0) {
+      record.store_round_trips = this.trips;
+      record.store_ms = Math.round(this.storeMs * 10) / 10;
+    }
     if (error !== null) record.error = error;
+    else if (this.storeNote !== null) record.error = this.storeNote;
     if (LOG_CONTENT) {
       record.content = {
         message: redact(this.message),
@@ -1303,6 +1358,7 @@ async function runTool(run, tools, call) {
 async function loop(run, sink) {
   /** @type {Record<string, unknown>[]} */
   const messages = [SYSTEM_MESSAGE, ...run.history];
+  run.messages = messages;
   const tools = await availableTools(run.endMs - Date.now());
   const longestTool = tools.reduce((most, tool) => Math.max(most, tool.timeoutMs), 0);
   const offered = tools.map((tool) => ({
@@ -1315,6 +1371,7 @@ async function loop(run, sink) {
     const left = run.endMs - Date.now();
     if (k > 1 && left < LAST_CALL_MS) {
       run.stopped = "deadline";
+      messages.push({ role: "assistant", content: texts.join("") });
       return texts.join("");
     }
     let offer = tools.length > 0;
@@ -1348,6 +1405,7 @@ async function loop(run, sink) {
     sink?.textEnd();
     if (!offer || step.toolCalls.length === 0) {
       sink?.stepEnd();
+      messages.push({ role: "assistant", content: step.content ?? "" });
       return step.content ?? "";
     }
     if (step.content) texts.push(step.content);
@@ -1482,6 +1540,218 @@ async function checkKey(run, route) {
   return json(request, 401, { error: sentence }, challenge);
 }
 
+// ------------------------------------------ sessions and the daily token quota
+
+/** The answer is ready but the conversation could not be saved (409, 503). */
+class SaveError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} message
+   */
+  constructor(status, message) {
+    super(message);
+    this.name = "SaveError";
+    this.status = status;
+  }
+}
+
+/** @type {OpenStore | null} */
+let openStoreFn = null;
+/** @type {SessionStore | null} */
+let store = null;
+/** @type {string | null} */
+let storeProblem = null;
+
+/**
+ * Registers the session store module (lib/with-sessions.mjs does, when sessions are on: an agent
+ * without them loads no store code).
+ * @param {OpenStore} open sessions.mjs's openStore
+ */
+export function useSessions(open) {
+  openStoreFn = open;
+}
+
+/** @returns {SessionStore | null} the store, opened on first use (opening makes no request) */
+function sessionStore() {
+  if (store !== null || storeProblem !== null) return store;
+  if (openStoreFn === null) {
+    storeProblem = "the session store is not available: lib/sessions.mjs is not part of the app";
+    return null;
+  }
+  try {
+    store = openStoreFn(SESSIONS, AGENT.name, ENV);
+  } catch (err) {
+    storeProblem = `the session store is not usable: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  return store;
+}
+
+/**
+ * One store request, counted and timed for the usage record.
+ * @template T
+ * @param {Run} run
+ * @param {() => Promise<T>} operation
+ * @returns {Promise<T>}
+ */
+async function trip(run, operation) {
+  const began = performance.now();
+  try {
+    return await operation();
+  } finally {
+    run.trips += 1;
+    run.storeMs += performance.now() - began;
+  }
+}
+
+/**
+ * @param {unknown} err
+ * @param {string} name "StoreConflict" | "StoreError"
+ */
+function isStore(err, name) {
+  return err instanceof Error && err.name === name;
+}
+
+/**
+ * messages from `start`, moved on to the first user message: no tool message loses its assistant message.
+ * @param {Record<string, unknown>[]} messages
+ * @param {number} start
+ */
+function fromUser(messages, start) {
+  let i = Math.max(0, start);
+  while (i < messages.length && !(isObject(messages[i]) && messages[i].role === "user")) i++;
+  return messages.slice(i);
+}
+
+/**
+ * What a save keeps: the last max_messages, cut at a user message, within the store's maxBytes.
+ * @param {Record<string, unknown>[]} messages
+ * @param {number} maxBytes
+ */
+function kept(messages, maxBytes) {
+  let out = fromUser(messages, messages.length - MAX_MESSAGES);
+  while (out.length > 0 && maxBytes > 0 && encoder.encode(JSON.stringify(out)).length > maxBytes) out = fromUser(out, 1);
+  return out;
+}
+
+/**
+ * With auth.daily_tokens: null when the key may still spend tokens today (UTC), else the 429 (503: no store).
+ * @param {Run} run
+ * @param {string | null} route
+ * @returns {Promise<Response | null>}
+ */
+async function checkQuota(run, route) {
+  if (DAILY_TOKENS === null || run.keyId === null) return null;
+  /** @param {number} status @param {string} sentence @param {Record<string, string>} extra */
+  const refuse = (status, sentence, extra) => {
+    run.done();
+    run.log(status);
+    if (route !== null) {
+      return openaiFail(run.request, status, sentence, status === 429 ? "rate_limit_error" : "server_error",
+        status === 429 ? "daily_tokens_exceeded" : "session_store_unavailable", extra);
+    }
+    return json(run.request, status, { error: sentence }, extra);
+  };
+  const opened = sessionStore();
+  if (opened === null) return refuse(503, storeProblem ?? "the session store is not configured", {});
+  const now = Date.now();
+  run.day = new Date(now).toISOString().slice(0, 10);
+  /** @type {number} */
+  let used;
+  try {
+    used = await trip(run, () => opened.tokensUsed(/** @type {string} */ (run.keyId), /** @type {string} */ (run.day)));
+  } catch (err) {
+    if (!isStore(err, "StoreError")) throw err;
+    return refuse(503, `the session store could not be read: ${/** @type {Error} */ (err).message}`, {});
+  }
+  if (used < DAILY_TOKENS) return null;
+  run.day = null;
+  const wait = 86400 - (Math.floor(now / 1000) % 86400);
+  // x-should-retry: false, or OpenAI's clients would retry the 429 at once
+  return refuse(429, `this API key has used its ${DAILY_TOKENS} tokens for today; the quota renews at midnight UTC ` +
+    `(in ${wait} s)`, { "Retry-After": String(wait), "x-should-retry": "false" });
+}
+
+/**
+ * The conversation (one read; a new id when the request named none), on the run; or the 503 when the
+ * store cannot be reached (before the model is called).
+ * @param {Run} run
+ * @param {string | null} sessionId
+ * @returns {Promise<Response | null>}
+ */
+async function loadSession(run, sessionId) {
+  const opened = sessionStore();
+  if (opened === null) return failed(run, 503, storeProblem ?? "the session store is not configured");
+  if (sessionId === null) {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    run.session = { id: [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(""), history: [], version: 0,
+      window: [] };
+    return null;
+  }
+  try {
+    const { messages, version } = await trip(run, () => opened.load(sessionId));
+    run.session = { id: sessionId, history: messages, version, window: fromUser(messages, messages.length - MAX_MESSAGES) };
+    return null;
+  } catch (err) {
+    if (!isStore(err, "StoreError")) throw err;
+    return failed(run, 503, `the session store could not be read: ${/** @type {Error} */ (err).message}`);
+  }
+}
+
+/**
+ * After the answer: this turn saved (one write with the version loaded; on a conflict appended to a
+ * fresh load, SAVE_TRIES times at most) and its tokens counted. Throws SaveError (409, 503).
+ * @param {Run} run
+ */
+async function settle(run) {
+  const opened = store;
+  if (opened === null) return;
+  const session = run.session;
+  if (session !== null) {
+    const turn = run.messages.slice(1 + session.window.length); // user, assistant (+ tool calls, results), answer
+    let base = session.history;
+    let version = session.version;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          session.version = await trip(run, () => opened.save(session.id, kept([...base, ...turn], opened.maxBytes), version));
+          break;
+        } catch (err) {
+          if (!isStore(err, "StoreConflict")) throw err;
+          if (attempt >= SAVE_TRIES) {
+            throw new SaveError(409, "the conversation changed while this answer was saved (other requests on the " +
+              "same session_id at once); send the message again");
+          }
+          ({ messages: base, version } = await trip(run, () => opened.load(session.id)));
+        }
+      }
+    } catch (err) {
+      if (isStore(err, "StoreError")) {
+        throw new SaveError(503, `the session store could not save the conversation: ${/** @type {Error} */ (err).message}`);
+      }
+      throw err;
+    }
+  }
+  if (run.day !== null && run.keyId !== null && run.tokens > 0) {
+    const keyId = run.keyId;
+    const day = run.day;
+    try {
+      await trip(run, () => opened.addTokens(keyId, day, run.tokens));
+    } catch (err) {
+      if (!isStore(err, "StoreError")) throw err;
+      run.storeNote = `the session store could not count this request's tokens: ${/** @type {Error} */ (err).message}`;
+    }
+  }
+}
+
+/** @param {Run} run @returns {Record<string, string>} */
+function sessionHeaders(run) {
+  if (run.session === null) return {};
+  /** @type {Record<string, string>} */
+  const headers = { "x-session-id": run.session.id };
+  if (ORIGINS.length > 0) headers["Access-Control-Expose-Headers"] = "x-session-id";
+  return headers;
+}
+
 /**
  * The contract's answer, never an exception: the host would answer an escaped one with its own page.
  * @param {Request} request
@@ -1561,11 +1831,20 @@ async function respond(run) {
   const request = run.request;
   const parsed = await parseRequest(request);
   if ("error" in parsed) return failed(run, 400, parsed.error);
+  if (parsed.sessionId !== null && SESSIONS === null) return failed(run, 400, NO_SESSIONS);
   run.message = parsed.message;
-  run.history = [{ role: "user", content: parsed.message }];
+  const user = { role: "user", content: parsed.message };
+  run.history = [user];
 
   const problem = modelKey(run);
   if (problem !== null) return failed(run, 500, problem);
+  const refused = await checkQuota(run, null);
+  if (refused !== null) return refused;
+  if (SESSIONS !== null) {
+    const unavailable = await loadSession(run, parsed.sessionId);
+    if (unavailable !== null) return unavailable;
+    run.history = [...(run.session?.window ?? []), user];
+  }
   run.arm(parsed.stream);
 
   if (!parsed.stream) {
@@ -1573,16 +1852,18 @@ async function respond(run) {
     let response;
     try {
       response = await loop(run, null);
+      await settle(run);
     } catch (err) {
-      if (err instanceof UpstreamError) return failed(run, err.status, err.message);
+      if (err instanceof UpstreamError || err instanceof SaveError) return failed(run, err.status, err.message);
       throw err;
     }
     run.done();
     /** @type {Record<string, unknown>} */
     const answer = { response, tokens: run.tokens, steps: run.steps };
     if (run.stopped !== null) answer.stopped = run.stopped;
+    if (run.session !== null) answer.session_id = run.session.id;
     run.log(200, response);
-    return json(request, 200, answer);
+    return json(request, 200, answer, sessionHeaders(run));
   }
   return streamed(run, (request.headers.get("accept") ?? "").includes("text/event-stream") ? "ui" : "text");
 }
@@ -1724,6 +2005,8 @@ async function openai(run, route) {
   }
   const problem = modelKey(run);
   if (problem !== null) return refuse(500, problem, "server_error", null);
+  const overQuota = await checkQuota(run, route);
+  if (overQuota !== null) return overQuota;
   run.history = asked.messages;
   run.message = lastText(asked.messages);
   run.maxTokens = asked.maxTokens === null ? null : Math.min(asked.maxTokens, AGENT.max_tokens);
@@ -1733,6 +2016,7 @@ async function openai(run, route) {
   let response;
   try {
     response = await loop(run, null);
+    await settle(run);
   } catch (err) {
     if (err instanceof UpstreamError) {
       return refuse(err.status, err.message, "api_error", err.status === 504 ? "timeout" : "model_error");
@@ -1821,7 +2105,8 @@ async function streamed(run, mode, includeUsage = false) {
     let texts = 0;
     /** @type {string | null} */
     let textId = null;
-    send({ type: "start", messageId: `msg-${crypto.randomUUID()}` });
+    send({ type: "start", messageId: `msg-${crypto.randomUUID()}`,
+      ...(run.session !== null ? { messageMetadata: { session_id: run.session.id } } : {}) });
     sink = {
       stepStart: () => send({ type: "start-step" }),
       text(piece) {
@@ -1865,13 +2150,16 @@ async function streamed(run, mode, includeUsage = false) {
     run.onStart = resolve;
   });
   /** @type {Promise<{ response: string } | { error: unknown }>} */
-  const task = loop(run, sink).then((response) => ({ response }), (error) => ({ error }));
+  const task = loop(run, sink).then(async (response) => {
+    await settle(run);
+    return { response };
+  }).then((done) => done, (error) => ({ error }));
   const early = await Promise.race([started.then(() => null), task]);
   if (early !== null && "error" in early) {
     clearInterval(keepAlive);
     closed = true;
     const err = early.error;
-    if (err instanceof UpstreamError) {
+    if (err instanceof UpstreamError || err instanceof SaveError) {
       if (mode !== "chat") return failed(run, err.status, err.message);
       run.done();
       run.log(err.status);
@@ -1886,7 +2174,7 @@ async function streamed(run, mode, includeUsage = false) {
     run.done();
     if ("error" in outcome) {
       const err = outcome.error;
-      const text = err instanceof UpstreamError ? err.message
+      const text = err instanceof UpstreamError || err instanceof SaveError ? err.message
         : `the agent failed unexpectedly (${err instanceof Error ? err.name : typeof err}); see the function's log`;
       if (ui) {
         send({ type: "error", errorText: text });
@@ -1921,7 +2209,7 @@ async function streamed(run, mode, includeUsage = false) {
     ? { "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-vercel-ai-ui-message-stream": "v1" }
     : mode === "chat" ? { "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-request-id": run.requestId }
       : { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache" };
-  return new Response(body, { status: 200, headers: { ...headers, ...corsHeaders(run.request, false) } });
+  return new Response(body, { status: 200, headers: { ...headers, ...sessionHeaders(run), ...corsHeaders(run.request, false) } });
 }
 
 /**
