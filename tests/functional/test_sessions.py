@@ -198,3 +198,40 @@ def test_the_quota_answers_429_with_retry_after_once_used_up(app, fake_model, ta
     assert not fake_model.find(f"{tag} more")  # the model was not called
     # another key still has its tokens
     assert ask(app, "other key " + tag.upper())["response"].startswith("echo:")
+
+
+def test_a_stream_carries_the_session_id_in_its_header_and_start_part(app, tag):
+    session_id = ask(app, f"{tag} first")["session_id"]
+    body = json.dumps({"message": f"{tag} streamed", "stream": True, "session_id": session_id}).encode()
+    status, headers, raw = app("POST", body, {"Content-Type": "application/json", "Accept": "text/event-stream",
+                                              "Authorization": f"Bearer {app.keys[0]}"})
+    if status == 400:  # a platform that sends one body (buffered Lambda) says it does not stream
+        assert "stream" in json.loads(raw)["error"]
+        return
+    assert status == 200, raw
+    assert headers["x-session-id"] == session_id
+    parts = [json.loads(line[6:]) for line in raw.decode().split("\n\n") if line.startswith("data: {")]
+    assert parts[0]["type"] == "start" and parts[0]["messageMetadata"] == {"session_id": session_id}
+    assert parts[-1]["type"] == "finish"
+
+
+def test_without_sessions_a_session_id_is_a_400(fake_model, builds):
+    with environment(**tools_env(fake_model)):
+        app = lambda_caller(builds[""] / "aws", timeout_s=TIMEOUT)
+        status, _, raw = app("POST", json.dumps({"message": "hi", "session_id": "abc"}).encode(),
+                             {"Content-Type": "application/json"})
+        assert (status, json.loads(raw)["error"]) == (400, "this agent keeps no sessions: send the request "
+                                                           "without 'session_id'")
+        assert not (builds[""] / "aws" / "agent_sessions.py").exists()  # nothing more shipped, nor imported
+
+
+def test_an_unreachable_store_is_a_503_before_the_model_is_called(fake_model, session_builds, backends, tag):  # noqa: F811
+    backend = backends.get("dynamodb")
+    env = {**tools_env(fake_model), **backend.unreachable_env, "AGENT_API_KEYS": KEYS[APPS[0]][0]}
+    with environment(**env):
+        app = lambda_caller(session_builds[""] / "aws", timeout_s=TIMEOUT)
+        status, _, raw = app("POST", json.dumps({"message": tag, "session_id": "s1", "stream": False}).encode(),
+                             {"Content-Type": "application/json", "Authorization": f"Bearer {KEYS[APPS[0]][0]}"})
+    assert status == 503, raw
+    assert json.loads(raw)["error"].startswith("the session store")
+    assert not fake_model.find(tag)
