@@ -62,7 +62,8 @@ def keys_builds(tmp_path_factory):
         assert build(agent, folder / "generated") == 0
         for config in (folder / "generated").glob("*/agent.json"):
             data = json.loads(config.read_text())
-            data.setdefault("auth", AUTH)
+            if data.get("auth") is None:  # agent.json says "auth": null since agent.yaml has the key
+                data["auth"] = AUTH
             config.write_text(json.dumps(data, indent=2))
         out[client] = folder / "generated"
     return out

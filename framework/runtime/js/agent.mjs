@@ -1555,26 +1555,20 @@ class SaveError extends Error {
   }
 }
 
-/** @type {OpenStore | null} */
-let openStoreFn = null;
 /** @type {SessionStore | null} */
 let store = null;
 /** @type {string | null} */
 let storeProblem = null;
-
-/**
- * Registers the session store module (lib/with-sessions.mjs does, when sessions are on: an agent
- * without them loads no store code).
- * @param {OpenStore} open sessions.mjs's openStore
- */
-export function useSessions(open) {
-  openStoreFn = open;
-}
+// lib/with-sessions.mjs registers sessions.mjs's openStore here when sessions are on (an agent without
+// them loads no store code); a registry key rather than an export keeps the core's exports the handlers.
+const STORE_OPENER = Symbol.for("serverless-agent.openStore");
 
 /** @returns {SessionStore | null} the store, opened on first use (opening makes no request) */
 function sessionStore() {
   if (store !== null || storeProblem !== null) return store;
-  if (openStoreFn === null) {
+  /** @type {OpenStore | undefined} */
+  const openStoreFn = /** @type {any} */ (globalThis)[STORE_OPENER];
+  if (typeof openStoreFn !== "function") {
     storeProblem = "the session store is not available: lib/sessions.mjs is not part of the app";
     return null;
   }
