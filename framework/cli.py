@@ -95,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--json", action="store_true", help="print the raw response body")
     invoke.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                         help="ask for a streamed answer (where the target streams)")
+    invoke.add_argument("--session", metavar="ID", default=None,
+                        help="continue the conversation ID (agents with sessions; the id is printed after each answer)")
 
     for name in ("plan", "deploy", "destroy", "info"):
         sub = command(name)
@@ -139,7 +141,7 @@ def _cmd_invoke(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.local import session
 
     return session.invoke_command(args.file, args.output, args.target, args.message, args.stream, args.json,
-                                  reporter)
+                                  reporter, args.session)
 
 
 def _cmd_plan(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:

@@ -9,7 +9,8 @@ from typing import Any
 
 from framework.schema import defaults, defaults_of, definition
 
-OVERRIDABLE = ("timeout", "memory", "concurrency", "stream", "limits")
+OVERRIDABLE = ("timeout", "memory", "concurrency", "stream", "limits", "sessions", "auth")
+SESSION_KEYS = ("store", "ttl_hours", "max_messages")  # the agent-wide session settings; the rest is the store's
 
 Path = tuple[str | int, ...]
 
@@ -29,6 +30,24 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Sessions:
+    """Conversations kept between requests: the agent-wide settings and the store's own (table, ...)."""
+
+    store: str  # as written: auto, or the store's kind
+    ttl_hours: int
+    max_messages: int
+    settings: Mapping[str, Any]  # the store's settings under targets.<name>.sessions (table, collection, ...)
+
+
+@dataclass(frozen=True)
+class Auth:
+    """API keys callers must send, and an optional daily token quota per key."""
+
+    api_keys: str  # the NAME of the secret holding the keys, one per line
+    daily_tokens: int | None
+
+
+@dataclass(frozen=True)
 class TargetSettings:
     """One platform's effective settings: its own options over the agent-wide ones."""
 
@@ -38,6 +57,8 @@ class TargetSettings:
     concurrency: Concurrency
     stream: bool
     limits: Limits
+    sessions: Sessions | None
+    auth: Auth | None
     options: Mapping[str, Any]
     # where each effective value was written: target block, top level, or nowhere (default)
     origins: Mapping[str, Path | None]
@@ -97,6 +118,10 @@ class Agent:
             "limits": {"max_steps": settings.limits.max_steps,
                        "max_request_tokens": settings.limits.max_request_tokens},
             "log_content": self.log_content,
+            "auth": None if settings.auth is None else {"api_keys_env": settings.auth.api_keys,
+                                                        "daily_tokens": settings.auth.daily_tokens},
+            # the platform's render fills in its store (see framework/platforms/sessions.py)
+            "sessions": None,
             # secret references the function itself resolves at cold start: none unless the
             # platform's render says so (AWS Lambda: ARNs, SSM parameter names)
             "secret_refs": {},
@@ -123,6 +148,20 @@ def _frozen(value: Any) -> Any:
 def _limits(top: Mapping[str, Any], block: Mapping[str, Any]) -> Limits:
     base = {**defaults("limits"), **(top.get("limits") or {}), **(block.get("limits") or {})}
     return Limits(max_steps=base["max_steps"], max_request_tokens=base.get("max_request_tokens"))
+
+
+def _sessions(top: Mapping[str, Any], block: Mapping[str, Any]) -> Sessions | None:
+    """None when neither agent.yaml nor the target turns sessions on."""
+    if top.get("sessions") is None and block.get("sessions") is None:
+        return None
+    merged = {**defaults_of(definition("sessions")), **(top.get("sessions") or {}), **(block.get("sessions") or {})}
+    return Sessions(store=merged["store"], ttl_hours=merged["ttl_hours"], max_messages=merged["max_messages"],
+                    settings=MappingProxyType({k: v for k, v in merged.items() if k not in SESSION_KEYS}))
+
+
+def _auth(top: Mapping[str, Any], block: Mapping[str, Any]) -> Auth | None:
+    merged = {**(top.get("auth") or {}), **(block.get("auth") or {})}
+    return Auth(api_keys=merged["api_keys"], daily_tokens=merged.get("daily_tokens")) if merged else None
 
 
 def _tools(data: Mapping[str, Any]) -> tuple[tuple[Mapping[str, Any], ...], tuple[Mapping[str, Any], ...]]:
@@ -170,6 +209,8 @@ def build_agent(data: Mapping[str, Any], system_prompt: str, prompt_file: str | 
             concurrency=_concurrency(data, block),
             stream=block.get("stream", top["stream"]),
             limits=_limits(data, block),
+            sessions=_sessions(data, block),
+            auth=_auth(data, block),
             options=MappingProxyType({key: value for key, value in {**defaults("targets", name), **block}.items()
                                       if key not in OVERRIDABLE}),
             origins=MappingProxyType(origins),
@@ -189,6 +230,8 @@ def build_agent(data: Mapping[str, Any], system_prompt: str, prompt_file: str | 
         cors_origins=tuple((data.get("cors") or {}).get("origins", ())),
         secrets=MappingProxyType({
             top["api_key_env"]: {},
+            # the API keys' secret of every target: deploy must set it like any other secret
+            **{settings.auth.api_keys: {} for settings in targets if settings.auth},
             **{name: MappingProxyType(dict(refs)) for name, refs in (data.get("secrets") or {}).items()},
         }),
         targets=tuple(targets),

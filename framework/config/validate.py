@@ -22,7 +22,7 @@ from framework.config.load import Document, PathT, format_path, load
 from framework.config.secrets import SECRET_FIX, find_secrets, redact, secret_kind, value_secret_kind
 from framework.errors import ConfigError, Problem
 from framework.model import Agent, build_agent
-from framework.platforms import registry
+from framework.platforms import registry, sessions
 from framework.schema import resolve, schema
 
 
@@ -361,7 +361,8 @@ def validate_document(doc: Document) -> Validated:
     located = _redacted(_yaml_surprises(doc)) + _field_problems(doc, agent)
     findings = tools.check(agent, doc.data.get("tools") or []) + tools.fit_warnings(agent)
     for settings in agent.targets:
-        findings += registry.get(settings.name).check(agent, settings)
+        platform = registry.get(settings.name)
+        findings += platform.check(agent, settings) + sessions.check(settings, platform.session_store, platform.title)
     for finding in findings:
         key = finding.path[-1:] != ("targets",) and finding.path in doc.keys
         line, col = doc.where(finding.path, key=key)

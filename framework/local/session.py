@@ -7,7 +7,7 @@ import json
 import os
 import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,18 +83,108 @@ def launch(prepared: Prepared, port: int, env: dict[str, str], log: bool = False
     return runner(options)
 
 
+# The variables that point each store at a back-end: when the environment sets one, serve and invoke
+# use that back-end (and create the table the agent needs there); else they start one on 127.0.0.1.
+STORE_VARIABLES = {"dynamodb": ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"),
+                   "firestore": ("FIRESTORE_EMULATOR_HOST", "FIRESTORE_ENDPOINT"),
+                   "table": ("AZURE_TABLE_ENDPOINT",),
+                   "redis": ("KV_REST_API_URL",)}
+LOCAL_UPSTASH_TOKEN = "local-upstash-token"  # noqa: S105 - the local REST front's own, opens nothing else
+
+
+def sessions_block(prepared: Prepared) -> dict | None:
+    """agent.json's "sessions" of the app to run (None: sessions off)."""
+    try:
+        config = json.loads((prepared.app_dir / "agent.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    block = config.get("sessions")
+    return block if isinstance(block, dict) else None
+
+
+@contextmanager
+def local_store(prepared: Prepared, env: dict[str, str], reporter: TextReporter | None = None) -> Iterator[dict]:
+    """The app's environment with a session store to use: the one the environment points at, else one
+    started here (moto's DynamoDB, the Firestore emulator or fake, Azurite, redis-server behind an
+    Upstash REST front), stopped when the block ends. Without sessions: the environment as it is."""
+    block = sessions_block(prepared)
+    if block is None:
+        yield env
+        return
+    from framework.local import stores
+
+    kind = block.get("store")
+    names = STORE_VARIABLES.get(kind, ())
+    if kind == "redis":
+        names = (block.get("url_env") or "UPSTASH_REDIS_REST_URL", *names)
+    with ExitStack() as stack:
+        env = dict(env)
+        given = next((name for name in names if env.get(name)), None)
+        if given is None:
+            local = stack.enter_context(_start_store(kind))
+            env.update(local.env)
+            if kind == "redis":
+                env[block.get("url_env") or "UPSTASH_REDIS_REST_URL"] = local.env["KV_REST_API_URL"]
+                env[block.get("token_env") or "UPSTASH_REDIS_REST_TOKEN"] = local.env["KV_REST_API_TOKEN"]
+            if reporter is not None:
+                shown = " ".join(f"{k}={v}" for k, v in sorted(local.env.items()) if "KEY" not in k and "TOKEN" not in k
+                                 and "CONNECTION" not in k)
+                reporter.note(f"sessions: a local {kind} store for this run ({shown}); it forgets everything "
+                              "when it stops")
+        if kind == "dynamodb":
+            endpoint = env.get("AWS_ENDPOINT_URL_DYNAMODB") or env["AWS_ENDPOINT_URL"]
+            stores.prepare_dynamodb({"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "local",
+                                     "AWS_SECRET_ACCESS_KEY": "local", **env,  # noqa: S106
+                                     "AWS_ENDPOINT_URL": endpoint}, str(block.get("table")))
+        elif kind == "table":
+            stores.prepare_table(env, str(block.get("table")))
+        yield env
+
+
+def _start_store(kind: str):
+    from framework.local import stores
+
+    if kind == "dynamodb":
+        return stores.start_dynamodb()
+    if kind == "firestore":
+        return stores.start_firestore()
+    if kind == "table":
+        return stores.start_azurite()
+    if kind == "redis":
+        return _start_redis()
+    raise LocalRunError(f"there is no local {kind} session store")
+
+
+@contextmanager
+def _start_redis() -> Iterator:
+    """redis-server behind the Upstash REST front (what Vercel's store speaks)."""
+    from framework.local import stores
+
+    try:
+        from tests.fakes.upstash_server import RedisServer, UpstashFront
+    except ImportError as exc:
+        raise LocalRunError("a local Upstash Redis needs redis-server (apt-get install redis-server) and the "
+                            "redis package (pip install redis)") from exc
+    with RedisServer() as server, UpstashFront(server.socket, token=LOCAL_UPSTASH_TOKEN) as front:
+        yield stores.LocalStore("redis", {"KV_REST_API_URL": front.url, "KV_REST_API_TOKEN": LOCAL_UPSTASH_TOKEN})
+
+
 @dataclass
 class Answer:
     status: int
     content_type: str
     chunks: Iterator[bytes]
+    session_id: str | None = None
 
 
-def post(url: str, message: str, stream: bool | None = None, timeout: float = 3600) -> Answer:
+def post(url: str, message: str, stream: bool | None = None, timeout: float = 3600,
+         session_id: str | None = None) -> Answer:
     """One POST {"message": ...} to a local app; the body is read as it arrives."""
     payload: dict = {"message": message}
     if stream is not None:
         payload["stream"] = stream
+    if session_id is not None:
+        payload["session_id"] = session_id
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     conn.request("POST", parts.path or "/", body=json.dumps(payload).encode(),
@@ -108,18 +198,22 @@ def post(url: str, message: str, stream: bool | None = None, timeout: float = 36
         finally:
             conn.close()
 
-    return Answer(response.status, response.getheader("Content-Type") or "", chunks())
+    return Answer(response.status, response.getheader("Content-Type") or "", chunks(),
+                  response.getheader("x-session-id"))
 
 
 @contextmanager
-def invoke(prepared: Prepared, message: str, stream: bool | None, env: dict[str, str]) -> Iterator[Answer]:
-    """Start the app on a free port and send one request; the app stops when the block ends. The
-    function's own log lines (its usage record) go to stderr, as the platform's log would show them."""
-    app = launch(prepared, 0, env, log=True)
-    try:
-        yield post(app.url, message, stream)
-    finally:
-        app.close()
+def invoke(prepared: Prepared, message: str, stream: bool | None, env: dict[str, str],
+           session_id: str | None = None, reporter: TextReporter | None = None) -> Iterator[Answer]:
+    """Start the app (and its local session store, unless the environment points at one) on a free
+    port and send one request; both stop when the block ends. The function's own log lines (its usage
+    record) go to stderr, as the platform's log would show them."""
+    with local_store(prepared, env, reporter) as app_env:
+        app = launch(prepared, 0, app_env, log=True)
+        try:
+            yield post(app.url, message, stream, session_id=session_id)
+        finally:
+            app.close()
 
 
 def _prepared(file: str, output: str, target: str | None, reporter: TextReporter) -> tuple[Prepared, dict[str, str]]:
@@ -141,6 +235,12 @@ def serve_command(file: str, output: str, target: str | None, port: int, quiet: 
     import threading
 
     prepared, env = _prepared(file, output, target, reporter)
+    with local_store(prepared, env, reporter) as app_env:
+        return _serve(prepared, app_env, port, quiet, reporter, threading, signal)
+
+
+def _serve(prepared: Prepared, env: dict[str, str], port: int, quiet: bool, reporter: TextReporter,
+           threading, signal) -> ExitCode:
     app = launch(prepared, port, env, log=not quiet)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -157,11 +257,16 @@ def serve_command(file: str, output: str, target: str | None, port: int, quiet: 
 
 
 def invoke_command(file: str, output: str, target: str | None, message: str, stream: bool | None, raw: bool,
-                   reporter: TextReporter) -> ExitCode:
+                   reporter: TextReporter, session_id: str | None = None) -> ExitCode:
     """Send one message and print the answer: JSON indented (raw: as sent), a stream as it arrives;
-    FAILED unless the app answered 2xx."""
+    FAILED unless the app answered 2xx. session_id: continue that conversation (it lives as long as
+    the store: point the environment at one that outlives this command, e.g. `serve`'s, or
+    `python -m framework.local.stores KIND`'s)."""
     prepared, env = _prepared(file, output, target, reporter)
-    with invoke(prepared, message, stream, env) as answer:
+    if session_id is not None and sessions_block(prepared) is None:
+        raise UsageError(f"--session: {prepared.agent.name} keeps no sessions on {prepared.settings.name} "
+                         "(add `sessions: {store: auto}` to agent.yaml)")
+    with invoke(prepared, message, stream, env, session_id, reporter) as answer:
         if answer.content_type.startswith("application/json"):
             body = b"".join(answer.chunks)
             try:
@@ -171,4 +276,6 @@ def invoke_command(file: str, output: str, target: str | None, message: str, str
             reporter.result([text], None)
         else:
             reporter.stream(answer.chunks)
+        if answer.session_id and not raw:
+            reporter.note(f"session: {answer.session_id} (continue it with --session {answer.session_id})")
     return ExitCode.OK if 200 <= answer.status < 300 else ExitCode.FAILED

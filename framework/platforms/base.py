@@ -98,6 +98,8 @@ class Platform(Protocol):
     def deployer(self) -> DeployerFactory | None: ...  # None: not deployable by the framework (yet)
     @property
     def ci_login(self) -> CiLogin | None: ...
+    @property
+    def session_store(self) -> str | None: ...  # the store `sessions: {store: auto}` means here; None: none
 
     def check(self, agent: Agent, settings: TargetSettings) -> list[Finding]:
         """The platform's limits, as findings on agent.yaml paths (pure)."""
@@ -125,16 +127,19 @@ class Definition:
     runner: Runner | None = None
     deployer: DeployerFactory | None = None
     ci_login: CiLogin | None = None
+    session_store: str | None = None
 
     @classmethod
     def of(cls, target: ModuleType, *, runner: Callable[[], RunnerModule] | None = None,
            deployer: Callable[[], DeployerFactory] | None = None, ci_login: CiLogin | None = None) -> Definition:
-        """A package's PLATFORM from its target module (name, title, check, render, endpoint) and the
-        schema.json beside it. `runner` and `deployer` load the runner module and the Deployer class when
-        first called, so that serve's and deploy's frameworks and SDKs are imported only by them."""
+        """A package's PLATFORM from its target module (name, title, check, render, endpoint, and
+        SESSION_STORE when it keeps sessions) and the schema.json beside it. `runner` and `deployer`
+        load the runner module and the Deployer class when first called, so that serve's and
+        deploy's frameworks and SDKs are imported only by them."""
         part = json.loads((Path(target.__file__ or "").parent / "schema.json").read_text(encoding="utf-8"))
         return cls(name=target.name, title=target.title, check=target.check, render=target.render,
                    endpoint=target.endpoint, schema=part, ci_login=ci_login,
+                   session_store=getattr(target, "SESSION_STORE", None),
                    runner=_lazy_runner(runner) if runner else None,
                    deployer=_lazy_deployer(deployer) if deployer else None)
 

@@ -125,7 +125,7 @@ def azure_caller(app_dir: Path) -> Call:
     prefix = host.get("extensions", {}).get("http", {}).get("routePrefix", "api")
     (function,) = module.app.get_functions()
     trigger = function.get_trigger()
-    route = f"/{prefix}/{trigger.route}"
+    route = f"/{prefix}/{trigger.route}".split("/{*", 1)[0]  # a catch-all segment also matches nothing
     methods = {str(getattr(m, "value", m)).upper() for m in trigger.methods}
     user_function = function.get_user_function()
 

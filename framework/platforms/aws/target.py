@@ -6,10 +6,14 @@ from pathlib import Path
 
 from framework.findings import Finding
 from framework.model import Agent, TargetSettings
+from framework.platforms import sessions
 from framework.platforms.aws.region import REGION
 from framework.platforms.deploy_doc import FromEnv, command, deploy_file
-from framework.render import File, environment, js_core_file, json_file, runtime_file, template_file
+from framework.platforms.vercel import target as vercel_target
+from framework.render import RUNTIME, File, environment, js_core_file, json_file, runtime_file, template_file
 
+# agent.yaml `sessions: {store: auto}` here (framework/platforms/sessions.py)
+SESSION_STORE = "dynamodb"
 name = "aws"
 title = "AWS Lambda"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -108,6 +112,7 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
     return [
         template_file(TEMPLATES, name, "lambda_function.py", context),
         runtime_file(name),
+        *_store_files(settings),
         json_file(f"{name}/agent.json", _runtime_config(agent, settings)),
         template_file(TEMPLATES, name, "requirements.txt", context),
         template_file(TEMPLATES, name, "Dockerfile", context),
@@ -120,7 +125,8 @@ def _runtime_config(agent: Agent, settings: TargetSettings) -> dict:
     """agent.json, with the secret references the function reads itself at cold start (the other
     platforms inject referenced secrets into the environment)."""
     refs = {env: r[name] for env, r in sorted(agent.secrets.items()) if name in r}
-    return {**agent.runtime_config(settings), "secret_refs": refs}
+    return {**agent.runtime_config(settings), "secret_refs": refs,
+            "sessions": sessions.runtime_block(settings, SESSION_STORE, {"table": f"{agent.name}-sessions"})}
 
 
 def _deploy_file(agent: Agent, settings: TargetSettings, context: dict) -> File:
@@ -141,6 +147,16 @@ def _deploy_file(agent: Agent, settings: TargetSettings, context: dict) -> File:
     return deploy_file(TEMPLATES, name, steps, {"name": agent.name, "from_env": from_env})
 
 
+def _index(settings: TargetSettings) -> bytes:
+    """index.mjs, importing the core with its session store when sessions are on."""
+    source = (TEMPLATES / "index.mjs").read_bytes()
+    if settings.sessions is None:
+        return source
+    if source.count(b'"./lib/agent.mjs"') != 1:
+        raise RuntimeError('index.mjs must import "./lib/agent.mjs" once')
+    return source.replace(b'"./lib/agent.mjs"', b'"./lib/with-sessions.mjs"')
+
+
 def _render_node(agent: Agent, settings: TargetSettings, context: dict) -> list[File]:
     """The streaming app: index.mjs adapts function URL events to lib/agent.mjs, the Vercel route's
     own Web-standard module (byte-identical), configured by agent.json."""
@@ -149,10 +165,19 @@ def _render_node(agent: Agent, settings: TargetSettings, context: dict) -> list[
     package = {"name": agent.name, "version": "1.0.0", "private": True, "type": "module"}
     dockerfile = environment(TEMPLATES).get_template("node/Dockerfile.j2").render(**node)
     return [
-        File(f"{name}/index.mjs", (TEMPLATES / "index.mjs").read_bytes()),
+        File(f"{name}/index.mjs", _index(settings)),
         js_core_file(name),
+        *vercel_target.store_files(name, settings),
         json_file(f"{name}/agent.json", _runtime_config(agent, settings)),
         json_file(f"{name}/package.json", package),
         File(f"{name}/Dockerfile", dockerfile.encode("utf-8")),
         template_file(TEMPLATES, name, "template.yaml", node),
     ]
+
+
+def _store_files(settings: TargetSettings) -> list[File]:
+    """The session store module, shipped only when sessions are on (an agent without them imports
+    nothing more at cold start)."""
+    if settings.sessions is None:
+        return []
+    return [File(f"{name}/agent_sessions.py", RUNTIME.with_name("agent_sessions.py").read_bytes())]

@@ -7,6 +7,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import sys
 import threading
 import urllib.parse
@@ -62,6 +63,21 @@ def _load_app(options: LocalOptions):
     return module.app
 
 
+def route_pattern(path: str) -> re.Pattern:
+    """A route template as the Functions host matches it (ASP.NET Core routing, case-insensitive):
+    `{name}` one segment, `{*name}` the rest of the path, which may be empty."""
+    out = ""
+    for index, segment in enumerate(path.strip("/").split("/")):
+        if segment.startswith("{*") and segment.endswith("}"):
+            out += "(?:/.*)?" if index else "/.*"
+            break
+        if segment.startswith("{") and segment.endswith("}"):
+            out += "/[^/]+"
+        else:
+            out += "/" + re.escape(segment)
+    return re.compile(out or "/", re.IGNORECASE)
+
+
 class AzureApp:
     def __init__(self, options: LocalOptions):
         import azure.functions as func
@@ -69,21 +85,21 @@ class AzureApp:
         host = json.loads((options.app_dir / "host.json").read_text(encoding="utf-8"))
         prefix = host.get("extensions", {}).get("http", {}).get("routePrefix", "api").strip("/")
         app = _load_app(options)
-        routes = {}
+        routes = []
         for function in app.get_functions():
             trigger = function.get_trigger()
             path = "/" + "/".join(part for part in (prefix, trigger.route.strip("/")) if part)
             methods = {str(getattr(m, "value", m)).upper() for m in (trigger.methods or [])}
-            routes[path.lower()] = (function.get_user_function(), methods)
+            routes.append((route_pattern(path), function.get_user_function(), methods))
         timeout = options.timeout
         output = _function_output()
 
         def handle(request: Request) -> Response:
             url = urllib.parse.urlsplit(request.path)
-            route = routes.get(url.path.rstrip("/").lower())
-            if route is None or (route[1] and request.method not in route[1]):
+            route = next((r for r in routes if r[0].fullmatch(url.path.rstrip("/"))), None)
+            if route is None or (route[2] and request.method not in route[2]):
                 return Response(404)  # the host answers unrouted paths and methods with an empty 404
-            user_function, _ = route
+            _, user_function, _ = route
             http_request = func.HttpRequest(
                 method=request.method,
                 url=f"http://{options.host}:{self.port}{request.path}",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from framework.findings import Finding
 from framework.model import Agent, TargetSettings
+from framework.platforms import sessions
 from framework.platforms.azure.limits import (
     CONSUMPTION_MAX_INSTANCES,
     CONSUMPTION_MEMORY,
@@ -21,8 +22,10 @@ from framework.platforms.azure.limits import (
 from framework.platforms.azure.planner import STORAGE, key_vault_reference
 from framework.platforms.azure.region import REGION
 from framework.platforms.deploy_doc import FromEnv, command, deploy_file
-from framework.render import File, json_file, runtime_file, template_file
+from framework.render import RUNTIME, File, json_file, runtime_file, template_file
 
+# agent.yaml `sessions: {store: auto}` here (framework/platforms/sessions.py)
+SESSION_STORE = "table"
 name = "azure"
 title = "Azure Functions"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -111,11 +114,24 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
     return [
         template_file(TEMPLATES, name, "function_app.py", context),
         runtime_file(name),
-        json_file(f"{name}/agent.json", agent.runtime_config(settings)),
+        *_store_files(settings),
+        json_file(f"{name}/agent.json", {**agent.runtime_config(settings), "sessions": sessions.runtime_block(
+            settings, SESSION_STORE, {"table": session_table(agent), "account": _storage_account(settings)})}),
         json_file(f"{name}/host.json", host),
         template_file(TEMPLATES, name, "requirements.txt", context),
         deploy_file(TEMPLATES, name, steps, {"name": agent.name, "from_env": from_env, "notes": notes}),
     ]
+
+
+def session_table(agent: Agent) -> str:
+    """Azure table names are letters and digits only: the agent's name without its hyphens."""
+    return agent.name.replace("-", "") + "sessions"
+
+
+def _storage_account(settings: TargetSettings) -> str | None:
+    """The account of targets.azure.storage; None: the runtime uses AzureWebJobsStorage's."""
+    match = STORAGE.match(settings.options.get("storage", ""))
+    return match.group(1) if match else None
 
 
 def deploy_steps(agent: Agent, settings: TargetSettings) -> tuple[list[tuple[str, str]], list[str]]:
@@ -163,3 +179,11 @@ def deploy_steps(agent: Agent, settings: TargetSettings) -> tuple[list[tuple[str
     steps.append(("Publish the code (a remote build installs requirements.txt):", command(
         "func", "azure", "functionapp", "publish", app)))
     return steps, notes
+
+
+def _store_files(settings: TargetSettings) -> list[File]:
+    """The session store module, shipped only when sessions are on (an agent without them imports
+    nothing more at cold start)."""
+    if settings.sessions is None:
+        return []
+    return [File(f"{name}/agent_sessions.py", RUNTIME.with_name("agent_sessions.py").read_bytes())]

@@ -6,11 +6,14 @@ from pathlib import Path
 
 from framework.findings import Finding
 from framework.model import Agent, TargetSettings
+from framework.platforms import sessions
 from framework.platforms.deploy_doc import FromEnv, command, deploy_file
 from framework.platforms.gcp.planner import ENTRY_POINT, memory_units, parse_secret, required_cpu
 from framework.platforms.gcp.region import REGION
-from framework.render import File, json_file, runtime_file, template_file
+from framework.render import RUNTIME, File, json_file, runtime_file, template_file
 
+# agent.yaml `sessions: {store: auto}` here (framework/platforms/sessions.py)
+SESSION_STORE = "firestore"
 name = "gcp"
 title = "Google Cloud Functions (2nd gen)"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -88,8 +91,19 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
     return [
         template_file(TEMPLATES, name, "main.py", {}),
         runtime_file(name),
-        json_file(f"{name}/agent.json", agent.runtime_config(settings)),
+        *_store_files(settings),
+        json_file(f"{name}/agent.json", {**agent.runtime_config(settings), "sessions": sessions.runtime_block(
+            settings, SESSION_STORE, {"project": settings.options.get("project"), "database": "(default)",
+                                      "collection": f"{agent.name}-sessions"})}),
         template_file(TEMPLATES, name, "requirements.txt", {"client": agent.client}),
         deploy_file(TEMPLATES, name, steps, {"name": agent.name, "from_env": from_env,
                                   "secret_refs": len(from_env) < len(agent.secrets)}),
     ]
+
+
+def _store_files(settings: TargetSettings) -> list[File]:
+    """The session store module, shipped only when sessions are on (an agent without them imports
+    nothing more at cold start)."""
+    if settings.sessions is None:
+        return []
+    return [File(f"{name}/agent_sessions.py", RUNTIME.with_name("agent_sessions.py").read_bytes())]

@@ -6,8 +6,11 @@ from pathlib import Path
 
 from framework.findings import Finding
 from framework.model import Agent, TargetSettings
-from framework.render import File, js_core_file, json_file
+from framework.platforms import sessions
+from framework.render import JS_CORE, File, js_core_file, json_file
 
+# agent.yaml `sessions: {store: auto}` here (framework/platforms/sessions.py)
+SESSION_STORE = "redis"
 name = "vercel"
 title = "Vercel Functions"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -105,8 +108,16 @@ def endpoint(agent: Agent, settings: TargetSettings) -> str:
     return "/api/agent"
 
 
-def _route(runtime: str) -> bytes:
+CORE_IMPORT = '"../lib/agent.mjs"'
+SESSIONS_IMPORT = '"../lib/with-sessions.mjs"'  # the core with its session store (only when sessions are on)
+
+
+def _route(runtime: str, with_sessions: bool = False) -> bytes:
     source = (TEMPLATES / ROUTE_FILE).read_text(encoding="utf-8")
+    if with_sessions:
+        if CORE_IMPORT not in source:
+            raise RuntimeError(f"{ROUTE_FILE} template must import {CORE_IMPORT}")
+        source = source.replace(CORE_IMPORT, SESSIONS_IMPORT)
     first, _, rest = source.partition("\n")
     if first != RUNTIME_LINES["edge"]:
         raise RuntimeError(f"{ROUTE_FILE} template must start with {RUNTIME_LINES['edge']!r}")
@@ -149,12 +160,25 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
         "include": ["api/**/*.ts", "lib/**/*.mjs"],
     }
     return [
-        File(f"{name}/{ROUTE_FILE}", _route(runtime)),
+        File(f"{name}/{ROUTE_FILE}", _route(runtime, settings.sessions is not None)),
         js_core_file(name),
+        *store_files(name, settings),
         json_file(f"{name}/agent.json", {**agent.runtime_config(settings),
-                                         "first_byte_timeout": EDGE_FIRST_BYTE if runtime == "edge" else None}),
+                                         "first_byte_timeout": EDGE_FIRST_BYTE if runtime == "edge" else None,
+                                         "sessions": sessions.runtime_block(settings, SESSION_STORE, {
+                                             "url_env": "UPSTASH_REDIS_REST_URL",
+                                             "token_env": "UPSTASH_REDIS_REST_TOKEN"})}),
         json_file(f"{name}/package.json", package),
         json_file(f"{name}/tsconfig.json", tsconfig),
         json_file(f"{name}/vercel.json", vercel),
         File(f"{name}/{STATIC_DIR}/robots.txt", ROBOTS_TXT),
     ]
+
+
+def store_files(target: str, settings: TargetSettings) -> list[File]:
+    """lib/sessions.mjs (the store) and lib/with-sessions.mjs (the core's entry that registers it), only
+    when sessions are on: the bundle of an agent without them holds no store code."""
+    if settings.sessions is None:
+        return []
+    return [File(f"{target}/lib/{file}", JS_CORE.with_name(file).read_bytes())
+            for file in ("sessions.mjs", "with-sessions.mjs")]
