@@ -19,10 +19,19 @@ import urllib.parse
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ALLOWED = "POST, OPTIONS"
+ALLOWED_HEADERS = "Content-Type, Authorization, x-api-key"
+# The OpenAI-compatible endpoint under the agent's path (issue 12; shapes: docs/research/session-stores.md 5)
+CHAT_PATH = "/v1/chat/completions"
+MODELS_PATH = "/v1/models"
+_NO_RETRY = {"x-should-retry": "false"}  # obeyed by both official clients: our errors are final
 _RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx
 _JSON = {"Content-Type": "application/json"}
 CUT_OFF = "the model endpoint's answer was cut off or invalid"
 NO_STREAM = "this platform does not stream responses; send the request without \"stream\": true"
+_SESSION_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+BAD_SESSION = "the field 'session_id' must be 1 to 128 letters, digits, '_' or '-'"
+NO_SESSIONS = "this agent keeps no sessions: send the request without 'session_id'"
+SAVE_TRIES = 3  # saves of one turn (each after a fresh load) before a 409
 
 
 class Reply:
@@ -869,7 +878,8 @@ class _Record:
     """What one POST did, for its usage line (docs/agent-loop.md, Usage records)."""
 
     __slots__ = ("request_id", "start", "status", "steps", "stopped", "input_tokens", "output_tokens", "tokens",
-                 "tools", "ttft", "error", "response", "message", "calls", "post")
+                 "tools", "ttft", "error", "response", "message", "calls", "post", "endpoint", "key_id",
+                 "messages", "session", "trips", "store_ms", "day")
 
     def __init__(self, request_id: str | None):
         if not request_id:  # a random UUID 4 as hex; the uuid module would cost ~10 ms of imports
@@ -883,6 +893,45 @@ class _Record:
         self.tools, self.calls = [], []
         self.ttft = self.error = self.response = self.message = None
         self.post = False
+        self.endpoint = self.key_id = None
+        self.messages = []  # the loop's messages, system prompt first, final answer last
+        self.session = None  # the _Session of this request, when the agent keeps sessions
+        self.trips, self.store_ms, self.day = 0, 0.0, None
+
+
+class _Session:
+    """One request's conversation: the stored history as loaded, its version, and the part of it sent."""
+
+    __slots__ = ("id", "history", "version", "window")
+
+    def __init__(self, session_id: str, history: list, version: int, window: list):
+        self.id, self.history, self.version, self.window = session_id, history, version, window
+
+
+class _SaveFailed(Exception):
+    """The answer is ready but the conversation could not be saved: its status and sentence."""
+
+    def __init__(self, status: int, sentence: str):
+        super().__init__(sentence)
+        self.status, self.sentence = status, sentence
+
+
+def _from_user(messages: list, start: int) -> list:
+    """messages[start:], moved on to the first user message: no tool message loses its assistant message."""
+    start = max(0, start)
+    while start < len(messages) and not (isinstance(messages[start], dict) and messages[start].get("role") == "user"):
+        start += 1
+    return messages[start:]
+
+
+def _json_size(messages: list) -> int:
+    """The UTF-8 size of the JSON text a store keeps (agent_sessions.encode's)."""
+    text = json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _seconds_to_midnight(now: float) -> int:
+    return 86400 - int(now) % 86400
 
 
 _TICK = ("tick",)
@@ -947,6 +996,7 @@ class Agent:
         if config.get("temperature") is not None:
             self._template["temperature"] = config["temperature"]
         self._system = {"role": "system", "content": config["system_prompt"]}
+        self._created = int(time.time())  # /v1/models: when this instance started
         self.name = config.get("name") or "agent"
         limits = config.get("limits") or {}
         self.max_steps = max(1, int(limits.get("max_steps") or 8))
@@ -963,13 +1013,42 @@ class Agent:
             self._http[spec["name"]] = HttpTool(spec, env, self.secrets)
         self.mcp = [McpServer(spec, env, self.secrets) for spec in config.get("mcp") or []]
         self._clashes = set()
+        auth = config.get("auth") if isinstance(config.get("auth"), dict) else None
+        self.keys_env = auth.get("api_keys_env") if auth else None
+        self._keys = _Keys(env.get(self.keys_env), self.secrets) if self.keys_env else None
+        quota = auth.get("daily_tokens") if auth else None
+        self.daily_tokens = quota if isinstance(quota, int) and not isinstance(quota, bool) and quota > 0 else None
+        sessions = config.get("sessions") if isinstance(config.get("sessions"), dict) else None
+        self.sessions = sessions
+        self.max_messages = max(1, int(sessions.get("max_messages") or 40)) if sessions else 0
+        self.store = self._stores = None
+        self.store_problem = None
+        if sessions:
+            self._open_store(sessions, env)
+
+    def _open_store(self, sessions: dict, env) -> None:
+        """The session store (agent_sessions.py ships beside this file only when sessions are on: an
+        agent without them imports nothing more at cold start). Opening it makes no request."""
+        try:
+            import agent_sessions as stores
+        except ImportError:  # the framework's own copy (tests, tools run from the repository)
+            try:
+                from framework.runtime import agent_sessions as stores
+            except ImportError:
+                self.store_problem = "the session store is not available: agent_sessions.py is missing from the app"
+                return
+        self._stores = stores
+        try:
+            self.store = stores.open_store(sessions, self.name, env)
+        except stores.StoreError as exc:
+            self.store_problem = f"the session store is not usable: {exc}"
 
     @classmethod
     def from_file(cls, path: str, can_stream: bool = False, no_stream: str = NO_STREAM) -> Agent:
         with open(path, encoding="utf-8") as handle:
             return cls(json.load(handle), can_stream=can_stream, no_stream=no_stream)
 
-    def cors_headers(self, origin: str | None, preflight: bool = False) -> dict:
+    def cors_headers(self, origin: str | None, preflight: bool = False, methods: str = ALLOWED) -> dict:
         allowed = _allowed_origin(self._origins, origin)
         if allowed is None:
             return {}
@@ -978,60 +1057,318 @@ class Agent:
             headers["Vary"] = "Origin"
         if preflight:
             headers.update({
-                "Access-Control-Allow-Methods": ALLOWED,
-                "Access-Control-Allow-Headers": "Content-Type, Authorization",
+                "Access-Control-Allow-Methods": methods,
+                "Access-Control-Allow-Headers": ALLOWED_HEADERS,
                 "Access-Control-Max-Age": "600",
             })
         return headers
 
     def handle(self, method: str, headers: dict, body: bytes, remaining: float | None = None,
-               request_id: str | None = None) -> Reply:
+               request_id: str | None = None, path: str | None = None) -> Reply:
         """One HTTP request → one reply, never an exception: a platform would answer an escaped one
         with its own page (Flask's HTML 500, Lambda's 502), not the contract's JSON.
         headers: lower-case names. remaining: seconds the platform still gives us. request_id: the
-        platform's, for the usage line (a random one otherwise)."""
+        platform's, for the usage line (a random one otherwise). path: the request's path (or URL):
+        one ending in /v1/chat/completions or /v1/models is the OpenAI-compatible endpoint."""
         record = _Record(request_id)
+        route = _route(path)
         try:
-            reply = self._handle(method, headers, body, remaining, record)
+            reply = self._handle(method, headers, body, remaining, record, route)
         except Exception as exc:
             _log_unexpected(exc)
-            reply = error(500, f"the agent failed unexpectedly ({type(exc).__name__}); see the function's log")
+            sentence = f"the agent failed unexpectedly ({type(exc).__name__}); see the function's log"
+            reply = _openai_error(500, sentence, "server_error") if route else error(500, sentence)
         if record.post and isinstance(reply.body, bytes):
             record.status = reply.status
             self._log_usage(record)
         return reply
 
-    def _handle(self, method: str, headers: dict, body: bytes, remaining: float | None, record: _Record) -> Reply:
+    def _handle(self, method: str, headers: dict, body: bytes, remaining: float | None, record: _Record,
+                route: str | None = None) -> Reply:
         method = method.upper()
         origin = headers.get("origin")
         if method == "OPTIONS":
-            return Reply(204, self.cors_headers(origin, preflight=True), b"")
+            methods = "GET, OPTIONS" if route == "models" else ALLOWED
+            return Reply(204, self.cors_headers(origin, preflight=True, methods=methods), b"")
         cors = self.cors_headers(origin)
+        if method == "POST" and route in (None, "chat"):
+            record.post = True
+        if route:
+            record.endpoint = "openai"
+        if self._keys is not None:
+            refused = self._check_key(headers, record, cors, route)
+            if refused is not None:
+                return refused
+        if route:
+            return self._openai(method, headers, body, remaining, record, route, cors)
         if method != "POST":
             return error(405, f"method {method} not allowed; use POST", {"Allow": ALLOWED, **cors})
-        record.post = True
-        message, stream, problem = _parse(body)
+        message, stream, session_id, problem = _parse(body)
         if problem:
             return error(400, problem, cors)
+        if session_id is not None and self.sessions is None:
+            return error(400, NO_SESSIONS, cors)
         if stream and not self.can_stream:
             return error(400, self.no_stream, cors)
         if self.client is None:
             return error(500, self.key_problem or f"{self.api_key_env} is not set in the function's environment", cors)
-        budget = self.timeout if remaining is None else min(self.timeout, remaining)
-        deadline = time.monotonic() + max(0.5, budget - 1.0)  # answer before the platform cuts us off
+        deadline = self._deadline(remaining)
         record.message = message
+        refused = self._check_quota(record, cors, None)
+        if refused is not None:
+            return refused
+        user = {"role": "user", "content": message}
+        history = [user]
+        if self.sessions is not None:
+            try:
+                session = self._load_session(session_id, record)
+            except _SaveFailed as exc:
+                return error(exc.status, exc.sentence, cors)
+            record.session = session
+            history = [*session.window, user]
+            cors = {**cors, "x-session-id": session.id}
+            if "Access-Control-Allow-Origin" in cors:
+                cors["Access-Control-Expose-Headers"] = "x-session-id"
         try:
             if self.default_stream if stream is None else stream:
                 ui = "text/event-stream" in (headers.get("accept") or "").lower()
-                return self._streamed(message, deadline, cors, ui, record)
-            for _ in self._loop(message, deadline, False, record):
+                return self._streamed(history, deadline, cors, ui, record)
+            for _ in self._settled(self._loop(history, deadline, False, record), record):
                 pass
         except ModelError as exc:
             return self._model_error(exc, cors)
+        except _SaveFailed as exc:
+            return error(exc.status, exc.sentence, cors)
         answer = {"response": record.response, "tokens": record.tokens, "steps": record.steps}
         if record.stopped:
             answer["stopped"] = record.stopped
+        if record.session is not None:
+            answer["session_id"] = record.session.id
         return _json_reply(200, answer, cors)
+
+    # -- sessions and the daily token quota (agent.yaml sessions, auth.daily_tokens) --------------
+
+    def _trip(self, record: _Record, operation, *args):
+        """One store request, counted (and timed) for the usage record."""
+        began = time.monotonic()
+        try:
+            return operation(*args)
+        finally:
+            record.trips += 1
+            record.store_ms += time.monotonic() - began
+
+    def _check_quota(self, record: _Record, cors: dict, route: str | None) -> Reply | None:
+        """None when the key may still spend tokens today (UTC), else the 429 (or 503: no store)."""
+        if self.daily_tokens is None or record.key_id is None:
+            return None
+        def refuse(status: int, sentence: str, headers: dict) -> Reply:
+            if route:
+                kind = "rate_limit_error" if status == 429 else "server_error"
+                code = "daily_tokens_exceeded" if status == 429 else "session_store_unavailable"
+                return _openai_error(status, sentence, kind, code, headers)
+            return error(status, sentence, {**_NO_RETRY, **headers} if status == 429 else headers)
+
+        if self.store is None:
+            return refuse(503, self.store_problem or "the session store is not configured", cors)
+        now = time.time()
+        record.day = time.strftime("%Y-%m-%d", time.gmtime(now))
+        try:
+            used = self._trip(record, self.store.tokens_used, record.key_id, record.day)
+        except self._stores.StoreError as exc:
+            return refuse(503, f"the session store could not be read: {exc}", cors)
+        if used < self.daily_tokens:
+            return None
+        record.day = None  # nothing to count
+        wait = _seconds_to_midnight(now)
+        sentence = (f"this API key has used its {self.daily_tokens} tokens for today; the quota renews at "
+                    f"midnight UTC (in {wait} s)")
+        # x-should-retry: false, or OpenAI's clients would retry the 429 at once
+        return refuse(429, sentence, {"Retry-After": str(wait), **_NO_RETRY, **cors})
+
+    def _load_session(self, session_id: str | None, record: _Record) -> _Session:
+        """The conversation (one read; a new id when the request named none). _SaveFailed(503) when the
+        store cannot be reached, before the model is called."""
+        if self.store is None:
+            raise _SaveFailed(503, self.store_problem or "the session store is not configured")
+        if session_id is None:
+            return _Session(os.urandom(16).hex(), [], 0, [])
+        try:
+            history, version = self._trip(record, self.store.load, session_id)
+        except self._stores.StoreError as exc:
+            raise _SaveFailed(503, f"the session store could not be read: {exc}") from None
+        return _Session(session_id, history, version, _from_user(history, len(history) - self.max_messages))
+
+    def _kept(self, messages: list) -> list:
+        """What a save keeps: the last max_messages, cut at a user message, within the store's max_bytes."""
+        kept = _from_user(messages, len(messages) - self.max_messages)
+        limit = getattr(self.store, "max_bytes", 0) or 0
+        while kept and limit and _json_size(kept) > limit:
+            kept = _from_user(kept, 1)
+        return kept
+
+    def _settled(self, events, record: _Record):
+        """The loop's events; then this turn saved (one write, with the version loaded; on a conflict the
+        turn is appended to a fresh load, SAVE_TRIES times at most) and its tokens counted.
+        Raises _SaveFailed (409, 503) when the conversation could not be saved."""
+        yield from events
+        session = record.session
+        if session is not None:
+            self._save(session, record)
+        if record.day is not None and record.tokens > 0:
+            try:
+                self._trip(record, self.store.add_tokens, record.key_id, record.day, record.tokens)
+            except self._stores.StoreError as exc:  # the answer stands; the log says what was not counted
+                record.error = f"the session store could not count this request's tokens: {exc}"
+
+    def _save(self, session: _Session, record: _Record) -> None:
+        stores = self._stores
+        turn = record.messages[1 + len(session.window):]  # user, assistant (+ tool calls, results), answer
+        base, version = session.history, session.version
+        try:
+            for attempt in range(SAVE_TRIES):
+                try:
+                    session.version = self._trip(record, self.store.save, session.id, self._kept(base + turn),
+                                                 version)
+                    return
+                except stores.StoreConflict:
+                    if attempt + 1 == SAVE_TRIES:
+                        break
+                    base, version = self._trip(record, self.store.load, session.id)
+        except stores.StoreError as exc:
+            raise _SaveFailed(503, f"the session store could not save the conversation: {exc}") from None
+        raise _SaveFailed(409, "the conversation changed while this answer was saved (other requests on the "
+                               "same session_id at once); send the message again")
+
+    def _deadline(self, remaining: float | None) -> float:
+        budget = self.timeout if remaining is None else min(self.timeout, remaining)
+        return time.monotonic() + max(0.5, budget - 1.0)  # answer before the platform cuts us off
+
+    # -- API keys (agent.yaml auth.api_keys) --------------------------------------------------
+
+    def _check_key(self, headers: dict, record: _Record, cors: dict, route: str | None) -> Reply | None:
+        """None when the request carries an accepted key (its id then in the record); else the answer."""
+        keys = self._keys
+        if not keys.digests:
+            sentence = f"{self.keys_env} is not set in the function's environment"
+            return _openai_error(500, sentence, "server_error", None, cors) if route else error(500, sentence, cors)
+        bearer = headers.get("authorization") or ""
+        offered = [headers.get("x-api-key") or "", bearer[7:] if bearer[:7].lower() == "bearer " else ""]
+        key_id = keys.match([value.strip() for value in offered if value.strip()])
+        if key_id is not None:
+            record.key_id = key_id
+            return None
+        challenge = {"WWW-Authenticate": "Bearer", **cors}
+        sentence = ("the API key is not valid" if any(offered) else
+                    "an API key is required: send Authorization: Bearer KEY or x-api-key: KEY")
+        if route:
+            return _openai_error(401, sentence, "invalid_request_error", "invalid_api_key", challenge)
+        return error(401, sentence, challenge)
+
+    # -- the OpenAI-compatible endpoint --------------------------------------------------------
+
+    def _openai(self, method: str, headers: dict, body: bytes, remaining: float | None, record: _Record,
+                route: str, cors: dict) -> Reply:
+        if route == "other":
+            return _openai_error(404, "there is no such path under /v1: use /v1/chat/completions or /v1/models",
+                                 "invalid_request_error", "unknown_url", cors)
+        if route == "models":
+            if method not in ("GET", "HEAD"):
+                return _openai_error(405, f"method {method} not allowed; use GET", "invalid_request_error",
+                                     "method_not_allowed", {"Allow": "GET, OPTIONS", **cors})
+            listed = {"object": "list", "data": [{"id": self.name, "object": "model", "created": self._created,
+                                                  "owned_by": self.name}]}
+            return _json_reply(200, listed, cors)
+        if method != "POST":
+            return _openai_error(405, f"method {method} not allowed; use POST", "invalid_request_error",
+                                 "method_not_allowed", {"Allow": ALLOWED, **cors})
+        asked = _parse_chat(body, self.name)
+        if isinstance(asked, Reply):
+            asked.headers.update(cors)
+            return asked
+        history, stream, include_usage, max_tokens = asked
+        if self.client is None:
+            return _openai_error(500, self.key_problem or f"{self.api_key_env} is not set in the function's "
+                                 "environment", "server_error", None, cors)
+        record.message = _last_text(history)
+        refused = self._check_quota(record, cors, route)
+        if refused is not None:
+            return refused
+        limit = min(max_tokens, self._template["max_tokens"]) if max_tokens else None
+        deadline = self._deadline(remaining)
+        meta = {"id": "chatcmpl-" + record.request_id.replace("-", ""), "created": int(time.time()),
+                "model": self.name}
+        extra = {"x-request-id": record.request_id, **cors}
+        try:
+            if stream and self.can_stream:
+                events = _pumped(self._settled(self._loop(history, deadline, True, record, limit), record),
+                                 self.keep_alive)
+                early = []
+                for event in events:  # ModelError propagates: the JSON error
+                    if event is _TICK:
+                        continue
+                    early.append(event)
+                    if event[0] != "step":
+                        break
+
+                def chained():
+                    yield from early
+                    yield from events
+
+                body_out = self._chunks(chained(), record, meta, include_usage)
+                return Reply(200, {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **extra},
+                             body_out)
+            events = list(self._settled(self._loop(history, deadline, False, record, limit), record))
+        except ModelError as exc:
+            return _openai_error(exc.status, self._model_sentence(exc), "api_error",
+                                 "timeout" if exc.status == 504 else "model_error", cors)
+        if stream:  # a platform that sends one body: the whole stream at once, still one the clients read
+            data = b"".join(self._chunks(iter(events), record, meta, include_usage))
+            return Reply(200, {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **extra}, data)
+        answer = {**meta, "object": "chat.completion",
+                  "choices": [{"index": 0, "message": {"role": "assistant", "content": record.response,
+                                                       "refusal": None},
+                               "finish_reason": "stop", "logprobs": None}],
+                  "usage": self._usage(record)}
+        return _json_reply(200, answer, extra)
+
+    @staticmethod
+    def _usage(record: _Record) -> dict:
+        return {"prompt_tokens": record.input_tokens, "completion_tokens": record.output_tokens,
+                "total_tokens": record.tokens}
+
+    def _chunks(self, events, record: _Record, meta: dict, include_usage: bool):
+        """chat.completion.chunk events: the role, the text of every step as it comes, the finish, the
+        usage chunk when asked for, then [DONE]; a failure after the first byte an error event."""
+        def chunk(delta: dict, finish: str | None = None) -> bytes:
+            part = {**meta, "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+            if include_usage:
+                part["usage"] = None
+            return _sse(part)
+
+        try:
+            yield chunk({"role": "assistant", "content": ""})
+            for event in events:
+                if event[0] == "tick":
+                    yield b": keep-alive\n\n"
+                elif event[0] == "text":
+                    if record.ttft is None and self.can_stream:  # a body sent at once has no first byte
+                        record.ttft = time.monotonic() - record.start
+                    yield chunk({"content": event[1]})
+            yield chunk({}, "stop")
+            if include_usage:
+                yield _sse({**meta, "object": "chat.completion.chunk", "choices": [], "usage": self._usage(record)})
+        except ModelError as exc:
+            record.error = self._model_sentence(exc)
+            yield _sse({"error": {"message": record.error, "type": "api_error", "param": None,
+                                  "code": "timeout" if exc.status == 504 else "model_error"}})
+        except Exception as exc:
+            _log_unexpected(exc)
+            record.error = f"the agent failed unexpectedly ({type(exc).__name__}); see the function's log"
+            yield _sse({"error": {"message": record.error, "type": "server_error", "param": None, "code": None}})
+        finally:
+            self._log_usage(record)
+        yield b"data: [DONE]\n\n"
 
     def _model_error(self, exc: ModelError, cors: dict) -> Reply:
         return error(exc.status, self._model_sentence(exc), cors)
@@ -1062,21 +1399,24 @@ class Agent:
                 tools[item["name"]] = McpTool(server, item)
         return tools
 
-    def _loop(self, message: str, deadline: float, streamed: bool, record: _Record):
+    def _loop(self, history: list, deadline: float, streamed: bool, record: _Record, max_tokens: int | None = None):
         """The steps of one request (docs/agent-loop.md, One request) as events: ("step",),
         ("text", piece), ("calls", [(id, name, input)]), ("results", [(id, result)]), ("step-end",).
+        history: the messages after the system prompt. max_tokens: a lower limit than the agent's.
         The answer is left in `record` (response, tokens, steps, stopped). Raises ModelError."""
         tools = self._offered(deadline) if self._http or self.mcp else {}
         offers = [tool.offer for tool in tools.values()]
         longest_tool = max((tool.timeout for tool in tools.values()), default=0.0)
-        messages = [self._system, {"role": "user", "content": message}]
+        messages = record.messages = [self._system, *history]
+        template = self._template if max_tokens is None else {**self._template, "max_tokens": max_tokens}
         texts, longest_model = [], 0.0
         while True:
             left = deadline - time.monotonic()
             if record.steps and left < 0.5:  # not even time for one more call: the text so far
                 record.response, record.stopped = "".join(texts), "deadline"
+                messages.append({"role": "assistant", "content": record.response})
                 return
-            payload = {**self._template, "messages": messages}
+            payload = {**template, "messages": messages}
             stop = None
             if offers:
                 if record.steps + 1 >= self.max_steps:
@@ -1108,6 +1448,7 @@ class Agent:
             texts.append(content or "")
             if "tools" not in payload or not calls:
                 record.response, record.stopped = content or "", stop
+                messages.append({"role": "assistant", "content": record.response})
                 yield ("step-end",)
                 return
             messages.append({"role": "assistant", "content": content, "tool_calls": calls})
@@ -1166,11 +1507,11 @@ class Agent:
 
     # -- streams -------------------------------------------------------------------------------
 
-    def _streamed(self, message: str, deadline: float, cors: dict, ui: bool, record: _Record) -> Reply:
+    def _streamed(self, history: list, deadline: float, cors: dict, ui: bool, record: _Record) -> Reply:
         """200 with a body that yields the answer as it is written: the AI SDK's UI message stream
         when `ui`, else text/plain. The first model answer is awaited here, so that a failure before
         it is still a JSON error with its status."""
-        events = self._loop(message, deadline, True, record)
+        events = self._settled(self._loop(history, deadline, True, record), record)
         if ui:
             events = _pumped(events, self.keep_alive)
         early = []
@@ -1202,6 +1543,8 @@ class Agent:
                     yield event[1].encode("utf-8", "replace")
         except ModelError as exc:  # the status is sent already: end the text where it broke
             record.error = self._model_sentence(exc)
+        except _SaveFailed as exc:  # the text is sent; the usage record says it was not kept
+            record.error = exc.sentence
         except Exception as exc:
             _log_unexpected(exc)
             record.error = "the agent failed unexpectedly"
@@ -1212,7 +1555,10 @@ class Agent:
         text_id = None
         part = 0
         try:
-            yield _sse({"type": "start", "messageId": record.request_id})
+            start = {"type": "start", "messageId": record.request_id}
+            if record.session is not None:
+                start["messageMetadata"] = {"session_id": record.session.id}
+            yield _sse(start)
             for event in events:
                 kind = event[0]
                 if kind == "tick":
@@ -1247,6 +1593,9 @@ class Agent:
         except ModelError as exc:
             record.error = self._model_sentence(exc)
             yield _sse({"type": "error", "errorText": record.error})
+        except _SaveFailed as exc:
+            record.error = exc.sentence
+            yield _sse({"type": "error", "errorText": record.error})
         except Exception as exc:
             _log_unexpected(exc)
             record.error = f"the agent failed unexpectedly ({type(exc).__name__}); see the function's log"
@@ -1267,6 +1616,10 @@ class Agent:
         line = {"type": "agent.usage", "severity": severity,
                 "request_id": record.request_id, "agent": self.name, "status": status,
                 "latency_ms": round((time.monotonic() - record.start) * 1000)}
+        if record.endpoint:
+            line["endpoint"] = record.endpoint
+        if record.key_id:
+            line["key_id"] = record.key_id
         if record.ttft is not None:
             line["ttft_ms"] = round(record.ttft * 1000)
         line.update({"steps": record.steps, "stopped": record.stopped, "gen_ai.operation.name": "chat",
@@ -1274,6 +1627,9 @@ class Agent:
                      "gen_ai.usage.input_tokens": record.input_tokens,
                      "gen_ai.usage.output_tokens": record.output_tokens, "tokens": record.tokens,
                      "tools": record.tools})
+        line["session"] = record.session is not None
+        if record.trips:
+            line["store_round_trips"], line["store_ms"] = record.trips, round(record.store_ms * 1000, 1)
         if record.error:
             line["error"] = record.error
         if self.log_content:
@@ -1293,25 +1649,137 @@ def _log_unexpected(exc: Exception) -> None:
     print(f"agent runtime: unexpected {type(exc).__name__} (message withheld)\n{where}", file=sys.stderr, end="")
 
 
-def _parse(body: bytes) -> tuple[str, bool | None, str | None]:
-    """(message, stream asked or None, problem): a plain sentence saying what is wrong, if anything."""
+def _parse(body: bytes) -> tuple[str, bool | None, str | None, str | None]:
+    """(message, stream asked or None, session_id or None, problem): a plain sentence saying what is
+    wrong, if anything."""
     try:
         data = json.loads(body or b"")
     except (ValueError, RecursionError):
-        return "", None, "the request body is not valid JSON"
+        return "", None, None, "the request body is not valid JSON"
     if not isinstance(data, dict):
-        return "", None, "the request body must be a JSON object"
+        return "", None, None, "the request body must be a JSON object"
     if "message" not in data:
-        return "", None, "the field 'message' is required"
+        return "", None, None, "the field 'message' is required"
     message = data["message"]
     if not isinstance(message, str):
-        return "", None, "the field 'message' must be a string"
+        return "", None, None, "the field 'message' must be a string"
     if not message.strip():
-        return "", None, "the field 'message' must not be empty"
+        return "", None, None, "the field 'message' must not be empty"
     stream = data.get("stream")
     if stream is not None and not isinstance(stream, bool):
-        return "", None, "the field 'stream' must be true or false"
-    return message, stream, None
+        return "", None, None, "the field 'stream' must be true or false"
+    session_id = data.get("session_id")
+    if session_id is not None and not (isinstance(session_id, str) and 0 < len(session_id) <= 128
+                                       and _SESSION_CHARS.issuperset(session_id)):
+        return "", None, None, BAD_SESSION
+    return message, stream, session_id, None
+
+
+def _route(path: str | None) -> str | None:
+    """Which endpoint a path is: None (the agent's own contract), "chat", "models", or "other" (a path
+    under /v1/ that is neither)."""
+    if not path:
+        return None
+    if "://" in path:  # a whole URL (Azure's req.url)
+        path = urllib.parse.urlsplit(path).path
+    path = path.partition("?")[0].rstrip("/")
+    if path.endswith(CHAT_PATH):
+        return "chat"
+    if path.endswith(MODELS_PATH):
+        return "models"
+    return "other" if "/v1/" in path + "/" else None
+
+
+def _openai_error(status: int, message: str, kind: str = "invalid_request_error", code: str | None = None,
+                  headers: dict | None = None, param: str | None = None) -> Reply:
+    """OpenAI's error shape; x-should-retry: false, as every error here is final (the model call was
+    retried already), so the official clients do not repeat it."""
+    payload = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return _json_reply(status, payload, {**_NO_RETRY, **(headers or {})})
+
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+
+
+def _parse_chat(body: bytes, name: str):
+    """(client messages, stream, include_usage, max_tokens or None) of a chat completion request, or
+    the 400/404 answer."""
+    def bad(message: str, param: str | None) -> Reply:
+        return _openai_error(400, message, "invalid_request_error", None, None, param)
+
+    try:
+        data = json.loads(body or b"")
+    except (ValueError, RecursionError):
+        return bad("the request body is not valid JSON", None)
+    if not isinstance(data, dict):
+        return bad("the request body must be a JSON object", None)
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        return bad("the field 'model' is required: this agent's name, as /v1/models lists it", "model")
+    if model != name:
+        return _openai_error(404, f"The model `{model[:100]}` does not exist: this endpoint serves `{name}`",
+                             "invalid_request_error", "model_not_found", None, "model")
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return bad("the field 'messages' must be a non-empty array", "messages")
+    for index, item in enumerate(messages):
+        if not isinstance(item, dict) or item.get("role") not in _ROLES:
+            return bad(f"messages[{index}] must be an object with a role of system, developer, user, "
+                       "assistant or tool", f"messages[{index}]")
+        content = item.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            return bad(f"messages[{index}].content must be a string or an array", f"messages[{index}].content")
+    if data.get("tools"):
+        return bad("this agent runs its own tools: send no 'tools'", "tools")
+    stream = data.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        return bad("the field 'stream' must be true or false", "stream")
+    options = data.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        return bad("the field 'stream_options' must be an object", "stream_options")
+    include_usage = bool(stream and options and options.get("include_usage") is True)
+    limit = None
+    for field in ("max_completion_tokens", "max_tokens"):
+        value = data.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            return bad(f"the field '{field}' must be a positive integer", field)
+        limit = value if limit is None else min(limit, value)
+    return messages, bool(stream), include_usage, limit
+
+
+def _last_text(messages: list) -> str:
+    """The last user message's text, for the usage line's content (log_content only)."""
+    for item in reversed(messages):
+        if item.get("role") == "user":
+            content = item.get("content")
+            return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+    return ""
+
+
+class _Keys:
+    """The accepted API keys (one per line of the secret), kept as SHA-256 digests and compared in
+    constant time; a key's id is the first 12 hex digits of its digest."""
+
+    def __init__(self, text: str | None, secrets: _Secrets):
+        import hashlib  # only when auth is on: every import is cold-start time
+        import hmac
+
+        self._sha, self._same = hashlib.sha256, hmac.compare_digest
+        keys = [line.strip() for line in (text or "").splitlines() if line.strip()]
+        for key in keys:
+            secrets.add(key)
+        self.digests = [self._sha(key.encode("utf-8")).digest() for key in keys]
+
+    def match(self, offered: list) -> str | None:
+        found = None
+        for value in offered:
+            digest = self._sha(value.encode("utf-8", "replace")).digest()
+            for known in self.digests:  # every key compared: the time does not tell which one matched
+                if self._same(digest, known) and found is None:
+                    found = known.hex()[:12]
+        return found
 
 
 def _read_message(answer: dict) -> tuple[str | None, list, dict | None]:

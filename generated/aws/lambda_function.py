@@ -39,25 +39,27 @@ AGENT = Agent(_CONFIG, no_stream=(
 
 
 def _request(event):
-    """(method, lower-case headers, body bytes) from a function URL / HTTP API (2.0), REST API (1.0) or direct event."""
+    """(method, lower-case headers, body bytes, path) from a function URL / HTTP API (2.0), REST API (1.0)
+    or direct event."""
     if not isinstance(event, dict):  # direct invocation with a JSON array, string or number
-        return "POST", {}, json.dumps(event).encode("utf-8")
+        return "POST", {}, json.dumps(event).encode("utf-8"), None
     if "requestContext" in event and "http" in event["requestContext"]:
-        method = event["requestContext"]["http"]["method"]
+        method, path = event["requestContext"]["http"]["method"], event.get("rawPath")
     elif "httpMethod" in event:
-        method = event["httpMethod"]
+        method, path = event["httpMethod"], event.get("path")
     else:  # direct invocation: the event itself is the JSON body
-        return "POST", {}, json.dumps(event).encode("utf-8")
+        return "POST", {}, json.dumps(event).encode("utf-8"), None
     headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
     body = event.get("body") or ""
     raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
-    return method, headers, raw
+    return method, headers, raw, path
 
 
 def lambda_handler(event, context):
-    method, headers, body = _request(event)
+    method, headers, body, path = _request(event)
+    # path: <URL>/v1/chat/completions and <URL>/v1/models are the OpenAI-compatible endpoint
     reply = AGENT.handle(method, headers, body, remaining=context.get_remaining_time_in_millis() / 1000.0,
-                         request_id=getattr(context, "aws_request_id", None))
+                         request_id=getattr(context, "aws_request_id", None), path=path)
     return {
         "statusCode": reply.status,
         "headers": reply.headers,

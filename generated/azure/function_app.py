@@ -14,9 +14,12 @@ AGENT = Agent.from_file(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 # Every method is routed here so that the function itself answers 405 (the host would answer 404).
-@app.route(route="agent", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"])
+# {*rest}: a catch-all, which matches nothing too, so /api/agent and the OpenAI-compatible endpoint
+# under it (/api/agent/v1/chat/completions, /api/agent/v1/models) reach this one function.
+@app.route(route="agent/{*rest}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"])
 def agent(req: func.HttpRequest, context: func.Context = None) -> func.HttpResponse:
     # context: the worker passes the invocation's (its id goes in the usage line); None when called directly
     headers = {k.lower(): v for k, v in req.headers.items()}
-    reply = AGENT.handle(req.method, headers, req.get_body(), request_id=getattr(context, "invocation_id", None))
+    reply = AGENT.handle(req.method, headers, req.get_body(), request_id=getattr(context, "invocation_id", None),
+                         path=req.url)
     return func.HttpResponse(body=reply.body, status_code=reply.status, headers=reply.headers)

@@ -16,6 +16,7 @@ AGENT = Agent.from_file(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 def agent_handler(request):
     headers = {k.lower(): v for k, v in request.headers.items()}
     # a UI message stream's body is a generator: it sends ": keep-alive" while a tool runs
+    # path: <URL>/v1/chat/completions and <URL>/v1/models are the OpenAI-compatible endpoint
     reply = AGENT.handle(request.method, headers, request.get_data(cache=False),
-                         request_id=headers.get("function-execution-id"))
+                         request_id=headers.get("function-execution-id"), path=request.path)
     return reply.body, reply.status, reply.headers

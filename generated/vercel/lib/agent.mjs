@@ -48,9 +48,35 @@ import agent from "../agent.json" with { type: "json" };
  * @property {McpConfig[]} [mcp]
  * @property {{ max_steps?: number, max_request_tokens?: number | null }} [limits]
  * @property {boolean} [log_content]
+ * @property {{ api_keys_env?: string, daily_tokens?: number | null } | null} [auth]
+ * @property {SessionsBlock | null} [sessions]
  */
 
-/** @typedef {{ message: string, stream: boolean } | { error: string }} Parsed */
+/** @typedef {{ message: string, stream: boolean, sessionId: string | null } | { error: string }} Parsed */
+
+/**
+ * agent.json's "sessions" (framework/runtime/js/sessions.mjs reads the store's own settings).
+ * @typedef {{ store: string, ttl_hours: number, max_messages?: number } & Record<string, unknown>} SessionsBlock
+ */
+
+/**
+ * The session store (sessions.mjs's Store), registered by lib/with-sessions.mjs when sessions are on.
+ * @typedef {object} SessionStore
+ * @property {number} maxBytes
+ * @property {(id: string) => Promise<{ messages: Record<string, unknown>[], version: number }>} load
+ * @property {(id: string, messages: Record<string, unknown>[], version: number) => Promise<number>} save
+ * @property {(keyId: string, day: string, tokens: number) => Promise<number>} addTokens
+ * @property {(keyId: string, day: string) => Promise<number>} tokensUsed
+ */
+
+/**
+ * @typedef {(config: any, agent: string, env: Record<string, string | undefined>) => SessionStore} OpenStore
+ */
+
+/**
+ * One request's conversation: the stored history as loaded, its version, the part of it sent.
+ * @typedef {{ id: string, history: Record<string, unknown>[], version: number, window: Record<string, unknown>[] }} Session
+ */
 
 /** @typedef {(request: Request) => Response | Promise<Response>} Handler */
 
@@ -120,6 +146,24 @@ const COMPLETIONS_URL =
   (AGENT.base_url || ENV.OPENAI_BASE_URL || "https://api.openai.com/v1").replace(/\/+$/, "") + "/chat/completions";
 const SYSTEM_MESSAGE = { role: "system", content: AGENT.system_prompt };
 const ALLOW = "POST, OPTIONS";
+const ALLOW_HEADERS = "Content-Type, Authorization, x-api-key";
+// The OpenAI-compatible endpoint under the agent's path.
+const CHAT_PATH = "/v1/chat/completions";
+const MODELS_PATH = "/v1/models";
+const CREATED = Math.floor(Date.now() / 1000); // /v1/models: when this instance started
+// agent.yaml auth.api_keys: the variable holding the accepted keys, one per line.
+const KEYS_ENV = typeof AGENT.auth?.api_keys_env === "string" && AGENT.auth.api_keys_env ? AGENT.auth.api_keys_env
+  : null;
+const KEYS = KEYS_ENV === null ? [] : (ENV[KEYS_ENV] ?? "").split(/\r?\n/).map((line) => line.trim())
+  .filter((line) => line !== "");
+const SESSIONS = isObject(AGENT.sessions) ? AGENT.sessions : null;
+const MAX_MESSAGES = SESSIONS === null ? 0 : Math.max(1, Math.floor(Number(SESSIONS.max_messages) || 40));
+const DAILY_TOKENS = typeof AGENT.auth?.daily_tokens === "number" && AGENT.auth.daily_tokens > 0
+  ? AGENT.auth.daily_tokens : null;
+const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
+const BAD_SESSION = "the field 'session_id' must be 1 to 128 letters, digits, '_' or '-'";
+const NO_SESSIONS = "this agent keeps no sessions: send the request without 'session_id'";
+const SAVE_TRIES = 3; // saves of one turn (each after a fresh load) before a 409
 const CUT_OFF = "the model endpoint's answer was cut off or invalid";
 const NO_ANSWER = "the model endpoint ended the stream without an answer";
 const encoder = new TextEncoder();
@@ -155,9 +199,10 @@ class UpstreamError extends Error {
 /**
  * @param {Request} request
  * @param {boolean} preflight
+ * @param {string} [methods] the methods a preflight allows
  * @returns {Record<string, string>}
  */
-function corsHeaders(request, preflight) {
+function corsHeaders(request, preflight, methods = ALLOW) {
   const origin = request.headers.get("origin");
   /** @type {Record<string, string>} */
   const headers = {};
@@ -170,8 +215,8 @@ function corsHeaders(request, preflight) {
     return headers;
   }
   if (preflight) {
-    headers["Access-Control-Allow-Methods"] = ALLOW;
-    headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization";
+    headers["Access-Control-Allow-Methods"] = methods;
+    headers["Access-Control-Allow-Headers"] = ALLOW_HEADERS;
     headers["Access-Control-Max-Age"] = "600";
   }
   return headers;
@@ -256,10 +301,16 @@ async function parseRequest(request) {
   if (message === undefined) return { error: "the field 'message' is required" };
   if (typeof message !== "string") return { error: "the field 'message' must be a string" };
   if (message.trim() === "") return { error: "the field 'message' must not be empty" };
+  if (stream !== undefined && stream !== null && typeof stream !== "boolean") {
+    return { error: "the field 'stream' must be true or false" };
+  }
+  const sessionId = body.session_id;
+  if (sessionId !== undefined && sessionId !== null && !(typeof sessionId === "string" && SESSION_ID.test(sessionId))) {
+    return { error: BAD_SESSION };
+  }
   // null, like a missing field, asks for the agent's default (the Python runtime's rule too)
-  if (stream === undefined || stream === null) return { message, stream: DEFAULT_STREAM };
-  if (typeof stream !== "boolean") return { error: "the field 'stream' must be true or false" };
-  return { message, stream };
+  return { message, stream: typeof stream === "boolean" ? stream : DEFAULT_STREAM,
+    sessionId: typeof sessionId === "string" ? sessionId : null };
 }
 
 // -------------------------------------------------------------------- secrets
@@ -301,6 +352,7 @@ const SECRETS = (() => {
     }
   }
   const values = [...names].map((name) => (ENV[name] ?? "").trim()).filter((value) => value.length > 0);
+  for (const key of KEYS) if (!values.includes(key)) values.push(key);
   return values.sort((a, b) => b.length - a.length);
 })();
 
@@ -944,6 +996,14 @@ class Run {
     this.stream = false;
     this.limitS = TIMEOUT_S;
     this.apiKey = "";
+    /** @type {Record<string, unknown>[]} the messages after the system prompt */
+    this.history = [];
+    /** @type {number | null} a client's lower max_tokens (the OpenAI-compatible endpoint) */
+    this.maxTokens = null;
+    /** @type {string | null} "openai" on the OpenAI-compatible endpoint */
+    this.endpoint = null;
+    /** @type {string | null} the accepted API key's id */
+    this.keyId = null;
     this.message = "";
     this.controller = new AbortController();
     this.expired = false; // set by the timers only
@@ -966,6 +1026,16 @@ class Run {
     /** @type {{ name: string, arguments: string, result: string }[]} */
     this.toolContent = [];
     this.logged = false;
+    /** @type {Record<string, unknown>[]} the loop's messages, system prompt first, final answer last */
+    this.messages = [];
+    /** @type {Session | null} */
+    this.session = null;
+    this.trips = 0;
+    this.storeMs = 0;
+    /** @type {string | null} the UTC day whose token counter this request adds to */
+    this.day = null;
+    /** @type {string | null} what the store could not do after the answer (for the usage record) */
+    this.storeNote = null;
   }
 
   /**
@@ -1025,6 +1095,8 @@ class Run {
       status,
       latency_ms: Date.now() - this.startMs,
     };
+    if (this.endpoint !== null) record.endpoint = this.endpoint;
+    if (this.keyId !== null) record.key_id = this.keyId;
     if (this.ttftMs !== null) record.ttft_ms = this.ttftMs;
     Object.assign(record, {
       steps: this.steps,
@@ -1037,7 +1109,13 @@ class Run {
       tokens: this.tokens,
       tools: this.tools,
     });
+    record.session = this.session !== null;
+    if (this.trips > 0) {
+      record.store_round_trips = this.trips;
+      record.store_ms = Math.round(this.storeMs * 10) / 10;
+    }
     if (error !== null) record.error = error;
+    else if (this.storeNote !== null) record.error = this.storeNote;
     if (LOG_CONTENT) {
       record.content = {
         message: redact(this.message),
@@ -1279,7 +1357,8 @@ async function runTool(run, tools, call) {
  */
 async function loop(run, sink) {
   /** @type {Record<string, unknown>[]} */
-  const messages = [SYSTEM_MESSAGE, { role: "user", content: run.message }];
+  const messages = [SYSTEM_MESSAGE, ...run.history];
+  run.messages = messages;
   const tools = await availableTools(run.endMs - Date.now());
   const longestTool = tools.reduce((most, tool) => Math.max(most, tool.timeoutMs), 0);
   const offered = tools.map((tool) => ({
@@ -1292,6 +1371,7 @@ async function loop(run, sink) {
     const left = run.endMs - Date.now();
     if (k > 1 && left < LAST_CALL_MS) {
       run.stopped = "deadline";
+      messages.push({ role: "assistant", content: texts.join("") });
       return texts.join("");
     }
     let offer = tools.length > 0;
@@ -1307,7 +1387,7 @@ async function loop(run, sink) {
       }
     }
     /** @type {Record<string, unknown>} */
-    const payload = { model: AGENT.model, messages, max_tokens: AGENT.max_tokens };
+    const payload = { model: AGENT.model, messages, max_tokens: run.maxTokens ?? AGENT.max_tokens };
     if (AGENT.temperature !== null && AGENT.temperature !== undefined) payload.temperature = AGENT.temperature;
     if (run.stream) {
       payload.stream = true;
@@ -1325,6 +1405,7 @@ async function loop(run, sink) {
     sink?.textEnd();
     if (!offer || step.toolCalls.length === 0) {
       sink?.stepEnd();
+      messages.push({ role: "assistant", content: step.content ?? "" });
       return step.content ?? "";
     }
     if (step.content) texts.push(step.content);
@@ -1360,6 +1441,312 @@ async function loop(run, sink) {
 // ------------------------------------------------------------------- handlers
 
 /**
+ * Which endpoint a request is for: null (the agent's own contract), "chat", "models", or "other" (a
+ * path under /v1/ that is neither).
+ * @param {Request} request
+ * @returns {string | null}
+ */
+function routeOf(request) {
+  /** @type {string} */
+  let path;
+  try {
+    path = new URL(request.url).pathname.replace(/\/+$/, "");
+  } catch {
+    return null;
+  }
+  if (path.endsWith(CHAT_PATH)) return "chat";
+  if (path.endsWith(MODELS_PATH)) return "models";
+  return `${path}/`.includes("/v1/") ? "other" : null;
+}
+
+/**
+ * OpenAI's error shape. x-should-retry: false (obeyed by both official clients): every error here is
+ * final, the model call having been retried already.
+ * @param {Request} request
+ * @param {number} status
+ * @param {string} message
+ * @param {string} type
+ * @param {string | null} code
+ * @param {Record<string, string>} [extra]
+ * @param {string | null} [param]
+ * @returns {Response}
+ */
+function openaiFail(request, status, message, type, code, extra = {}, param = null) {
+  return json(request, status, { error: { message, type, param, code } }, { "x-should-retry": "false", ...extra });
+}
+
+/**
+ * @param {string} text
+ * @returns {Promise<Uint8Array>}
+ */
+async function sha256(text) {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
+}
+
+/**
+ * Equal digests, in a time that does not depend on where they differ.
+ * @param {Uint8Array} a
+ * @param {Uint8Array} b
+ * @returns {boolean}
+ */
+function sameDigest(a, b) {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
+}
+
+/** @type {Promise<Uint8Array[]> | null} */
+let keyDigests = null;
+
+/**
+ * With auth.api_keys: null when the request carries an accepted key (its id then on the run), else
+ * the answer (401, or 500 when the keys' variable is unset).
+ * @param {Run} run
+ * @param {string | null} route
+ * @returns {Promise<Response | null>}
+ */
+async function checkKey(run, route) {
+  if (KEYS_ENV === null) return null;
+  const request = run.request;
+  if (KEYS.length === 0) {
+    const sentence = `${KEYS_ENV} is not set in the function's environment`;
+    return route ? openaiFail(request, 500, sentence, "server_error", null) : fail(request, 500, sentence);
+  }
+  keyDigests ??= Promise.all(KEYS.map(sha256));
+  const known = await keyDigests;
+  const bearer = request.headers.get("authorization") ?? "";
+  const offered = [request.headers.get("x-api-key") ?? "", /^bearer /i.test(bearer) ? bearer.slice(7) : ""]
+    .map((value) => value.trim());
+  /** @type {string | null} */
+  let found = null;
+  for (const value of offered) {
+    if (value === "") continue;
+    const digest = await sha256(value);
+    for (const key of known) { // every key compared: the time does not tell which one matched
+      if (sameDigest(digest, key) && found === null) {
+        found = [...key.subarray(0, 6)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+      }
+    }
+  }
+  if (found !== null) {
+    run.keyId = found;
+    return null;
+  }
+  const sentence = offered.some((value) => value !== "") ? "the API key is not valid"
+    : "an API key is required: send Authorization: Bearer KEY or x-api-key: KEY";
+  const challenge = { "WWW-Authenticate": "Bearer" };
+  if (route) return openaiFail(request, 401, sentence, "invalid_request_error", "invalid_api_key", challenge);
+  return json(request, 401, { error: sentence }, challenge);
+}
+
+// ------------------------------------------ sessions and the daily token quota
+
+/** The answer is ready but the conversation could not be saved (409, 503). */
+class SaveError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} message
+   */
+  constructor(status, message) {
+    super(message);
+    this.name = "SaveError";
+    this.status = status;
+  }
+}
+
+/** @type {SessionStore | null} */
+let store = null;
+/** @type {string | null} */
+let storeProblem = null;
+// lib/with-sessions.mjs registers sessions.mjs's openStore here when sessions are on (an agent without
+// them loads no store code); a registry key rather than an export keeps the core's exports the handlers.
+const STORE_OPENER = Symbol.for("serverless-agent.openStore");
+
+/** @returns {SessionStore | null} the store, opened on first use (opening makes no request) */
+function sessionStore() {
+  if (store !== null || storeProblem !== null) return store;
+  /** @type {OpenStore | undefined} */
+  const openStoreFn = /** @type {any} */ (globalThis)[STORE_OPENER];
+  if (typeof openStoreFn !== "function") {
+    storeProblem = "the session store is not available: lib/sessions.mjs is not part of the app";
+    return null;
+  }
+  try {
+    store = openStoreFn(SESSIONS, AGENT.name, ENV);
+  } catch (err) {
+    storeProblem = `the session store is not usable: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  return store;
+}
+
+/**
+ * One store request, counted and timed for the usage record.
+ * @template T
+ * @param {Run} run
+ * @param {() => Promise<T>} operation
+ * @returns {Promise<T>}
+ */
+async function trip(run, operation) {
+  const began = performance.now();
+  try {
+    return await operation();
+  } finally {
+    run.trips += 1;
+    run.storeMs += performance.now() - began;
+  }
+}
+
+/**
+ * @param {unknown} err
+ * @param {string} name "StoreConflict" | "StoreError"
+ */
+function isStore(err, name) {
+  return err instanceof Error && err.name === name;
+}
+
+/**
+ * messages from `start`, moved on to the first user message: no tool message loses its assistant message.
+ * @param {Record<string, unknown>[]} messages
+ * @param {number} start
+ */
+function fromUser(messages, start) {
+  let i = Math.max(0, start);
+  while (i < messages.length && !(isObject(messages[i]) && messages[i].role === "user")) i++;
+  return messages.slice(i);
+}
+
+/**
+ * What a save keeps: the last max_messages, cut at a user message, within the store's maxBytes.
+ * @param {Record<string, unknown>[]} messages
+ * @param {number} maxBytes
+ */
+function kept(messages, maxBytes) {
+  let out = fromUser(messages, messages.length - MAX_MESSAGES);
+  while (out.length > 0 && maxBytes > 0 && encoder.encode(JSON.stringify(out)).length > maxBytes) out = fromUser(out, 1);
+  return out;
+}
+
+/**
+ * With auth.daily_tokens: null when the key may still spend tokens today (UTC), else the 429 (503: no store).
+ * @param {Run} run
+ * @param {string | null} route
+ * @returns {Promise<Response | null>}
+ */
+async function checkQuota(run, route) {
+  if (DAILY_TOKENS === null || run.keyId === null) return null;
+  /** @param {number} status @param {string} sentence @param {Record<string, string>} extra */
+  const refuse = (status, sentence, extra) => {
+    run.done();
+    run.log(status);
+    if (route !== null) {
+      return openaiFail(run.request, status, sentence, status === 429 ? "rate_limit_error" : "server_error",
+        status === 429 ? "daily_tokens_exceeded" : "session_store_unavailable", extra);
+    }
+    return json(run.request, status, { error: sentence }, extra);
+  };
+  const opened = sessionStore();
+  if (opened === null) return refuse(503, storeProblem ?? "the session store is not configured", {});
+  const now = Date.now();
+  run.day = new Date(now).toISOString().slice(0, 10);
+  /** @type {number} */
+  let used;
+  try {
+    used = await trip(run, () => opened.tokensUsed(/** @type {string} */ (run.keyId), /** @type {string} */ (run.day)));
+  } catch (err) {
+    if (!isStore(err, "StoreError")) throw err;
+    return refuse(503, `the session store could not be read: ${/** @type {Error} */ (err).message}`, {});
+  }
+  if (used < DAILY_TOKENS) return null;
+  run.day = null;
+  const wait = 86400 - (Math.floor(now / 1000) % 86400);
+  // x-should-retry: false, or OpenAI's clients would retry the 429 at once
+  return refuse(429, `this API key has used its ${DAILY_TOKENS} tokens for today; the quota renews at midnight UTC ` +
+    `(in ${wait} s)`, { "Retry-After": String(wait), "x-should-retry": "false" });
+}
+
+/**
+ * The conversation (one read; a new id when the request named none), on the run; or the 503 when the
+ * store cannot be reached (before the model is called).
+ * @param {Run} run
+ * @param {string | null} sessionId
+ * @returns {Promise<Response | null>}
+ */
+async function loadSession(run, sessionId) {
+  const opened = sessionStore();
+  if (opened === null) return failed(run, 503, storeProblem ?? "the session store is not configured");
+  if (sessionId === null) {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    run.session = { id: [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(""), history: [], version: 0,
+      window: [] };
+    return null;
+  }
+  try {
+    const { messages, version } = await trip(run, () => opened.load(sessionId));
+    run.session = { id: sessionId, history: messages, version, window: fromUser(messages, messages.length - MAX_MESSAGES) };
+    return null;
+  } catch (err) {
+    if (!isStore(err, "StoreError")) throw err;
+    return failed(run, 503, `the session store could not be read: ${/** @type {Error} */ (err).message}`);
+  }
+}
+
+/**
+ * After the answer: this turn saved (one write with the version loaded; on a conflict appended to a
+ * fresh load, SAVE_TRIES times at most) and its tokens counted. Throws SaveError (409, 503).
+ * @param {Run} run
+ */
+async function settle(run) {
+  const opened = store;
+  if (opened === null) return;
+  const session = run.session;
+  if (session !== null) {
+    const turn = run.messages.slice(1 + session.window.length); // user, assistant (+ tool calls, results), answer
+    let base = session.history;
+    let version = session.version;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          session.version = await trip(run, () => opened.save(session.id, kept([...base, ...turn], opened.maxBytes), version));
+          break;
+        } catch (err) {
+          if (!isStore(err, "StoreConflict")) throw err;
+          if (attempt >= SAVE_TRIES) {
+            throw new SaveError(409, "the conversation changed while this answer was saved (other requests on the " +
+              "same session_id at once); send the message again");
+          }
+          ({ messages: base, version } = await trip(run, () => opened.load(session.id)));
+        }
+      }
+    } catch (err) {
+      if (isStore(err, "StoreError")) {
+        throw new SaveError(503, `the session store could not save the conversation: ${/** @type {Error} */ (err).message}`);
+      }
+      throw err;
+    }
+  }
+  if (run.day !== null && run.keyId !== null && run.tokens > 0) {
+    const keyId = run.keyId;
+    const day = run.day;
+    try {
+      await trip(run, () => opened.addTokens(keyId, day, run.tokens));
+    } catch (err) {
+      if (!isStore(err, "StoreError")) throw err;
+      run.storeNote = `the session store could not count this request's tokens: ${/** @type {Error} */ (err).message}`;
+    }
+  }
+}
+
+/** @param {Run} run @returns {Record<string, string>} */
+function sessionHeaders(run) {
+  if (run.session === null) return {};
+  /** @type {Record<string, string>} */
+  const headers = { "x-session-id": run.session.id };
+  if (ORIGINS.length > 0) headers["Access-Control-Expose-Headers"] = "x-session-id";
+  return headers;
+}
+
+/**
  * The contract's answer, never an exception: the host would answer an escaped one with its own page.
  * @param {Request} request
  * @returns {Promise<Response>}
@@ -1369,13 +1756,25 @@ export async function POST(request) {
 }
 
 /**
+ * Every request but a preflight: the key checked (with auth.api_keys), then the agent's contract or
+ * the OpenAI-compatible endpoint.
  * @param {Request} request
  * @param {Platform} platform
  * @returns {Promise<Response>}
  */
 async function serve(request, platform) {
   const run = new Run(request, platform, Date.now());
+  const route = routeOf(request);
+  if (route !== null) run.endpoint = "openai";
+  const post = request.method === "POST" && (route === null || route === "chat");
   try {
+    const refused = await checkKey(run, route);
+    if (refused !== null) {
+      if (post) run.log(refused.status);
+      return refused;
+    }
+    if (route !== null) return await openai(run, route);
+    if (request.method !== "POST") return notAllowed(request);
     return await respond(run);
   } catch (err) {
     run.done();
@@ -1383,8 +1782,9 @@ async function serve(request, platform) {
     const name = err instanceof Error ? err.name : typeof err;
     const stack = err instanceof Error ? (err.stack ?? "").split("\n").slice(1).join("\n") : "";
     console.error(`${AGENT.name}: unexpected ${name} (message withheld)\n${stack}`);
-    run.log(500);
-    return fail(request, 500, `the agent failed unexpectedly (${name}); see the function's log`);
+    if (post) run.log(500);
+    const sentence = `the agent failed unexpectedly (${name}); see the function's log`;
+    return route !== null ? openaiFail(request, 500, sentence, "server_error", null) : fail(request, 500, sentence);
   }
 }
 
@@ -1401,6 +1801,23 @@ function failed(run, status, error) {
 }
 
 /**
+ * The model API key, set on the run; or why it cannot be used.
+ * @param {Run} run
+ * @returns {string | null}
+ */
+function modelKey(run) {
+  // A key saved from a file often ends in a newline; one that cannot be sent gets the Python runtime's answer.
+  const apiKey = (ENV[API_KEY_ENV] ?? "").trim();
+  if (!apiKey) return `${API_KEY_ENV} is not set in the function's environment`;
+  if (/[^\x20-\x7e]/.test(apiKey)) {
+    return `${API_KEY_ENV} holds characters not allowed in an API key ` +
+      "(a line break, a control or a non-ASCII character)";
+  }
+  run.apiKey = apiKey;
+  return null;
+}
+
+/**
  * @param {Run} run
  * @returns {Promise<Response>}
  */
@@ -1408,16 +1825,20 @@ async function respond(run) {
   const request = run.request;
   const parsed = await parseRequest(request);
   if ("error" in parsed) return failed(run, 400, parsed.error);
+  if (parsed.sessionId !== null && SESSIONS === null) return failed(run, 400, NO_SESSIONS);
   run.message = parsed.message;
+  const user = { role: "user", content: parsed.message };
+  run.history = [user];
 
-  // A key saved from a file often ends in a newline; one that cannot be sent gets the Python runtime's answer.
-  const apiKey = (ENV[API_KEY_ENV] ?? "").trim();
-  if (!apiKey) return failed(run, 500, `${API_KEY_ENV} is not set in the function's environment`);
-  if (/[^\x20-\x7e]/.test(apiKey)) {
-    return failed(run, 500, `${API_KEY_ENV} holds characters not allowed in an API key ` +
-      "(a line break, a control or a non-ASCII character)");
+  const problem = modelKey(run);
+  if (problem !== null) return failed(run, 500, problem);
+  const refused = await checkQuota(run, null);
+  if (refused !== null) return refused;
+  if (SESSIONS !== null) {
+    const unavailable = await loadSession(run, parsed.sessionId);
+    if (unavailable !== null) return unavailable;
+    run.history = [...(run.session?.window ?? []), user];
   }
-  run.apiKey = apiKey;
   run.arm(parsed.stream);
 
   if (!parsed.stream) {
@@ -1425,29 +1846,210 @@ async function respond(run) {
     let response;
     try {
       response = await loop(run, null);
+      await settle(run);
     } catch (err) {
-      if (err instanceof UpstreamError) return failed(run, err.status, err.message);
+      if (err instanceof UpstreamError || err instanceof SaveError) return failed(run, err.status, err.message);
       throw err;
     }
     run.done();
     /** @type {Record<string, unknown>} */
     const answer = { response, tokens: run.tokens, steps: run.steps };
     if (run.stopped !== null) answer.stopped = run.stopped;
+    if (run.session !== null) answer.session_id = run.session.id;
     run.log(200, response);
-    return json(request, 200, answer);
+    return json(request, 200, answer, sessionHeaders(run));
   }
-  return streamed(run, (request.headers.get("accept") ?? "").includes("text/event-stream"));
+  return streamed(run, (request.headers.get("accept") ?? "").includes("text/event-stream") ? "ui" : "text");
+}
+
+// ------------------------------------------------ the OpenAI-compatible endpoint
+
+const ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
+
+/**
+ * @typedef {{ messages: Record<string, unknown>[], stream: boolean, includeUsage: boolean, maxTokens: number | null }} ChatAsk
+ */
+
+/**
+ * A chat completion request, or why it cannot be served: [status, message, param, code].
+ * @param {string} text
+ * @returns {ChatAsk | [number, string, string | null, string | null]}
+ */
+function parseChat(text) {
+  /** @type {unknown} */
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return [400, "the request body is not valid JSON", null, null];
+  }
+  if (!isObject(body)) return [400, "the request body must be a JSON object", null, null];
+  const model = body.model;
+  if (typeof model !== "string" || model === "") {
+    return [400, "the field 'model' is required: this agent's name, as /v1/models lists it", "model", null];
+  }
+  if (model !== AGENT.name) {
+    return [404, `The model \`${model.slice(0, 100)}\` does not exist: this endpoint serves \`${AGENT.name}\``, "model",
+      "model_not_found"];
+  }
+  const messages = body.messages;
+  if (!Array.isArray(messages) || messages.length === 0) {
+    return [400, "the field 'messages' must be a non-empty array", "messages", null];
+  }
+  for (let i = 0; i < messages.length; i++) {
+    const item = messages[i];
+    if (!isObject(item) || typeof item.role !== "string" || !ROLES.has(item.role)) {
+      return [400, `messages[${i}] must be an object with a role of system, developer, user, assistant or tool`,
+        `messages[${i}]`, null];
+    }
+    const content = item.content;
+    if (content !== undefined && content !== null && typeof content !== "string" && !Array.isArray(content)) {
+      return [400, `messages[${i}].content must be a string or an array`, `messages[${i}].content`, null];
+    }
+  }
+  if (Array.isArray(body.tools) ? body.tools.length > 0 : body.tools !== undefined && body.tools !== null) {
+    return [400, "this agent runs its own tools: send no 'tools'", "tools", null];
+  }
+  const stream = body.stream;
+  if (stream !== undefined && stream !== null && typeof stream !== "boolean") {
+    return [400, "the field 'stream' must be true or false", "stream", null];
+  }
+  const options = body.stream_options;
+  if (options !== undefined && options !== null && !isObject(options)) {
+    return [400, "the field 'stream_options' must be an object", "stream_options", null];
+  }
+  /** @type {number | null} */
+  let maxTokens = null;
+  for (const field of ["max_completion_tokens", "max_tokens"]) {
+    const value = body[field];
+    if (value === undefined || value === null) continue;
+    if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+      return [400, `the field '${field}' must be a positive integer`, field, null];
+    }
+    maxTokens = maxTokens === null ? value : Math.min(maxTokens, value);
+  }
+  return {
+    messages: /** @type {Record<string, unknown>[]} */ (messages),
+    stream: stream === true,
+    includeUsage: stream === true && isObject(options) && options.include_usage === true,
+    maxTokens,
+  };
+}
+
+/**
+ * The last user message's text, for the usage line's content (log_content only).
+ * @param {Record<string, unknown>[]} messages
+ * @returns {string}
+ */
+function lastText(messages) {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    if (messages[i].role === "user") {
+      const content = messages[i].content;
+      return typeof content === "string" ? content : JSON.stringify(content ?? null);
+    }
+  }
+  return "";
+}
+
+/**
+ * @param {Run} run
+ * @returns {{ prompt_tokens: number, completion_tokens: number, total_tokens: number }}
+ */
+function usageOf(run) {
+  return { prompt_tokens: run.inputTokens, completion_tokens: run.outputTokens, total_tokens: run.tokens };
+}
+
+/**
+ * GET /v1/models and POST /v1/chat/completions under the agent's path.
+ * @param {Run} run
+ * @param {string} route
+ * @returns {Promise<Response>}
+ */
+async function openai(run, route) {
+  const request = run.request;
+  const method = request.method;
+  if (route === "other") {
+    return openaiFail(request, 404, "there is no such path under /v1: use /v1/chat/completions or /v1/models",
+      "invalid_request_error", "unknown_url");
+  }
+  if (route === "models") {
+    if (method !== "GET" && method !== "HEAD") {
+      return openaiFail(request, 405, `method ${method} not allowed; use GET`, "invalid_request_error",
+        "method_not_allowed", { Allow: "GET, OPTIONS" });
+    }
+    return json(request, 200, {
+      object: "list",
+      data: [{ id: AGENT.name, object: "model", created: CREATED, owned_by: AGENT.name }],
+    });
+  }
+  if (method !== "POST") {
+    return openaiFail(request, 405, `method ${method} not allowed; use POST`, "invalid_request_error",
+      "method_not_allowed", { Allow: ALLOW });
+  }
+  /** @param {number} status @param {string} message @param {string} type @param {string | null} code @param {string | null} [param] */
+  const refuse = (status, message, type, code, param = null) => {
+    run.done();
+    run.log(status);
+    return openaiFail(request, status, message, type, code, {}, param);
+  };
+  const asked = parseChat(await request.text());
+  if (Array.isArray(asked)) {
+    const [status, message, param, code] = asked;
+    return refuse(status, message, "invalid_request_error", code, param);
+  }
+  const problem = modelKey(run);
+  if (problem !== null) return refuse(500, problem, "server_error", null);
+  const overQuota = await checkQuota(run, route);
+  if (overQuota !== null) return overQuota;
+  run.history = asked.messages;
+  run.message = lastText(asked.messages);
+  run.maxTokens = asked.maxTokens === null ? null : Math.min(asked.maxTokens, AGENT.max_tokens);
+  run.arm(asked.stream);
+  if (asked.stream) return streamed(run, "chat", asked.includeUsage);
+  /** @type {string} */
+  let response;
+  try {
+    response = await loop(run, null);
+    await settle(run);
+  } catch (err) {
+    if (err instanceof UpstreamError) {
+      return refuse(err.status, err.message, "api_error", err.status === 504 ? "timeout" : "model_error");
+    }
+    throw err;
+  }
+  run.done();
+  run.log(200, response);
+  return json(request, 200, {
+    id: chatId(run),
+    object: "chat.completion",
+    created: Math.floor(run.startMs / 1000),
+    model: AGENT.name,
+    choices: [{ index: 0, message: { role: "assistant", content: response, refusal: null }, finish_reason: "stop",
+      logprobs: null }],
+    usage: usageOf(run),
+  }, { "x-request-id": run.requestId });
+}
+
+/**
+ * @param {Run} run
+ * @returns {string}
+ */
+function chatId(run) {
+  return `chatcmpl-${run.requestId.replace(/[^A-Za-z0-9]/g, "")}`;
 }
 
 /**
  * A streamed answer: the AI SDK's UI message stream (v1) when asked for with Accept:
- * text/event-stream, else the text as it comes. It starts once the first model call has answered
- * (text or tool calls); a failure before that is the JSON error with its status.
+ * text/event-stream ("ui"), the text as it comes ("text"), or OpenAI's chat.completion.chunk events
+ * ("chat"). It starts once the first model call has answered (text or tool calls); a failure before
+ * that is the JSON error with its status.
  * @param {Run} run
- * @param {boolean} ui
+ * @param {"ui" | "text" | "chat"} mode
+ * @param {boolean} [includeUsage] chat: the usage chunk before [DONE]
  * @returns {Promise<Response>}
  */
-async function streamed(run, ui) {
+async function streamed(run, mode, includeUsage = false) {
+  const ui = mode === "ui";
   /** @type {ReadableStreamDefaultController<Uint8Array> | null} */
   let out = null;
   let closed = false;
@@ -1475,7 +2077,20 @@ async function streamed(run, ui) {
     closed = true;
     out.close();
   };
+  const meta = { id: chatId(run), object: "chat.completion.chunk", created: Math.floor(run.startMs / 1000),
+    model: AGENT.name };
+  /**
+   * @param {Record<string, unknown>} delta
+   * @param {string | null} [finish]
+   */
+  const chunk = (delta, finish = null) => {
+    /** @type {Record<string, unknown>} */
+    const part = { ...meta, choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }] };
+    if (includeUsage) part.usage = null;
+    send(part);
+  };
   let answer = "";
+  const nothing = () => undefined;
   /** @type {Sink} */
   let sink;
   /** @type {ReturnType<typeof setInterval> | undefined} */
@@ -1484,7 +2099,8 @@ async function streamed(run, ui) {
     let texts = 0;
     /** @type {string | null} */
     let textId = null;
-    send({ type: "start", messageId: `msg-${crypto.randomUUID()}` });
+    send({ type: "start", messageId: `msg-${crypto.randomUUID()}`,
+      ...(run.session !== null ? { messageMetadata: { session_id: run.session.id } } : {}) });
     sink = {
       stepStart: () => send({ type: "start-step" }),
       text(piece) {
@@ -1502,16 +2118,14 @@ async function streamed(run, ui) {
       toolOutput: (id, output) => send({ type: "tool-output-available", toolCallId: id, output }),
       stepEnd: () => send({ type: "finish-step" }),
     };
-    keepAlive = setInterval(() => {
-      if (Date.now() - lastWrite >= KEEP_ALIVE_MS) write(": keep-alive\n\n");
-    }, 1000);
   } else {
-    const nothing = () => undefined;
+    if (mode === "chat") chunk({ role: "assistant", content: "" });
     sink = {
       stepStart: nothing,
       text(piece) {
         answer += piece;
-        write(piece);
+        if (mode === "chat") chunk({ content: piece });
+        else write(piece);
       },
       textEnd: nothing,
       toolInput: nothing,
@@ -1519,19 +2133,32 @@ async function streamed(run, ui) {
       stepEnd: nothing,
     };
   }
+  if (mode !== "text") {
+    keepAlive = setInterval(() => {
+      if (Date.now() - lastWrite >= KEEP_ALIVE_MS) write(": keep-alive\n\n");
+    }, 1000);
+  }
 
   /** @type {Promise<void>} */
   const started = new Promise((resolve) => {
     run.onStart = resolve;
   });
   /** @type {Promise<{ response: string } | { error: unknown }>} */
-  const task = loop(run, sink).then((response) => ({ response }), (error) => ({ error }));
+  const task = loop(run, sink).then(async (response) => {
+    await settle(run);
+    return { response };
+  }).then((done) => done, (error) => ({ error }));
   const early = await Promise.race([started.then(() => null), task]);
   if (early !== null && "error" in early) {
     clearInterval(keepAlive);
     closed = true;
     const err = early.error;
-    if (err instanceof UpstreamError) return failed(run, err.status, err.message);
+    if (err instanceof UpstreamError || err instanceof SaveError) {
+      if (mode !== "chat") return failed(run, err.status, err.message);
+      run.done();
+      run.log(err.status);
+      return openaiFail(run.request, err.status, err.message, "api_error", err.status === 504 ? "timeout" : "model_error");
+    }
     throw err;
   }
   run.start(); // a loop that ended before any output (no time left) still answers
@@ -1541,10 +2168,15 @@ async function streamed(run, ui) {
     run.done();
     if ("error" in outcome) {
       const err = outcome.error;
-      const text = err instanceof UpstreamError ? err.message
+      const text = err instanceof UpstreamError || err instanceof SaveError ? err.message
         : `the agent failed unexpectedly (${err instanceof Error ? err.name : typeof err}); see the function's log`;
       if (ui) {
         send({ type: "error", errorText: text });
+        write("data: [DONE]\n\n");
+      } else if (mode === "chat") {
+        const code = err instanceof UpstreamError ? (err.status === 504 ? "timeout" : "model_error") : null;
+        send({ error: { message: text, type: err instanceof UpstreamError ? "api_error" : "server_error", param: null,
+          code } });
         write("data: [DONE]\n\n");
       }
       close(); // plain text: the status is sent already, so the text ends where it broke
@@ -1557,24 +2189,31 @@ async function streamed(run, ui) {
     if (ui) {
       send({ type: "finish", messageMetadata: metadata });
       write("data: [DONE]\n\n");
+    } else if (mode === "chat") {
+      chunk({}, "stop");
+      if (includeUsage) send({ ...meta, choices: [], usage: usageOf(run) });
+      write("data: [DONE]\n\n");
     }
     close();
-    run.log(200, ui ? outcome.response : answer);
+    run.log(200, mode === "ui" ? outcome.response : mode === "chat" ? outcome.response : answer);
   });
 
   /** @type {Record<string, string>} */
   const headers = ui
     ? { "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-vercel-ai-ui-message-stream": "v1" }
-    : { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache" };
-  return new Response(body, { status: 200, headers: { ...headers, ...corsHeaders(run.request, false) } });
+    : mode === "chat" ? { "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-request-id": run.requestId }
+      : { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache" };
+  return new Response(body, { status: 200, headers: { ...headers, ...sessionHeaders(run), ...corsHeaders(run.request, false) } });
 }
 
 /**
+ * A CORS preflight: answered without a key.
  * @param {Request} request
  * @returns {Response}
  */
 export function OPTIONS(request) {
-  return new Response(null, { status: 204, headers: corsHeaders(request, true) });
+  const methods = routeOf(request) === "models" ? "GET, OPTIONS" : ALLOW;
+  return new Response(null, { status: 204, headers: corsHeaders(request, true, methods) });
 }
 
 /**
@@ -1591,58 +2230,56 @@ function notAllowed(request) {
 }
 
 /**
+ * GET: /v1/models; elsewhere a 405 (after the key check, with auth.api_keys).
  * @param {Request} request
- * @returns {Response}
+ * @returns {Promise<Response>}
  */
 export function GET(request) {
-  return notAllowed(request);
+  return serve(request, {});
 }
 
 /**
  * @param {Request} request
- * @returns {Response}
+ * @returns {Promise<Response>}
  */
 export function PUT(request) {
-  return notAllowed(request);
+  return serve(request, {});
 }
 
 /**
  * @param {Request} request
- * @returns {Response}
+ * @returns {Promise<Response>}
  */
 export function PATCH(request) {
-  return notAllowed(request);
+  return serve(request, {});
 }
 
 /**
  * @param {Request} request
- * @returns {Response}
+ * @returns {Promise<Response>}
  */
 export function DELETE(request) {
-  return notAllowed(request);
+  return serve(request, {});
 }
 
 /**
  * @param {Request} request
- * @returns {Response}
+ * @returns {Promise<Response>}
  */
 export function HEAD(request) {
-  return notAllowed(request);
+  return serve(request, {});
 }
-
-/** @type {Readonly<Record<string, Handler>>} */
-const HANDLERS = { POST, OPTIONS, GET, PUT, PATCH, DELETE, HEAD };
 
 /**
  * One entry point for hosts that do not dispatch by method themselves (the AWS Lambda adapter):
- * the export named after the request's method, or 405 for any other method. `platform` carries
- * what the host knows: the time it leaves the invocation and its request id.
+ * a preflight, or every other method through the key check to the contract (405 for a method it does
+ * not take). `platform` carries what the host knows: the time it leaves the invocation and its
+ * request id.
  * @param {Request} request
  * @param {Platform} [platform]
  * @returns {Promise<Response>}
  */
 export async function handle(request, platform = {}) {
-  if (request.method === "POST") return serve(request, platform);
-  const handler = Object.hasOwn(HANDLERS, request.method) ? HANDLERS[request.method] : notAllowed;
-  return handler(request);
+  if (request.method === "OPTIONS") return OPTIONS(request);
+  return serve(request, platform);
 }
