@@ -161,7 +161,7 @@ def _start_redis() -> Iterator:
     from framework.local import stores
 
     try:
-        from tests.fakes.upstash_server import RedisServer, UpstashFront
+        from framework.local.stores.upstash_front import RedisServer, UpstashFront
     except ImportError as exc:
         raise LocalRunError("a local Upstash Redis needs redis-server (apt-get install redis-server) and the "
                             "redis package (pip install redis)") from exc

@@ -2,7 +2,7 @@
 contract suite: one `node tests/js/store-driver.mjs` per test session answers every opened store's
 requests, concurrently (requests carry an id; the answers come back as the operations finish, so eight
 threads saving at once really race). Also the "redis" back-end: a real redis-server behind the
-Upstash REST front of tests/fakes/upstash_server.py.
+Upstash REST front of framework/local/stores/upstash_front.py.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def closed_port() -> int:
 
 def redis_backend(stack: contextlib.ExitStack) -> dict[str, Any]:
     """The keyword arguments of conftest's Backend (but its name): config, env, raw, unreachable_env."""
-    from tests.fakes.upstash_server import RedisServer, UpstashFront
+    from framework.local.stores.upstash_front import RedisServer, UpstashFront
 
     server = stack.enter_context(RedisServer())
     front = stack.enter_context(UpstashFront(server.socket, token=UPSTASH_TOKEN))

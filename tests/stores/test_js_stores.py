@@ -1,7 +1,7 @@
 """What the contract suite cannot see of the JavaScript stores (framework/runtime/js/sessions.mjs):
 the SigV4 signer against botocore's (moto checks no signature), the strict type check with the
 generated Vercel app's settings, Web-standard APIs only (no import, no Node global), and the
-Upstash REST front (tests/fakes/upstash_server.py) read by Upstash's official client."""
+Upstash REST front (framework/local/stores/upstash_front.py) read by Upstash's official client."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def test_the_store_uses_web_standard_apis_only():
 
 @pytest.fixture(scope="module")
 def upstash_front():
-    from tests.fakes.upstash_server import RedisServer, UpstashFront
+    from framework.local.stores.upstash_front import RedisServer, UpstashFront
 
     with RedisServer() as server, UpstashFront(server.socket, token="front-token") as front:
         yield front

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from framework.local.stores.firestore_fake import FakeFirestore
 from framework.runtime import agent_sessions
 from framework.runtime.agent_sessions import StoreError, open_store
-from tests.fakes.firestore_server import FakeFirestore
 
 MODULE = Path(agent_sessions.__file__)
 

@@ -1,6 +1,6 @@
 """The local back-ends of the session stores, started on 127.0.0.1 for `serve` and the store contract
 suite: moto's DynamoDB (server mode), Azurite's table service (npm, installed once per machine), and
-the Firestore emulator when this machine has it (else the REST fake of tests/fakes/firestore_server.py).
+the Firestore emulator when this machine has it (else the REST fake, firestore_fake.py).
 
 Each `start_*` returns a LocalStore: the environment variables that point a store at it (the same names
 the deployed stores read: AWS_ENDPOINT_URL, FIRESTORE_EMULATOR_HOST / FIRESTORE_ENDPOINT,
@@ -171,11 +171,8 @@ def start_firestore_emulator(log: bool = False) -> LocalStore:
 
 
 def start_firestore_fake() -> LocalStore:
-    try:
-        from tests.fakes.firestore_server import FakeFirestore
-    except ImportError as exc:
-        raise LocalRunError("a local Firestore needs Google's emulator (apt-get install "
-                            "google-cloud-cli-firestore-emulator)") from exc
+    from framework.local.stores.firestore_fake import FakeFirestore
+
     fake = FakeFirestore().start()
     return LocalStore("firestore-fake", {"FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{fake.port}",
                                          "GOOGLE_CLOUD_PROJECT": LOCAL_PROJECT}, fake.stop)

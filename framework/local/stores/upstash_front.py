@@ -40,6 +40,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import redis
 from redis import exceptions as redis_errors
 
+from framework.errors import LocalRunError
+
 HOST = "127.0.0.1"
 ALLOWED = "Only HEAD, GET, POST and PUT methods are allowed."
 # redis-py strips the error code from some errors (parse_error); put it back, as Redis sent it.
@@ -58,7 +60,7 @@ class RedisServer:
     def __enter__(self) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server not found on PATH (Debian/Ubuntu: apt-get install redis-server)")
+            raise LocalRunError("redis-server not found on PATH (Debian/Ubuntu: apt-get install redis-server)")
         self.process = subprocess.Popen(
             [binary, "--port", "0", "--unixsocket", self.socket, "--unixsocketperm", "700",
              "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
@@ -71,7 +73,7 @@ class RedisServer:
             except redis_errors.ConnectionError:
                 time.sleep(0.02)
         self.__exit__()
-        raise RuntimeError("redis-server did not start within 10 s")
+        raise LocalRunError("redis-server did not start within 10 s")
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None:
