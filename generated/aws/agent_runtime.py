@@ -1302,19 +1302,7 @@ class Agent:
             if stream and self.can_stream:
                 events = _pumped(self._settled(self._loop(history, deadline, True, record, limit), record),
                                  self.keep_alive)
-                early = []
-                for event in events:  # ModelError propagates: the JSON error
-                    if event is _TICK:
-                        continue
-                    early.append(event)
-                    if event[0] != "step":
-                        break
-
-                def chained():
-                    yield from early
-                    yield from events
-
-                body_out = self._chunks(chained(), record, meta, include_usage)
+                body_out = self._chunks(_after_first_answer(events), record, meta, include_usage)
                 return Reply(200, {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **extra},
                              body_out)
             events = list(self._settled(self._loop(history, deadline, False, record, limit), record))
@@ -1514,19 +1502,8 @@ class Agent:
         events = self._settled(self._loop(history, deadline, True, record), record)
         if ui:
             events = _pumped(events, self.keep_alive)
-        early = []
-        for event in events:  # ModelError propagates: the JSON error
-            if event is _TICK:
-                continue
-            early.append(event)
-            if event[0] != "step":
-                break
-
-        def chained():
-            yield from early
-            yield from events
-
-        body = self._ui_body(chained(), record) if ui else self._text_body(chained(), record)
+        events = _after_first_answer(events)
+        body = self._ui_body(events, record) if ui else self._text_body(events, record)
         if ui:
             headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                        "x-vercel-ai-ui-message-stream": "v1", **cors}
@@ -1638,6 +1615,24 @@ class Agent:
             print(self.secrets.scrub(json.dumps(line)), flush=True)
         except (OSError, ValueError):  # stdout closed: the answer matters more than its log line
             pass
+
+
+def _after_first_answer(events):
+    """The loop's events, once the first model call has answered: read here, before the reply starts,
+    so that a failure before it (ModelError) is still a JSON error with its status."""
+    early = []
+    for event in events:
+        if event is _TICK:
+            continue
+        early.append(event)
+        if event[0] != "step":
+            break
+
+    def chained():
+        yield from early
+        yield from events
+
+    return chained()
 
 
 def _log_unexpected(exc: Exception) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from tests.conftest import API_KEY, build, write_agent
 from tests.fakes.mcp_server import McpServer
 from tests.fakes.tool_server import ToolServer
+from tests.functional.apps import azure_caller, http_call, lambda_caller, serve_cli
+from tests.functional.test_conformance import environment
 
 TOOL_TOKEN = "tool-token-value-7f3a9c"
 MCP_TOKEN = "mcp-token-value-51be02"
@@ -129,6 +132,19 @@ def builds(tmp_path_factory, tool_server, mcp_server):
     """The tools agent built with the built-in client ("") and with the openai SDK ("openai")."""
     return {client: tools_build(tmp_path_factory, tool_server, mcp_server, client or "builtin")
             for client in ("", "openai")}
+
+
+@contextmanager
+def running(kind: str, build_dir: Path, env: dict[str, str]):
+    """A caller for one way of running an app built in build_dir: `serve-TARGET` over HTTP, or the
+    Lambda handler / Azure function in-process (they read their environment once, at import)."""
+    if kind.startswith("serve-"):
+        with serve_cli(kind.removeprefix("serve-"), build_dir.parent / "agent.yaml", build_dir, env) as url:
+            yield http_call(url)
+        return
+    with environment(**env):
+        yield lambda_caller(build_dir / "aws", timeout_s=TIMEOUT) if kind == "aws-handler" else azure_caller(
+            build_dir / "azure")
 
 
 def tools_env(fake_model) -> dict[str, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,8 @@ import pytest
 from framework.local import stores as local_stores
 from tests.conftest import build, write_agent
 from tests.fakes.openai_server import call
-from tests.functional.apps import azure_caller, http_call, lambda_caller, serve_cli
-from tests.functional.conftest import MAX_STEPS, TIMEOUT, TOOL_TIMEOUT, TOOLS_AGENT, tools_env
+from tests.functional.apps import lambda_caller
+from tests.functional.conftest import MAX_STEPS, TIMEOUT, TOOL_TIMEOUT, TOOLS_AGENT, running, tools_env
 from tests.functional.test_conformance import environment
 from tests.stores.conftest import backends  # noqa: F401 - the session-wide store back-ends
 
@@ -61,17 +60,6 @@ def store_env(backends, platform: str, build_dir: Path) -> dict[str, str]:  # no
     elif platform == "azure":
         local_stores.prepare_table(env, block["table"])
     return env
-
-
-@contextmanager
-def running(kind: str, build_dir: Path, env: dict[str, str]):
-    if kind.startswith("serve-"):
-        with serve_cli(kind.removeprefix("serve-"), build_dir.parent / "agent.yaml", build_dir, env) as url:
-            yield http_call(url)
-        return
-    with environment(**env):  # read once, at cold start
-        yield lambda_caller(build_dir / "aws", timeout_s=TIMEOUT) if kind == "aws-handler" else azure_caller(
-            build_dir / "azure")
 
 
 @pytest.fixture(scope="module", params=APPS)

@@ -8,29 +8,14 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from tests.fakes.openai_server import call
-from tests.functional.apps import azure_caller, http_call, lambda_caller, serve_cli
-from tests.functional.conftest import MAX_STEPS, MCP_TOKEN, TIMEOUT, TOOL_TIMEOUT, TOOL_TOKEN, tools_env
-from tests.functional.test_conformance import environment
+from tests.functional.conftest import MAX_STEPS, MCP_TOKEN, TIMEOUT, TOOL_TIMEOUT, TOOL_TOKEN, running, tools_env
 
 APPS = ("aws-handler", "azure-function", "serve-aws", "serve-gcp", "serve-azure", "serve-vercel",
         "aws-handler+openai", "serve-gcp+openai")
-@contextmanager
-def running(kind: str, build_dir: Path, env: dict[str, str]):
-    if kind.startswith("serve-"):
-        with serve_cli(kind.removeprefix("serve-"), build_dir.parent / "agent.yaml", build_dir, env) as url:
-            yield http_call(url)
-        return
-    with environment(**env):  # read once, at cold start
-        yield lambda_caller(build_dir / "aws", timeout_s=TIMEOUT) if kind == "aws-handler" else azure_caller(
-            build_dir / "azure")
-
-
 @pytest.fixture(scope="module", params=APPS)
 def app(request, fake_model, builds):
     kind, _, client = request.param.partition("+")
