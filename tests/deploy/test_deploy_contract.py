@@ -28,6 +28,15 @@ FAST = {"sleep": lambda seconds: None, "backoff": 0.0, "poll_interval": 0}
 
 
 @dataclass
+class Store:
+    """What a deploy makes for an agent with sessions on one platform."""
+
+    agent: str  # agent.yaml with sessions on
+    creates: list[str]  # the mutating calls that make the store's resources, each made once
+    exists: Callable[[], bool]  # whether the store's resources are there
+
+
+@dataclass
 class Cloud:
     """One platform as the contract drives it: its agent.yaml, its emulator, its mutating calls."""
 
@@ -39,6 +48,7 @@ class Cloud:
     options: dict  # what commands.* get besides FAST (AWS: the recording session)
     # puts a resource with the agent's name but not our mark; returns a check that it is as it was
     plant_foreign: Callable[[], Callable[[], bool]]
+    store: Store | None = None  # sessions (a platform whose store needs no resource: None)
 
     def run(self, command: str, agent: Path, fmt: str = "text") -> Run:
         """A deploy command in-process for this platform only, output captured (errors propagate)."""
@@ -60,8 +70,13 @@ def _aws(request: pytest.FixtureRequest) -> Cloud:
                             Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18})
         return lambda: lam.get_function(FunctionName="support-bot")["Configuration"]["Handler"] == "x.y"
 
+    def table() -> bool:
+        return "support-bot-sessions" in boto3.client("dynamodb", region_name="us-east-1").list_tables()["TableNames"]
+
+    store = Store(helpers.AGENT + "    sessions:\n      ttl_hours: 24\n",
+                  ["PutRolePolicy", "CreateTable", "UpdateTimeToLive"], table)
     return Cloud("aws", helpers.AGENT, moto, lambda: recorder.mutating, recorder.calls.clear,
-                 {"session": recorder.session}, plant)
+                 {"session": recorder.session}, plant, store)
 
 
 def _gcp(request: pytest.FixtureRequest) -> Cloud:
@@ -115,6 +130,18 @@ def cloud(request: pytest.FixtureRequest) -> Cloud:
     return CLOUDS[request.param](request)
 
 
+# the platforms whose session store is a cloud resource deploy makes (Vercel's Upstash Redis is
+# the project's integration: its plan names the environment variables instead, test_vercel_deploy.py)
+STORES = ("aws",)
+
+
+@pytest.fixture(params=STORES)
+def store_cloud(request: pytest.FixtureRequest) -> Cloud:
+    made = CLOUDS[request.param](request)
+    assert made.store is not None
+    return made
+
+
 def write_agent(folder: Path, cloud: Cloud) -> Path:
     return helpers.write_agent(folder, textwrap.dedent(cloud.agent))
 
@@ -166,3 +193,19 @@ def test_a_foreign_resource_is_refused_and_destroy_spares_it(cloud, tmp_path):
     assert "note: left alone: " in destroyed.stdout and "(not created by this framework for this agent)" in \
         destroyed.stdout
     assert cloud.mutating() == [] and intact()
+
+
+def test_an_agent_with_sessions_gets_its_store_once_and_destroy_removes_it(store_cloud, tmp_path):
+    cloud, store = store_cloud, store_cloud.store
+    assert store is not None
+    agent = helpers.write_agent(tmp_path, textwrap.dedent(store.agent))
+    cloud.clear()
+    assert cloud.run("deploy", agent).code == 0
+    made = cloud.mutating()
+    assert [call for call in made if call in store.creates] == store.creates, made
+    assert store.exists()
+    cloud.clear()
+    assert "No changes" in cloud.run("deploy", agent).stdout
+    assert cloud.mutating() == []
+    cloud.run("destroy", agent)
+    assert not store.exists()
