@@ -102,7 +102,10 @@ def _azure(request: pytest.FixtureRequest) -> Cloud:
                                                   "properties": {"serverFarmId": f"{scope}/serverfarms/theirs"}})
         return lambda: fake.sites[(sub.lower(), group.lower(), "support-bot")]["tags"] == {"team": "x"}
 
-    return Cloud("azure", azure_fixtures.AGENT, fake, lambda: fake.mutating, fake.clear, {}, plant)
+    table = f"storageAccounts/{azure_fixtures.ACCOUNT}/tableServices/default/tables/supportbotsessions"
+    store = Store(azure_fixtures.SESSIONS, [f"PUT {table}"],
+                  lambda: fake.table_names() == [f"{azure_fixtures.ACCOUNT}/supportbotsessions"])
+    return Cloud("azure", azure_fixtures.AGENT, fake, lambda: fake.mutating, fake.clear, {}, plant, store)
 
 
 def _vercel(request: pytest.FixtureRequest) -> Cloud:
@@ -132,7 +135,7 @@ def cloud(request: pytest.FixtureRequest) -> Cloud:
 
 # the platforms whose session store is a cloud resource deploy makes (Vercel's Upstash Redis is
 # the project's integration: its plan names the environment variables instead, test_vercel_deploy.py)
-STORES = ("aws",)
+STORES = ("aws", "azure")
 
 
 @pytest.fixture(params=STORES)
