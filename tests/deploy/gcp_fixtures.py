@@ -40,6 +40,10 @@ AGENT = """\
 """
 
 
+SESSIONS = AGENT + "    sessions:\n      ttl_hours: 24\n"
+TTL_FIELD = f"projects/{PROJECT}/databases/(default)/collectionGroups/support-bot-sessions/fields/expires"
+
+
 @pytest.fixture(scope="session")
 def gcp_server():
     fake = FakeGcp().start()
@@ -56,6 +60,7 @@ def gcp_env(gcp_server, monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GCP_FUNCTIONS_ENDPOINT", gcp_server.url)
     monkeypatch.setenv("GCP_RUN_ENDPOINT", gcp_server.url)
+    monkeypatch.setenv("GCP_FIRESTORE_ENDPOINT", gcp_server.url)
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     monkeypatch.setenv("AGENT_FRAMEWORK_CACHE", str(tmp_path / "cache"))
     return gcp_server

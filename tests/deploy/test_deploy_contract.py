@@ -87,7 +87,9 @@ def _gcp(request: pytest.FixtureRequest) -> Cloud:
                                                   "labels": {"team": "someone-else"}})
         return lambda: fake.function(gcp_fixtures.FUNCTION)["labels"] == {"team": "someone-else"}
 
-    return Cloud("gcp", gcp_fixtures.AGENT, fake, fake.mutating, fake.clear_requests, {}, plant)
+    store = Store(gcp_fixtures.SESSIONS, [f"PATCH /v1/{gcp_fixtures.TTL_FIELD}"],
+                  lambda: fake.ttl(gcp_fixtures.TTL_FIELD) is not None)
+    return Cloud("gcp", gcp_fixtures.AGENT, fake, fake.mutating, fake.clear_requests, {}, plant, store)
 
 
 def _azure(request: pytest.FixtureRequest) -> Cloud:
@@ -135,7 +137,7 @@ def cloud(request: pytest.FixtureRequest) -> Cloud:
 
 # the platforms whose session store is a cloud resource deploy makes (Vercel's Upstash Redis is
 # the project's integration: its plan names the environment variables instead, test_vercel_deploy.py)
-STORES = ("aws", "azure")
+STORES = ("aws", "azure", "gcp")
 
 
 @pytest.fixture(params=STORES)
