@@ -13,6 +13,7 @@ The typed interface itself is `framework.platforms.base.Deployer`.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -158,6 +159,18 @@ class Mark:
 def left_alone(what: str) -> str:
     """The destroy plan's note on a resource that is not ours."""
     return f"left alone: {what} (not created by this framework for this agent)"
+
+
+# ---------------------------------------------------------------- sessions
+
+
+def session_store(files: Sequence[File]) -> Mapping[str, Any] | None:
+    """The generated app's agent.json "sessions" block (framework/platforms/sessions.py), None when
+    sessions are off: what the function opens, so what deploy creates has the very same names."""
+    for file in files:
+        if file.path.partition("/")[2] == "agent.json":
+            return json.loads(file.content).get("sessions")
+    return None
 
 
 # ---------------------------------------------------------------- the Deployer's shared part

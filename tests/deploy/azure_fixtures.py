@@ -15,7 +15,8 @@ from tests.fakes.azure_server import FakeAzure
 SUB = "11111111-2222-3333-4444-555555555555"
 GROUP = "agents-rg"
 TOKEN = "fake-arm-token-0123"
-STORAGE = "https://agentsdeploy.blob.core.windows.net/app-package-support-bot"
+ACCOUNT = "agentsdeploy"
+STORAGE = f"https://{ACCOUNT}.blob.core.windows.net/app-package-support-bot"
 
 AGENT = f"""\
     name: support-bot
@@ -38,6 +39,7 @@ AGENT = f"""\
 CLEAN_DEPLOY = ["PUT serverfarms/support-bot-plan", "PUT sites/support-bot", "POST kudu /api/publish",
                 "PUT sites/support-bot/config/appsettings"]
 
+SESSIONS = AGENT + "    sessions:\n      ttl_hours: 24\n"
 PREMIUM = AGENT.replace(f"        storage: {STORAGE}\n", "        plan: premium\n")
 
 
@@ -52,6 +54,7 @@ def azure_env(azure_server, monkeypatch, tmp_path):
     """A clean fake with the resource group, and an environment that can only reach it."""
     azure_server.reset()
     azure_server.add_resource_group(SUB, GROUP)
+    azure_server.add_storage_account(SUB, GROUP, ACCOUNT)
     for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "CI",
                  "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT", "MSI_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)

@@ -44,6 +44,10 @@ AGENT = """\
 """
 
 
+SESSIONS = AGENT + "    sessions:\n      ttl_hours: 24\n"
+TTL_FIELD = f"projects/{PROJECT}/databases/(default)/collectionGroups/support-bot-sessions/fields/expires"
+
+
 @pytest.fixture(scope="session")
 def gcp_server():
     fake = FakeGcp().start()
@@ -60,6 +64,7 @@ def gcp_env(gcp_server, monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GCP_FUNCTIONS_ENDPOINT", gcp_server.url)
     monkeypatch.setenv("GCP_RUN_ENDPOINT", gcp_server.url)
+    monkeypatch.setenv("GCP_FIRESTORE_ENDPOINT", gcp_server.url)
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     monkeypatch.setenv("AGENT_FRAMEWORK_CACHE", str(tmp_path / "cache"))
     return gcp_server
@@ -112,3 +117,12 @@ def deploy(agent: Path, *, apply: bool = True, sleep=None) -> Result:
             results = deployer.apply(result.plan)
         outputs = deployer.outputs(snap, results)
     return Result(result.plan, format_text(result.plan), outputs, sleeps)
+
+
+def destroy(agent: Path) -> Result:
+    deployer = make_deployer(agent)
+    with deployer.errors():
+        plan = deployer.destroy_plan(deployer.snapshot(destroy=True)).plan
+        if plan.has_changes:
+            deployer.apply(plan)
+    return Result(plan, format_text(plan, verb="destroy"), {})

@@ -62,6 +62,15 @@ class Calls:
 
 
 @dataclass
+class Store:
+    """What a deploy makes for an agent with sessions on one platform."""
+
+    agent: str  # agent.yaml with sessions on
+    creates: list[str]  # the mutating calls that make the store's resources, each made once
+    exists: Callable[[], bool]  # whether the store's resources are there
+
+
+@dataclass
 class Cloud:
     """One platform as the contract drives it: its agent.yaml, its emulator, its mutating calls, and
     what a first deploy, a prompt-only change, a concurrency-only change and a destroy call."""
@@ -92,6 +101,7 @@ class Cloud:
     resumed: Callable[[int], list[str]] | None = None  # a re-run's calls after an interruption after n
     honours_retry_after: bool = True  # its waits are the Retry-After asked for (botocore backs off its own way)
     sleeps: list[float] = field(default_factory=list)  # every wait the deploys asked for, none slept
+    store: Store | None = None  # sessions (a platform whose store needs no resource: None)
 
     def run(self, command: str, agent: Path, fmt: str = "text") -> Run:
         """A deploy command in-process for this platform only, output captured (errors propagate)."""
@@ -182,6 +192,11 @@ def _aws(request: pytest.FixtureRequest) -> Cloud:
         return helpers.CLEAN_DEPLOY[n:]
 
     prompt = ["UpdateFunctionCode", "TagResource", "PublishVersion", "UpdateAlias"]
+    def table() -> bool:
+        return "support-bot-sessions" in boto3.client("dynamodb", region_name="us-east-1").list_tables()["TableNames"]
+
+    store = Store(helpers.AGENT + "    sessions:\n      ttl_hours: 24\n",
+                  ["PutRolePolicy", "CreateTable", "UpdateTimeToLive"], table)
     return Cloud(
         "aws", helpers.AGENT, moto, lambda: recorder.mutating, clear, {"session": recorder.session}, plant,
         first_deploy=helpers.CLEAN_DEPLOY, prompt_only=Calls(prompt, prompt),
@@ -189,7 +204,7 @@ def _aws(request: pytest.FixtureRequest) -> Cloud:
         destroy_calls=["DeleteFunction", "DetachRolePolicy", "DeleteRole"],
         reset=reset, state=state, ours=ours, plant_others=plant_others,
         interrupt=interrupt, inject=lambda status, count, retry_after: faults.extend([(status, retry_after)] * count),
-        attempts=lambda: list(sent), resumed=resumed, honours_retry_after=False, sleeps=sleeps)
+        attempts=lambda: list(sent), resumed=resumed, honours_retry_after=False, sleeps=sleeps, store=store)
 
 
 def _gcp(request: pytest.FixtureRequest) -> Cloud:
@@ -237,6 +252,8 @@ def _gcp(request: pytest.FixtureRequest) -> Cloud:
 
     prompt = Calls(["generateUploadUrl + PUT", "UpdateFunction (PATCH)"],
                    [f"POST {P}/functions:generateUploadUrl", "PUT", f"PATCH {P}/functions/support-bot"])
+    store = Store(gcp_fixtures.SESSIONS, [f"PATCH /v1/{gcp_fixtures.TTL_FIELD}"],
+                  lambda: fake.ttl(gcp_fixtures.TTL_FIELD) is not None)
     return Cloud(
         "gcp", gcp_fixtures.AGENT, fake, lambda: gcp_fixtures.calls(fake), fake.clear_requests, {}, plant,
         first_deploy=gcp_fixtures.CLEAN_DEPLOY, prompt_only=prompt,
@@ -246,7 +263,7 @@ def _gcp(request: pytest.FixtureRequest) -> Cloud:
         inject=lambda status, count, retry_after: faults.extend([(status, retry_after)] * count),
         attempts=lambda: gcp_fixtures.calls(fake),
         # an uploaded source counts once a function was created from it: until then, the re-run uploads again
-        resumed=lambda n: gcp_fixtures.CLEAN_DEPLOY[0 if n < 3 else n:])
+        resumed=lambda n: gcp_fixtures.CLEAN_DEPLOY[0 if n < 3 else n:], store=store)
 
 
 def _azure(request: pytest.FixtureRequest) -> Cloud:
@@ -293,6 +310,9 @@ def _azure(request: pytest.FixtureRequest) -> Cloud:
         fake.add_resource_group(sub, group)
 
     first = azure_fixtures.CLEAN_DEPLOY
+    table = f"storageAccounts/{azure_fixtures.ACCOUNT}/tableServices/default/tables/supportbotsessions"
+    store = Store(azure_fixtures.SESSIONS, [f"PUT {table}"],
+                  lambda: fake.table_names() == [f"{azure_fixtures.ACCOUNT}/supportbotsessions"])
     return Cloud(
         "azure", azure_fixtures.AGENT, fake, lambda: fake.mutating, fake.clear, {}, plant,
         first_deploy=first,
@@ -303,7 +323,7 @@ def _azure(request: pytest.FixtureRequest) -> Cloud:
         inject=lambda status, count, retry_after: fake.fail(status, count, retry_after, match=azure_fake.is_mutating),
         attempts=lambda: fake.mutating,
         # a publish accepted, its record not written yet: the re-run publishes again
-        resumed=lambda n: first[2:] if n == 3 else first[n:])
+        resumed=lambda n: first[2:] if n == 3 else first[n:], store=store)
 
 
 def _vercel(request: pytest.FixtureRequest) -> Cloud:
@@ -371,6 +391,18 @@ def test_every_deployable_platform_keeps_the_contract():
 @pytest.fixture(params=sorted(CLOUDS))
 def cloud(request: pytest.FixtureRequest) -> Cloud:
     return CLOUDS[request.param](request)
+
+
+# the platforms whose session store is a cloud resource deploy makes (Vercel's Upstash Redis is
+# the project's integration: its plan names the environment variables instead, test_vercel_deploy.py)
+STORES = ("aws", "azure", "gcp")
+
+
+@pytest.fixture(params=STORES)
+def store_cloud(request: pytest.FixtureRequest) -> Cloud:
+    made = CLOUDS[request.param](request)
+    assert made.store is not None
+    return made
 
 
 def write_agent(folder: Path, cloud: Cloud) -> Path:
@@ -503,3 +535,19 @@ def test_destroy_after_deploy_leaves_nothing_of_ours_and_spares_the_rest(cloud, 
     assert cloud.ours() == [] and intact()
     cloud.clear()
     assert "Nothing to destroy" in cloud.run("destroy", agent).stdout and cloud.mutating() == []
+
+
+def test_an_agent_with_sessions_gets_its_store_once_and_destroy_removes_it(store_cloud, tmp_path):
+    cloud, store = store_cloud, store_cloud.store
+    assert store is not None
+    agent = helpers.write_agent(tmp_path, textwrap.dedent(store.agent))
+    cloud.clear()
+    assert cloud.run("deploy", agent).code == 0
+    made = cloud.mutating()
+    assert [call for call in made if call in store.creates] == store.creates, made
+    assert store.exists()
+    cloud.clear()
+    assert "No changes" in cloud.run("deploy", agent).stdout
+    assert cloud.mutating() == []
+    cloud.run("destroy", agent)
+    assert not store.exists()

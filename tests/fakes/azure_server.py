@@ -23,6 +23,11 @@ bearer token required, 404 ResourceGroupNotFound for an unknown group, names cas
   config/web (GET, PATCH), functions/{fn}/listkeys (POST, flat {"default": key}, 404 until a
   deployment succeeded), host/default/listkeys (POST), syncfunctiontriggers (POST).
 
+ARM, under /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{account}
+(accounts made with add_storage_account; 404 ParentResourceNotFound otherwise):
+* tableServices/default/tables/{table}: GET (404 TableNotFound when missing), PUT (200, creates or
+  keeps), DELETE (200; 204 when missing), as https://learn.microsoft.com/en-us/rest/api/storagerp/table.
+
 Kudu, under /scm/{app} (bearer token required):
 * POST /api/publish?RemoteBuild=true (Flex only, Content-Type application/zip else 415, a valid
   zip else 400, 409 while a deployment runs) -> 202, body = the deployment id as a JSON string.
@@ -105,6 +110,8 @@ class FakeAzure:
         self.deployments: dict[str, list[dict[str, Any]]] = {}  # app (lower) -> deployments, latest last
         self.packages: dict[str, bytes] = {}  # app (lower) -> the last successfully deployed zip
         self.operations: dict[str, int] = {}  # operation id -> polls left before done
+        self.accounts: set[tuple[str, str, str]] = set()  # storage accounts: (sub, group, account)
+        self.tables: dict[tuple[str, str, str, str], dict[str, Any]] = {}  # (sub, group, account, table)
         self._faults: list[tuple[int, str | None, Any, str]] = []  # (status, retry_after, predicate, message)
         self._kill_after: int | None = None
         self._fail_deployment = False
@@ -135,8 +142,9 @@ class FakeAzure:
             self.requests.clear()
             self.groups.clear()
             for store in (self.plans, self.sites, self.settings, self.web, self.keys, self.deployments,
-                          self.packages, self.operations):
+                          self.packages, self.operations, self.tables):
                 store.clear()
+            self.accounts.clear()
             self._faults.clear()
             self._kill_after = None
             self._fail_deployment = False
@@ -145,6 +153,19 @@ class FakeAzure:
     def add_resource_group(self, subscription: str, name: str) -> None:
         with self.lock:
             self.groups.add((subscription.lower(), name.lower()))
+
+    def add_storage_account(self, subscription: str, group: str, account: str) -> None:
+        with self.lock:
+            self.accounts.add((subscription.lower(), group.lower(), account.lower()))
+
+    def put_table(self, subscription: str, group: str, account: str, table: str) -> None:
+        """Create a table directly (one this framework did not make), without recording a request."""
+        with self.lock:
+            self.tables[(subscription.lower(), group.lower(), account.lower(), table.lower())] = {"name": table}
+
+    def table_names(self) -> list[str]:
+        with self.lock:
+            return sorted(f"{key[2]}/{value['name']}" for key, value in self.tables.items())
 
     def fail(self, status: int, count: int = 1, retry_after: str | None = None, match=None,
              message: str = "injected failure") -> None:
@@ -253,11 +274,13 @@ class FakeAzure:
                 and lower[6] == "operationresults":
             return self._operation(segments[7])
         if len(lower) < 8 or lower[0] != "subscriptions" or lower[2] != "resourcegroups" \
-                or lower[4:6] != ["providers", "microsoft.web"]:
+                or lower[4:6] not in (["providers", "microsoft.web"], ["providers", "microsoft.storage"]):
             raise Error(404, "NotFound", f"no route for {request.path}")
         sub, group = segments[1], segments[3]
         if (sub.lower(), group.lower()) not in self.groups:
             raise Error(404, "ResourceGroupNotFound", f"Resource group '{group}' could not be found.")
+        if lower[5] == "microsoft.storage":
+            return self._table(request, lower, segments)
         kind, name, rest = lower[6], segments[7], lower[8:]
         key = (sub.lower(), group.lower(), name.lower())
         base = "/" + "/".join(segments[:8])
@@ -267,6 +290,26 @@ class FakeAzure:
         if kind == "sites":
             return self._site(request, key, name, base, rest, body)
         raise Error(404, "NotFound", f"no route for {request.path}")
+
+    def _table(self, request: Recorded, lower: list[str], segments: list[str]) -> tuple[int, Any, dict[str, str]]:
+        if len(lower) != 12 or lower[6] != "storageaccounts" or lower[8:11] != ["tableservices", "default", "tables"]:
+            raise Error(404, "NotFound", f"no route for {request.path}")
+        account, name = segments[7], segments[11]
+        if (lower[1], lower[3], lower[7]) not in self.accounts:
+            raise Error(404, "ParentResourceNotFound", f"Storage account {account} not found.")
+        key = (lower[1], lower[3], lower[7], lower[11])
+        view = {"id": request.path, "name": name, "type": "Microsoft.Storage/storageAccounts/tableServices/tables",
+                "properties": {"tableName": name}}
+        if request.method == "GET":
+            if key not in self.tables:
+                raise Error(404, "TableNotFound", f"The table {name} was not found.")
+            return 200, view, {}
+        if request.method == "PUT":
+            self.tables.setdefault(key, {"name": name})
+            return 200, view, {}
+        if request.method == "DELETE":
+            return (200, None, {}) if self.tables.pop(key, None) is not None else (204, None, {})
+        raise Error(405, "MethodNotAllowed", f"{request.method} on a table")
 
     def _operation(self, op_id: str) -> tuple[int, Any, dict[str, str]]:
         if op_id not in self.operations:
@@ -520,6 +563,8 @@ class FakeAzure:
 def _short(path: str) -> str:
     """A request path without the subscription/group prefix: 'sites/bot/config/appsettings'."""
     lower = path.lower()
+    if "/providers/microsoft.storage/" in lower:
+        return path[lower.index("/providers/microsoft.storage/") + len("/providers/microsoft.storage/"):]
     if "/providers/microsoft.web/" in lower:
         return path[lower.index("/providers/microsoft.web/") + len("/providers/microsoft.web/"):]
     if path.startswith("/scm/"):

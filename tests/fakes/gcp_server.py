@@ -12,6 +12,11 @@ clients send `$alt=json;enum-encoding=int`; the query is stripped before matchin
   does, and a content type other than the one it was signed for), and the signed download URL.
 - Cloud Run v2: GET .../services/S:getIamPolicy, POST .../services/S:setIamPolicy (etag checked: 409 ABORTED
   on a stale etag).
+- Firestore admin v1 (the TTL policy, https://cloud.google.com/firestore/docs/reference/rest/v1/
+  projects.databases.collectionGroups.fields): GET /v1/projects/P/databases/D/collectionGroups/C/fields/F
+  (any field: ttlConfig only when set), PATCH ...?updateMask=ttlConfig with {"ttlConfig": {}} (on: CREATING,
+  ACTIVE once its operation is polled) or {} (off), answering an Operation; GET /v1/projects/P/databases/D/
+  operations/OP (done at once, with ttlConfig ACTIVE). The mask must be exactly ttlConfig (400 otherwise).
 Errors: {"error": {"code": N, "message": ..., "status": ...}} (google.rpc.Status over HTTP, as in
 https://cloud.google.com/apis/design/errors). The signed upload follows the v2 generateUploadUrl reference:
 PUT with content-type application/zip and no Authorization header.
@@ -107,6 +112,8 @@ class State:
     services: dict[str, dict[str, Any]] = field(default_factory=dict)  # service name -> IAM policy
     running: dict[str, str] = field(default_factory=dict)  # function name -> its operation in progress
     revisions: dict[str, int] = field(default_factory=dict)  # function name -> revisions made
+    ttl: dict[str, str] = field(default_factory=dict)  # Firestore field name -> its ttlConfig state
+    ttl_operations: dict[str, str] = field(default_factory=dict)  # operation name -> the field it enables
 
 
 class FakeGcp:
@@ -183,6 +190,15 @@ class FakeGcp:
             found = self.state.functions.get(name)
             return copy.deepcopy(found) if found else None
 
+    def ttl(self, field_name: str) -> str | None:
+        """The ttlConfig state of a Firestore field (None: no TTL policy)."""
+        with self.lock:
+            return self.state.ttl.get(field_name)
+
+    def put_ttl(self, field_name: str, state: str = "ACTIVE") -> None:
+        with self.lock:
+            self.state.ttl[field_name] = state
+
     def policy(self, service: str) -> dict[str, Any] | None:
         with self.lock:
             return copy.deepcopy(self.state.services.get(service))
@@ -226,6 +242,8 @@ class FakeGcp:
             if key not in self.state.objects:
                 raise ApiError(404, "No such object")
             return 200, self.state.objects[key]
+        if parts[0] == "v1" and parts[1:2] == ["projects"] and len(parts) >= 5 and parts[3] == "databases":
+            return self._firestore(method, parts, query, body)
         if parts[0] != "v2" or len(parts) < 5 or parts[1] != "projects" or parts[3] != "locations":
             raise ApiError(404, f"unknown path {path}")
         data = json.loads(body or b"{}")
@@ -254,6 +272,40 @@ class FakeGcp:
             if not verb and method == "DELETE":
                 return 200, self._delete(name)
         raise ApiError(404, f"unknown method {method} {path}")
+
+    # ------------------------------------------------------------ Firestore admin (TTL policies)
+
+    def _firestore(self, method, parts, query, body) -> tuple[int, Any]:
+        name = "/".join(parts[1:])
+        rest = parts[5:]
+        if rest[:1] == ["operations"] and len(rest) == 2 and method == "GET":
+            field_name = self.state.ttl_operations.get(name)
+            if field_name is None:
+                raise ApiError(404, f"no operation {name}")
+            if self.state.ttl.get(field_name) == "CREATING":
+                self.state.ttl[field_name] = "ACTIVE"
+            return 200, {"name": name, "done": True, "response": {
+                "@type": "type.googleapis.com/google.firestore.admin.v1.Field", "name": field_name}}
+        if len(rest) != 4 or rest[0] != "collectionGroups" or rest[2] != "fields":
+            raise ApiError(404, f"unknown Firestore path {name}")
+        view: dict[str, Any] = {"name": name, "indexConfig": {"usesAncestorConfig": True}}
+        if method == "GET":
+            if name in self.state.ttl:
+                view["ttlConfig"] = {"state": self.state.ttl[name]}
+            return 200, view
+        if method == "PATCH":
+            if query.get("updateMask") != ["ttlConfig"]:
+                raise ApiError(400, "updateMask must be ttlConfig here")
+            data = json.loads(body or b"{}")
+            if "ttlConfig" in data:
+                self.state.ttl[name] = "CREATING"
+            else:
+                self.state.ttl.pop(name, None)
+            operation = f"{'/'.join(parts[1:5])}/operations/ttl{next(self._ids)}"
+            self.state.ttl_operations[operation] = name
+            return 200, {"name": operation, "metadata": {
+                "@type": "type.googleapis.com/google.firestore.admin.v1.FieldOperationMetadata", "field": name}}
+        raise ApiError(404, f"unknown method {method} on {name}")
 
     # ------------------------------------------------------------ storage
 

@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from framework.deploy.executor import Context, Executor, Progress, Registry
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import digest
-from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan
+from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan, session_store
 from framework.errors import DeployError, DockerUnavailableError
 from framework.model import Agent, TargetSettings
 from framework.platforms.aws import planner as aws
@@ -119,8 +119,27 @@ def _read_role(api: Api, name: str) -> aws.RoleState | None:
                          attached=attached, inline=inline)
 
 
-def read_snapshot(api: Api, name: str, *, image_tag: str | None = None, repository: bool = False) -> aws.Snapshot:
-    """Everything the planner needs, read-only (Get*/List*/Describe* calls)."""
+def _read_table(api: Api, table: str) -> aws.TableState | None:
+    """DescribeTable, ListTagsOfResource and DescribeTimeToLive of the sessions table."""
+    dynamodb = api.client("dynamodb")
+    answer = _or_none(lambda: dynamodb.describe_table(TableName=table))
+    if answer is None:
+        return None
+    data = answer["Table"]
+    types = {a["AttributeName"]: a["AttributeType"] for a in data.get("AttributeDefinitions") or []}
+    key = tuple((k["AttributeName"], types.get(k["AttributeName"], "?")) for k in data.get("KeySchema") or [])
+    listed = dynamodb.list_tags_of_resource(ResourceArn=data["TableArn"]).get("Tags") or []
+    tags = {t["Key"]: t["Value"] for t in listed}
+    ttl = dynamodb.describe_time_to_live(TableName=table).get("TimeToLiveDescription") or {}
+    billing = (data.get("BillingModeSummary") or {}).get("BillingMode") or "PROVISIONED"
+    return aws.TableState(arn=data["TableArn"], tags=tags, billing_mode=billing, key_schema=key,
+                          ttl_status=ttl.get("TimeToLiveStatus") or "DISABLED", ttl_attribute=ttl.get("AttributeName"))
+
+
+def read_snapshot(api: Api, name: str, *, image_tag: str | None = None, repository: bool = False,
+                  session_table: str | None = None) -> aws.Snapshot:
+    """Everything the planner needs, read-only (Get*/List*/Describe* calls); the sessions table only
+    when sessions are on (an agent without them makes no DynamoDB call)."""
     identity = api.client("sts").get_caller_identity()
     account, partition = identity["Account"], identity["Arn"].split(":")[1]
     role = _read_role(api, aws.role_name(name))
@@ -161,9 +180,10 @@ def read_snapshot(api: Api, name: str, *, image_tag: str | None = None, reposito
                                        tags={t["Key"]: t["Value"] for t in tags})
             if image_tag:
                 pushed = _or_none(lambda: ecr.describe_images(repositoryName=name, imageIds=[{"imageTag": image_tag}]))
+    table = _read_table(api, session_table) if session_table else None
     return aws.Snapshot(account=account, partition=partition, role=role, function=function,
                         alias_version=alias_version, alias_config=alias_config, url=url, statements=statements,
-                        provisioned=provisioned, repository=repo, image_pushed=bool(pushed))
+                        provisioned=provisioned, repository=repo, image_pushed=bool(pushed), table=table)
 
 
 # ---------------------------------------------------------------- handlers (the only mutations)
@@ -197,6 +217,8 @@ for _kind, _service, _method, _ignore in (
     ("lambda.remove_permission", "lambda", "remove_permission", True),
     ("lambda.delete_function", "lambda", "delete_function", True),
     ("ecr.delete_repository", "ecr", "delete_repository", True),
+    ("dynamodb.update_time_to_live", "dynamodb", "update_time_to_live", False),
+    ("dynamodb.delete_table", "dynamodb", "delete_table", True),
 ):
     _simple(_kind, _service, _method, _ignore)
 
@@ -261,6 +283,22 @@ def _create_url(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
 @REGISTRY.handler("lambda.update_function_url_config")
 def _update_url(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
     return {"url": ctx.api.client("lambda").update_function_url_config(**args)["FunctionUrl"]}
+
+
+@REGISTRY.handler("dynamodb.create_table")
+def _create_table(ctx: Context, args: dict[str, Any]) -> None:
+    # The table starts CREATING; TTL can be set once it is ACTIVE
+    # (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_CreateTable.html).
+    dynamodb = ctx.api.client("dynamodb")
+    dynamodb.create_table(**args)
+    dynamodb.get_waiter("table_exists").wait(TableName=args["TableName"], WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+
+
+@REGISTRY.handler("dynamodb.update_table")
+def _update_table(ctx: Context, args: dict[str, Any]) -> None:
+    dynamodb = ctx.api.client("dynamodb")
+    dynamodb.update_table(**args)
+    dynamodb.get_waiter("table_exists").wait(TableName=args["TableName"], WaiterConfig={"Delay": 2, "MaxAttempts": 150})
 
 
 @REGISTRY.handler("ecr.create_repository")
@@ -332,6 +370,8 @@ class Deployer(DeployerBase):
         self.api = Api(self.region, options.session, options.sleep)
         self.cache = options.cache
         self.package: Package | None = None
+        store = session_store(self.files)
+        self.session_table: str | None = store["table"] if store and store.get("store") == "dynamodb" else None
 
     translate = staticmethod(translate_errors)
 
@@ -343,16 +383,16 @@ class Deployer(DeployerBase):
             self.package = package_lambda(self.files, options["runtime"], options["architecture"], cache=self.cache)
             content, sha = self.package.content, self.package.code_sha256
         self.desired = aws.desired_state(self.agent, self.settings, region=self.region, content=content,
-                                         code_sha256=sha, secrets=self.secrets)
+                                         code_sha256=sha, secrets=self.secrets, session_table=self.session_table)
         return self.desired
 
     def snapshot(self, *, destroy: bool = False) -> aws.Snapshot:
         image = self.desired is not None and self.desired.package_type == "Image"
         return read_snapshot(self.api, self.agent.name, image_tag=self.desired.image_tag if image else None,
-                             repository=destroy or image)
+                             repository=destroy or image, session_table=self.session_table)
 
     def destroy_plan(self, snap: aws.Snapshot) -> DeployPlan:
-        return DeployPlan(aws.plan_destroy(self.agent.name, self.region, snap))
+        return DeployPlan(aws.plan_destroy(self.agent.name, self.region, snap, self.session_table))
 
     def preflight(self, deploy_plan: DeployPlan) -> None:
         """Refuse before the first call what would fail half-way: also a push without Docker."""

@@ -25,6 +25,12 @@ TAG_CODE = "agent-framework:code-sha256"
 OWNER = Mark("tag", TAG_AGENT)
 ALIAS = "live"
 SECRETS_POLICY = "agent-framework-secrets"
+SESSIONS_POLICY = "agent-framework-sessions"
+# What the session store calls (framework/runtime/agent_sessions.py, sessions.mjs): GetItem to load,
+# a conditional PutItem to save, UpdateItem ADD for the token counters; nothing else, on one table.
+SESSION_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+SESSION_KEY = "pk"  # the partition key (S) the store writes: s#<session id>, q#<key id>#<day>
+SESSION_TTL = "expires"  # the TTL attribute (Number, epoch seconds) the store sets on every save
 SID_URL = "agent-framework-url-public"
 SID_INVOKE = "agent-framework-url-invoke"
 SID_PREFIX = "agent-framework-"
@@ -78,6 +84,7 @@ class Desired:
     # environment variables from the deploying environment: name -> digest, or None when not set here
     secret_env: Mapping[str, str | None] = field(default_factory=dict)
     secret_refs: Mapping[str, str] = field(default_factory=dict)  # name -> Secrets Manager ARN or ssm:/name
+    session_table: str | None = None  # the DynamoDB table of agent.json's "sessions" (None: sessions off)
 
     @property
     def role_name(self) -> str:
@@ -93,7 +100,7 @@ class Desired:
 
 
 def desired_state(agent, settings, *, region: str, content: str, code_sha256: str | None,
-                  secrets) -> Desired:
+                  secrets, session_table: str | None = None) -> Desired:
     """From the validated agent, its AWS settings and the package; `secrets` is a SecretValues."""
     options = settings.options
     runtime, handler = lambda_runtime(settings)
@@ -107,7 +114,7 @@ def desired_state(agent, settings, *, region: str, content: str, code_sha256: st
         auth_type="NONE" if agent.public else "AWS_IAM",
         invoke_mode="RESPONSE_STREAM" if settings.stream else "BUFFERED",
         content=content, code_sha256=code_sha256, role_arn=options.get("role"),
-        secret_env=from_env, secret_refs=refs,
+        secret_env=from_env, secret_refs=refs, session_table=session_table,
     )
 
 
@@ -163,6 +170,18 @@ class RepositoryState:
 
 
 @dataclass(frozen=True)
+class TableState:
+    """The sessions table as DynamoDB describes it (read only when sessions are on)."""
+
+    arn: str
+    tags: Mapping[str, str]
+    billing_mode: str  # "PAY_PER_REQUEST" | "PROVISIONED"
+    key_schema: tuple[tuple[str, str], ...]  # (attribute, type) of the key, e.g. (("pk", "S"),)
+    ttl_status: str  # ENABLED, ENABLING, DISABLED or DISABLING
+    ttl_attribute: str | None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     account: str
     partition: str = "aws"
@@ -175,6 +194,7 @@ class Snapshot:
     provisioned: int | None = None
     repository: RepositoryState | None = None
     image_pushed: bool = False
+    table: TableState | None = None
 
 
 # ---------------------------------------------------------------- planner
@@ -200,6 +220,20 @@ def secrets_policy(desired: Desired, snap: Snapshot) -> dict[str, Any] | None:
         statements.append({"Sid": "ReadParameters", "Effect": "Allow", "Action": ["ssm:GetParameter"],
                            "Resource": params})
     return {"Version": "2012-10-17", "Statement": statements} if statements else None
+
+
+def table_arn(desired: Desired, snap: Snapshot) -> str:
+    assert desired.session_table
+    return f"arn:{snap.partition}:dynamodb:{desired.region}:{snap.account}:table/{desired.session_table}"
+
+
+def sessions_policy(desired: Desired, snap: Snapshot) -> dict[str, Any] | None:
+    """The role's grant on the sessions table, exactly what the store calls (None: sessions off)."""
+    if not desired.session_table:
+        return None
+    return {"Version": "2012-10-17", "Statement": [{"Sid": "Sessions", "Effect": "Allow",
+                                                    "Action": list(SESSION_ACTIONS),
+                                                    "Resource": table_arn(desired, snap)}]}
 
 
 def normalize_policy(document: Mapping[str, Any] | None) -> Any:
@@ -241,6 +275,11 @@ def _plan_role(desired: Desired, snap: Snapshot) -> Resource:
                                                          "PolicyDocument": json.dumps(policy, sort_keys=True)},
                                  "PutRolePolicy"))
             changes.append(Change("secrets readable", None, sorted(desired.secret_refs.values())))
+        sessions = sessions_policy(desired, snap)
+        if sessions:
+            changes[0] = Change("policies", None, changes[0].new + [SESSIONS_POLICY])
+            ops.append(_put_sessions_policy(name, sessions))
+            changes.append(Change("sessions table", None, _grant(desired, snap)))
         return Resource("iam role", name, CREATE, tuple(changes), tuple(ops))
     if not _owned(role.tags, desired.name):
         raise _not_ours("IAM role", name, desired.name, "this AWS account")
@@ -264,7 +303,80 @@ def _plan_role(desired: Desired, snap: Snapshot) -> Resource:
             ops.append(Operation("iam.put_role_policy", {"RoleName": name, "PolicyName": SECRETS_POLICY,
                                                          "PolicyDocument": json.dumps(policy, sort_keys=True)},
                                  "PutRolePolicy"))
+    sessions, current = sessions_policy(desired, snap), role.inline.get(SESSIONS_POLICY)
+    if normalize_policy(current) != normalize_policy(sessions):
+        if sessions is None:
+            changes.append(Change("sessions table", "granted", None))
+            ops.append(Operation("iam.delete_role_policy", {"RoleName": name, "PolicyName": SESSIONS_POLICY},
+                                 "DeleteRolePolicy"))
+        else:
+            changes.append(Change("sessions table", "changed" if current else None, _grant(desired, snap)))
+            ops.append(_put_sessions_policy(name, sessions))
     return Resource("iam role", name, UPDATE if ops else UNCHANGED, tuple(changes), tuple(ops))
+
+
+def _grant(desired: Desired, snap: Snapshot) -> str:
+    return f"{', '.join(a.split(':')[1] for a in SESSION_ACTIONS)} on {table_arn(desired, snap)}"
+
+
+def _put_sessions_policy(role: str, policy: Mapping[str, Any]) -> Operation:
+    return Operation("iam.put_role_policy", {"RoleName": role, "PolicyName": SESSIONS_POLICY,
+                                             "PolicyDocument": json.dumps(policy, sort_keys=True)}, "PutRolePolicy")
+
+
+def _ttl_operation(table: str) -> Operation:
+    # UpdateTimeToLive may not be repeated within an hour (a ValidationException): it is planned
+    # only when DescribeTimeToLive says DISABLED
+    # (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateTimeToLive.html).
+    return Operation("dynamodb.update_time_to_live", {
+        "TableName": table, "TimeToLiveSpecification": {"Enabled": True, "AttributeName": SESSION_TTL}},
+        "UpdateTimeToLive")
+
+
+def _plan_table(desired: Desired, snap: Snapshot) -> tuple[Resource | None, list[str]]:
+    """The sessions table: on demand, key pk (S), TTL on `expires`, tagged as ours. A table of that
+    name that is not ours is used as it is (agent.yaml named it) and never changed; its key must fit."""
+    name, table = desired.session_table, snap.table
+    assert name
+    label = "dynamodb table"
+    if table is None:
+        tags = [{"Key": TAG_AGENT, "Value": desired.name}]
+        create = Operation("dynamodb.create_table", {
+            "TableName": name, "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": SESSION_KEY, "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": SESSION_KEY, "KeyType": "HASH"}], "Tags": tags}, "CreateTable")
+        return Resource(label, name, CREATE, (
+            Change("billing", None, "on demand (PAY_PER_REQUEST)"), Change("key", None, f"{SESSION_KEY} (S)"),
+            Change("ttl attribute", None, SESSION_TTL), Change("holds", None, "the sessions and token counts")),
+            (create, _ttl_operation(name))), []
+    if table.key_schema != ((SESSION_KEY, "S"),):
+        raise DeployError(
+            f"the DynamoDB table {name} has the key {', '.join(f'{k} ({t})' for k, t in table.key_schema)} and the "
+            f"session store needs the partition key {SESSION_KEY} (S) alone: set another `table:` under "
+            "targets.aws.sessions in agent.yaml, or remove that table")
+    ttl_ok = table.ttl_status in ("ENABLED", "ENABLING") and table.ttl_attribute == SESSION_TTL
+    if not _owned(table.tags, desired.name):
+        notes = [f"DynamoDB table {name} exists and was not created by this framework for this agent: the sessions "
+                 "use it as it is; it is never changed, and destroy leaves it"]
+        if not ttl_ok:
+            notes.append(f"the DynamoDB table {name} has no TTL on `{SESSION_TTL}`: expired sessions stay in it "
+                         f"(enable Time to Live on the attribute {SESSION_TTL})")
+        return None, notes
+    ops, changes = [], []
+    if table.billing_mode != "PAY_PER_REQUEST":
+        changes.append(Change("billing", table.billing_mode, "PAY_PER_REQUEST"))
+        ops.append(Operation("dynamodb.update_table", {"TableName": name, "BillingMode": "PAY_PER_REQUEST"},
+                             "UpdateTable"))
+    if not ttl_ok:
+        if table.ttl_status != "DISABLED":
+            raise DeployError(
+                f"the DynamoDB table {name} has Time to Live {table.ttl_status.lower()} on `{table.ttl_attribute}`, "
+                f"and the session store's is `{SESSION_TTL}`: DynamoDB changes it at most once an hour; "
+                "deploy again once it is disabled")
+        changes.append(Change("ttl attribute", None, SESSION_TTL))
+        ops.append(_ttl_operation(name))
+    detail = "" if ops else f"on demand, key {SESSION_KEY}, ttl {SESSION_TTL}"
+    return Resource(label, name, UPDATE if ops else UNCHANGED, tuple(changes), tuple(ops), detail=detail), []
 
 
 def _as_list(value: Any) -> list:
@@ -519,9 +631,17 @@ def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     if desired.role_arn:
         role_arn = desired.role_arn
         notes.append(f"execution role given in agent.yaml ({role_arn}): not managed by the framework")
+        if desired.session_table:
+            notes.append(f"the sessions need the role {role_arn} to allow {', '.join(SESSION_ACTIONS)} on "
+                         f"{table_arn(desired, snap)}: add that policy to it (the framework does not change a role "
+                         "it did not create)")
     else:
         role_arn = f"arn:{snap.partition}:iam::{snap.account}:role/{desired.role_name}"
         resources.append(_plan_role(desired, snap))
+    if desired.session_table:
+        table, table_notes = _plan_table(desired, snap)
+        resources += [table] if table else []
+        notes += table_notes
     function, missing, latest_sha = _plan_function(desired, snap, role_arn)
     resources.append(function)
     resources.append(_plan_reserved(desired, snap))
@@ -534,7 +654,7 @@ def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     return DeployPlan(Plan("aws", title, tuple(resources), tuple(notes)), tuple(missing))
 
 
-def plan_destroy(name: str, region: str, snap: Snapshot) -> Plan:
+def plan_destroy(name: str, region: str, snap: Snapshot, session_table: str | None = None) -> Plan:
     """Pure: delete what carries our tag for this agent; list what is left alone."""
     resources, notes = [], []
     function = snap.function
@@ -564,6 +684,14 @@ def plan_destroy(name: str, region: str, snap: Snapshot) -> Plan:
                 Operation("ecr.delete_repository", {"repositoryName": name, "force": True}, "DeleteRepository"),)))
         else:
             notes.append(left_alone(f"ECR repository {name}"))
+    table = snap.table
+    if table is not None and session_table:
+        if _owned(table.tags, name):
+            resources.append(Resource("dynamodb table", session_table, DELETE, (
+                Change("with", "its sessions and token counts", None),), (
+                Operation("dynamodb.delete_table", {"TableName": session_table}, "DeleteTable"),)))
+        else:
+            notes.append(left_alone(f"DynamoDB table {session_table}"))
     title = f"destroy {name} on AWS Lambda (region {region}, account {snap.account})"
     return Plan("aws", title, tuple(resources), tuple(notes))
 

@@ -32,6 +32,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.core.pipeline.policies import RetryPolicy
+from azure.core.rest import HttpRequest
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
 from azure.mgmt.web import WebSiteManagementClient
 
@@ -41,7 +42,7 @@ from framework.deploy.network import UnresolvedHost, unresolved
 from framework.deploy.package import DOCS, build_zip
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import digest
-from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan
+from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan, session_store
 from framework.errors import DeployError
 from framework.model import Agent, TargetSettings
 from framework.platforms.azure import planner as azure
@@ -197,6 +198,20 @@ class Api:
             return None
         return answer.get("default") or (answer.get("properties") or {}).get("default")
 
+    # ------------------------------------------------------------ the sessions table (Microsoft.Storage)
+    def table(self, method: str, account: str, table: str) -> int:
+        """GET, PUT (body {}) or DELETE of a table through ARM, with the same credential and retries
+        (https://learn.microsoft.com/en-us/rest/api/storagerp/table/create, .../get, .../delete); the
+        status, 404 included; any other failure raised as the SDK raises it."""
+        url = f"{self.arm}{azure.table_scope(self.subscription, self.group, account, table)}" \
+              f"?api-version={azure.TABLE_API}"
+        request = HttpRequest(method, url, json={} if method == "PUT" else None)
+        answer = self.client.send_request(request)
+        if answer.status_code == 404 and method != "PUT":
+            return 404
+        answer.raise_for_status()
+        return answer.status_code
+
     # ------------------------------------------------------------ Kudu
     def scm_base(self, app: str) -> str:
         template = self.environ.get("AZURE_SCM_ENDPOINT")
@@ -348,7 +363,8 @@ def translate_errors(group: str = "", subscription: str = "") -> Iterator[None]:
 # ---------------------------------------------------------------- reading the deployed state
 
 
-def read_snapshot(api: Api, app: str, plan_name: str, *, owner: str) -> azure.Snapshot:
+def read_snapshot(api: Api, app: str, plan_name: str, *, owner: str,
+                  table: tuple[str, str] | None = None) -> azure.Snapshot:
     """Everything the planner needs, read-only (GET, and POST .../list which only reads)."""
     plan = site = None
     settings: dict[str, str] = {}
@@ -385,8 +401,9 @@ def read_snapshot(api: Api, app: str, plan_name: str, *, owner: str) -> azure.Sn
             values = api.app_settings(app)
             settings = {name: digest(value) for name, value in sorted(values.items())}
             markers = {name: values[name] for name in (azure.SETTING_PACKAGE, azure.SETTING_FILES,
-                                                       azure.SETTING_OWNED) if name in values}
-    return azure.Snapshot(plan=plan, site=site, settings=settings, markers=markers)
+                                                       azure.SETTING_OWNED, azure.SETTING_TABLE) if name in values}
+    exists = api.table("GET", *table) != 404 if table else None
+    return azure.Snapshot(plan=plan, site=site, settings=settings, markers=markers, table=exists)
 
 
 # ---------------------------------------------------------------- handlers (the only mutations)
@@ -428,6 +445,16 @@ def _merge_settings(ctx: Context, args: dict[str, Any]) -> None:
     merged.update({k: str(v) for k, v in args["set"].items()})
     if merged != current:
         api.client.web_apps.update_application_settings(api.group, args["app"], {"properties": merged}, cls=_raw)
+
+
+@REGISTRY.handler("table.put")
+def _put_table(ctx: Context, args: dict[str, Any]) -> None:
+    ctx.api.table("PUT", args["account"], args["table"])
+
+
+@REGISTRY.handler("table.delete")
+def _delete_table(ctx: Context, args: dict[str, Any]) -> None:
+    ctx.api.table("DELETE", args["account"], args["table"])  # 404: already gone
 
 
 @REGISTRY.handler("kudu.publish")
@@ -485,6 +512,8 @@ class Deployer(DeployerBase):
                        polling_interval=POLL_INTERVAL if options.poll_interval is None else options.poll_interval,
                        stderr=options.stderr)
         self.package: bytes | None = None
+        store = session_store(self.files)
+        self.sessions = store if store and store.get("store") == "table" else None
 
     @property
     def plan_name(self) -> str:
@@ -497,14 +526,22 @@ class Deployer(DeployerBase):
         self.package, sha, names = package_files(self.files)
         self.desired = azure.desired_state(self.agent, self.settings, subscription=self.subscription,
                                            resource_group=self.group, region=self.region, package_sha256=sha,
-                                           files=names, secrets=self.secrets)
+                                           files=names, secrets=self.secrets, sessions=self.sessions)
         return self.desired
 
+    @property
+    def session_table(self) -> tuple[str, str] | None:
+        """(account, table) of agent.json's sessions, when both are known."""
+        if self.sessions is None or not self.sessions.get("account"):
+            return None
+        return self.sessions["account"], self.sessions["table"]
+
     def snapshot(self, *, destroy: bool = False) -> azure.Snapshot:
-        return read_snapshot(self.api, self.app, self.plan_name, owner=self.agent.name)
+        return read_snapshot(self.api, self.app, self.plan_name, owner=self.agent.name, table=self.session_table)
 
     def destroy_plan(self, snap: azure.Snapshot) -> DeployPlan:
-        return DeployPlan(azure.plan_destroy(self.agent.name, self.app, self.group, snap))
+        table = "/".join(self.session_table) if self.session_table else None
+        return DeployPlan(azure.plan_destroy(self.agent.name, self.app, self.group, snap, table))
 
     def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]:
         context = Context(api=self.api, secrets=self.secrets.values(), package=self.package, files=self.files)

@@ -27,6 +27,13 @@ OWNER = Mark("tag", TAG_AGENT)
 SETTING_PACKAGE = "AGENT_FRAMEWORK_PACKAGE"  # sha256 (hex) of the published zip
 SETTING_FILES = "AGENT_FRAMEWORK_FILES"  # "name=digest12,..." of the zip's entries (what changed, for people)
 SETTING_OWNED = "AGENT_FRAMEWORK_SETTINGS"  # names of the other settings the framework manages (to remove later)
+# "<account>/<table>": the sessions table this framework created (a table carries no tags, so the
+# app records it); only that table is ever deleted, by destroy
+SETTING_TABLE = "AGENT_FRAMEWORK_SESSIONS_TABLE"
+TABLE_API = "2023-05-01"  # https://learn.microsoft.com/en-us/rest/api/storagerp/table/create
+# https://learn.microsoft.com/en-us/azure/role-based-access-control/built-in-roles/storage
+TABLE_ROLE = "Storage Table Data Contributor"
+TABLE_ROLE_ID = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 FUNCTION = "agent"  # the function's name: the Python function decorated with @app.route in function_app.py
 ROUTE = "api/agent"
 ARM_ENDPOINT = "https://management.azure.com"
@@ -99,6 +106,17 @@ class Desired:
     # deploying environment as name -> digest (None: not set here, keep the deployed value)
     settings: Mapping[str, str] = field(default_factory=dict)
     secret_env: Mapping[str, str | None] = field(default_factory=dict)
+    # agent.json's "sessions" table and its storage account (None: sessions off)
+    session_table: str | None = None
+    session_account: str | None = None
+
+    @property
+    def table_marker(self) -> str | None:
+        return f"{self.session_account}/{self.session_table}" if self.session_table else None
+
+    @property
+    def table_scope(self) -> str:
+        return table_scope(self.subscription, self.resource_group, self.session_account or "", self.session_table or "")
 
     @property
     def plan_name(self) -> str:
@@ -124,6 +142,11 @@ class Desired:
         return {"type": "SystemAssignedIdentity"}
 
 
+def table_scope(subscription: str, group: str, account: str, table: str) -> str:
+    return (f"/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Storage/storageAccounts/"
+            f"{account}/tableServices/default/tables/{table}")
+
+
 def plan_sku(kind: str, sku: str) -> dict[str, Any]:
     if kind == "flex":
         return {"name": "FC1", "tier": "FlexConsumption"}
@@ -131,7 +154,7 @@ def plan_sku(kind: str, sku: str) -> dict[str, Any]:
 
 
 def desired_state(agent, settings, *, subscription: str, resource_group: str, region: str, package_sha256: str,
-                  files: str, secrets) -> Desired:
+                  files: str, secrets, sessions: Mapping[str, Any] | None = None) -> Desired:
     """From the validated agent, its Azure settings and the package; `secrets` is a SecretValues."""
     options = settings.options
     kind = options.get("plan", "flex")
@@ -158,13 +181,21 @@ def desired_state(agent, settings, *, subscription: str, resource_group: str, re
     elif match:
         # the Functions host's own storage, identity-based, on the same account as the deployment container
         plain[HOST_STORAGE] = match.group(1)
+    table = account = None
+    if sessions is not None:
+        table, account = sessions["table"], sessions.get("account")
+        if not account:
+            raise DeployError(
+                f"the sessions table {table} needs a storage account: set `account:` under targets.azure.sessions "
+                "in agent.yaml (a storage account in the resource group " + resource_group + "), or `storage:` "
+                "under targets.azure (its account is used)")
     return Desired(
         name=agent.name, app=options.get("app") or agent.name, subscription=subscription,
         resource_group=resource_group, region=region, plan_kind=kind, python=str(options.get("python", "3.11")),
         memory=instance_memory(settings), sku="FC1" if kind == "flex" else premium_sku(settings),
         max_instances=settings.concurrency.max, warm=settings.concurrency.warm, public=agent.public,
         package_sha256=package_sha256, files=files, storage=storage.rstrip("/") if storage else None,
-        settings=dict(sorted(plain.items())), secret_env=from_env)
+        settings=dict(sorted(plain.items())), secret_env=from_env, session_table=table, session_account=account)
 
 
 # ---------------------------------------------------------------- snapshot of the deployed state
@@ -207,6 +238,7 @@ class Snapshot:
     # every app setting as name -> digest (values never kept), and our markers in clear
     settings: Mapping[str, str] = field(default_factory=dict)
     markers: Mapping[str, str] = field(default_factory=dict)
+    table: bool | None = None  # whether the sessions table exists (None: not read, sessions off)
 
 
 # ---------------------------------------------------------------- planner
@@ -374,8 +406,30 @@ def _plan_code(desired: Desired, snap: Snapshot, creating: bool) -> Resource:
                     tuple(_package_changes(desired, {} if creating else snap.markers)), (op,))
 
 
+def _plan_table(desired: Desired, snap: Snapshot) -> tuple[Resource, list[str]]:
+    """The sessions table in the storage account; a table there that this framework did not create
+    is used as it is and left on destroy. No role assignment is made: the note says which to add."""
+    name = f"{desired.session_account}/{desired.session_table}"
+    role = (f"the app's managed identity needs the role {TABLE_ROLE} ({TABLE_ROLE_ID}) on the table: az role "
+            f"assignment create --assignee $(az functionapp identity show -g {desired.resource_group} -n "
+            f"{desired.app} --query principalId -o tsv) --role \"{TABLE_ROLE}\" --scope {desired.table_scope} "
+            "(the framework creates no role assignment)")
+    notes = [role, "Azure Table Storage has no TTL: expired sessions are treated as absent and overwritten, "
+                   "never deleted by the store"]
+    if not snap.table:
+        return Resource("storage table", name, CREATE, (
+            Change("account", None, desired.session_account), Change("holds", None, "the sessions and token counts")),
+            (Operation("table.put", {"account": desired.session_account, "table": desired.session_table},
+                       "PUT storageAccounts/tableServices/default/tables"),)), notes
+    if snap.markers.get(SETTING_TABLE) != desired.table_marker:
+        notes.insert(0, f"storage table {name} exists and was not created by this framework for this agent: the "
+                        "sessions use it as it is; destroy leaves it")
+        return Resource("storage table", name, UNCHANGED, detail="not ours: used as it is"), notes
+    return Resource("storage table", name, UNCHANGED, detail=f"in {desired.session_account}"), notes
+
+
 def _plan_settings(desired: Desired, snap: Snapshot, creating: bool,
-                   publishing: bool) -> tuple[Resource, list[str]]:
+                   publishing: bool, table_marker: str | None = None) -> tuple[Resource, list[str]]:
     """The merge of our app settings into the site's (after the publish, which it records)."""
     kind, name = "app settings", desired.app
     current = {} if creating else snap.settings
@@ -406,6 +460,9 @@ def _plan_settings(desired: Desired, snap: Snapshot, creating: bool,
         values[SETTING_OWNED] = ",".join(owned)
         if owned or SETTING_OWNED in current:
             changes.append(Change("managed settings", previously or None, owned or None))
+    if table_marker and snap.markers.get(SETTING_TABLE) != table_marker:
+        values[SETTING_TABLE] = table_marker
+        changes.append(Change(SETTING_TABLE, snap.markers.get(SETTING_TABLE), table_marker))
     if publishing:
         values[SETTING_PACKAGE] = desired.package_sha256
         values[SETTING_FILES] = desired.files
@@ -421,14 +478,22 @@ def _plan_settings(desired: Desired, snap: Snapshot, creating: bool,
 def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     """Pure: what to do so that `snap` becomes `desired`."""
     resources = [_plan_hosting_plan(desired, snap)]
+    table_notes: list[str] = []
+    table_marker = None
+    if desired.session_table:
+        table, table_notes = _plan_table(desired, snap)
+        resources.append(table)
+        # recorded when created here (or recorded before): what destroy may delete
+        if table.action == CREATE or snap.markers.get(SETTING_TABLE) == desired.table_marker:
+            table_marker = desired.table_marker
     site = _plan_site(desired, snap)
     resources.append(site)
     creating = site.action == CREATE
     code = _plan_code(desired, snap, creating)
     resources.append(code)
-    settings, missing = _plan_settings(desired, snap, creating, code.action != UNCHANGED)
+    settings, missing = _plan_settings(desired, snap, creating, code.action != UNCHANGED, table_marker)
     resources.append(settings)
-    notes = SECRETS.notes(desired.secret_env, missing)
+    notes = SECRETS.notes(desired.secret_env, missing) + table_notes
     if any(v.startswith("@Microsoft.KeyVault(") for v in desired.settings.values()):
         notes.append("Key Vault references resolve only if the app's managed identity may read the secrets "
                      "(role Key Vault Secrets User on the vault)")
@@ -438,11 +503,22 @@ def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     return DeployPlan(Plan("azure", title, tuple(resources), tuple(notes)), tuple(missing))
 
 
-def plan_destroy(name: str, app: str, resource_group: str, snap: Snapshot) -> Plan:
-    """Pure: delete the site, then the plan, when they carry our tag; list what is left alone."""
+def plan_destroy(name: str, app: str, resource_group: str, snap: Snapshot,
+                 session_table: str | None = None) -> Plan:
+    """Pure: delete the site, then the plan, when they carry our tag, and the sessions table the app
+    records as created by this framework; list what is left alone."""
     resources, notes = [], []
     site, plan = snap.site, snap.plan
     ours_site = site is not None and _owned(site.tags, name)
+    marker = snap.markers.get(SETTING_TABLE) if ours_site else None
+    if marker and "/" in marker:
+        account, table = marker.split("/", 1)
+        resources.append(Resource("storage table", marker, DELETE, (Change("with", "its sessions and token counts",
+                                                                           None),), (
+            Operation("table.delete", {"account": account, "table": table},
+                      "DELETE storageAccounts/tableServices/default/tables"),)))
+    elif session_table and snap.table:
+        notes.append(left_alone(f"storage table {session_table}"))
     if site is not None:
         if ours_site:
             resources.append(Resource("function app", app, DELETE, (Change("with", "code, app settings, keys", None),),

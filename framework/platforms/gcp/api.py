@@ -4,6 +4,8 @@ waiting on its long-running operation.
 
 Clients: functions_v2.FunctionServiceClient and run_v2.ServicesClient over REST. Endpoints can be
 overridden with GCP_FUNCTIONS_ENDPOINT / GCP_RUN_ENDPOINT (e.g. http://127.0.0.1:PORT, a local fake).
+The sessions' TTL policy goes to Firestore's admin REST API (plain HTTPS with the same credentials;
+endpoint GCP_FIRESTORE_ENDPOINT, default https://firestore.googleapis.com, no token over plain http).
 Credentials: GOOGLE_OAUTH_ACCESS_TOKEN (a plain token) if set, anonymous against a plain-http
 endpoint override, else Application Default Credentials (gcloud auth application-default login,
 a CI workload identity, the metadata server).
@@ -38,7 +40,7 @@ from framework.deploy.network import UnresolvedHost
 from framework.deploy.package import DOCS, build_zip, content_hash
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import digest
-from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan
+from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan, session_store
 from framework.errors import DeployError, PackageError
 from framework.model import Agent, TargetSettings
 from framework.platforms.gcp import planner as gcp
@@ -56,6 +58,7 @@ RETRY = http.Policy("gcp", attempts=ATTEMPTS, first=0.5, cap=30.0)
 # requirements.txt).
 OPERATION_POLLS = 720  # with delays growing to 5 s: about an hour, the longest a build may take
 STATE_WAIT_POLLS = 360
+FIRESTORE = "https://firestore.googleapis.com"
 
 
 class RetriesExhausted(DeployError):
@@ -141,10 +144,35 @@ class Api:
         url = getattr(getattr(error, "request", None), "url", None) or ""
         host = urllib.parse.urlsplit(url).hostname or "the Google Cloud API"
         for variable, default in (("GCP_FUNCTIONS_ENDPOINT", "cloudfunctions.googleapis.com"),
-                                  ("GCP_RUN_ENDPOINT", "run.googleapis.com")):
+                                  ("GCP_RUN_ENDPOINT", "run.googleapis.com"),
+                                  ("GCP_FIRESTORE_ENDPOINT", "firestore.googleapis.com")):
             if host in (self.environ.get(variable) or default):
                 return UnresolvedHost(url or host, variable)
         return UnresolvedHost(url or host, None)
+
+    def firestore(self, method: str, path: str, body: Mapping[str, Any] | None = None,
+                  params: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+        """One call of Firestore's admin API (v1), retried like the others; a GET answered 404 is None."""
+        base = (self.environ.get("GCP_FIRESTORE_ENDPOINT") or FIRESTORE).rstrip("/")
+        if base.startswith("http://"):  # a local fake: never a token over plain http
+            session = self.http
+        else:
+            from google.auth.transport.requests import AuthorizedSession
+
+            session = AuthorizedSession(self._creds())
+
+        def send() -> dict[str, Any] | None:
+            answer = session.request(method, f"{base}/v1/{path}", json=body, params=params, timeout=60)
+            if answer.status_code == 404 and method == "GET":
+                return None
+            answer.raise_for_status()
+            return answer.json()
+        try:
+            return self.call(f"Firestore {method} {path}", send)
+        except requests.HTTPError as error:
+            hint = " (the deploying identity needs roles/datastore.indexAdmin or owner)" \
+                if error.response is not None and error.response.status_code == 403 else ""
+            raise DeployError(f"Firestore refused {method} {path}: {_http_message(error)}{hint}") from None
 
     def put(self, url: str, data: bytes, content_type: str) -> None:
         def put() -> None:
@@ -263,20 +291,29 @@ def deployed_prompt(api: Api, name: str) -> str | None:
         return None
 
 
-def read_snapshot(api: Api, name: str, project: str, region: str, *, content: str | None = None) -> gcp.Snapshot:
+def read_ttl(api: Api, field_name: str) -> str | None:
+    """The field's ttlConfig.state (CREATING, ACTIVE, NEEDS_REPAIR), None without a TTL policy."""
+    found = api.firestore("GET", field_name) or {}
+    return (found.get("ttlConfig") or {}).get("state") or None
+
+
+def read_snapshot(api: Api, name: str, project: str, region: str, *, content: str | None = None,
+                  ttl_field: str | None = None) -> gcp.Snapshot:
     """Everything the planner needs, read-only. `content`: the desired content hash (the deployed
-    source is downloaded for a prompt diff only when it differs)."""
+    source is downloaded for a prompt diff only when it differs); `ttl_field`: the sessions' field,
+    read only when sessions are on."""
     function_name = f"projects/{project}/locations/{region}/functions/{name}"
     found = read_function(api, function_name)
+    ttl = read_ttl(api, ttl_field) if ttl_field else None
     if found is None:
-        return gcp.Snapshot(project, region)
+        return gcp.Snapshot(project, region, ttl=ttl)
     function = _function_state(found)
     public = _is_public(api, function.service) if function.service else None
     prompt = None
     if (content is not None and function.labels.get(gcp.LABEL_AGENT) == name
             and function.labels.get(gcp.LABEL_CONTENT) != content[:gcp.LABEL_LIMIT] and function.source):
         prompt = deployed_prompt(api, function_name)
-    return gcp.Snapshot(project, region, function=function, public=public, deployed_prompt=prompt)
+    return gcp.Snapshot(project, region, function=function, public=public, deployed_prompt=prompt, ttl=ttl)
 
 
 # ---------------------------------------------------------------- handlers (the only mutations)
@@ -381,6 +418,22 @@ def _set_invoker(ctx: Context, args: dict[str, Any]) -> None:
     return None
 
 
+@REGISTRY.handler("firestore.ttl")
+def _set_ttl(ctx: Context, args: dict[str, Any]) -> None:
+    api: Api = ctx.api
+    body = {"ttlConfig": {}} if args["enable"] else {}
+    operation = api.firestore("PATCH", args["name"], body, {"updateMask": "ttlConfig"}) or {}
+    what = f"the TTL policy on {args['name'].split('/collectionGroups/')[-1]}"
+    for poll in range(OPERATION_POLLS):
+        if operation.get("done"):
+            if operation.get("error"):
+                raise DeployError(f"{what} failed: {operation['error'].get('message')}")
+            return None
+        api.sleep(min(5.0, 0.5 * (poll + 1)))
+        operation = api.firestore("GET", operation["name"]) or {}
+    raise DeployError(f"{what} did not finish in time; run the same command again later")
+
+
 @REGISTRY.handler("gcp.delete_function")
 def _delete_function(ctx: Context, args: dict[str, Any]) -> None:
     api: Api = ctx.api
@@ -429,6 +482,8 @@ class Deployer(DeployerBase):
         super().__init__(agent, settings, files, options)
         self.api = Api(self.environ, options.sleep, options.stderr)
         self.package: bytes | None = None
+        self.sessions = session_store(self.files)
+        self.ttl_field = gcp.ttl_field(self.sessions, self.project)
 
     @property
     def function_name(self) -> str:
@@ -439,15 +494,16 @@ class Deployer(DeployerBase):
     def prepare(self) -> gcp.Desired:
         self.package, content = package_source(self.files)
         self.desired = gcp.desired_state(self.agent, self.settings, project=self.project, region=self.region,
-                                         content=content, secrets=self.secrets)
+                                         content=content, secrets=self.secrets, sessions=self.sessions)
         return self.desired
 
     def snapshot(self, *, destroy: bool = False) -> gcp.Snapshot:
         content = None if destroy or self.desired is None else self.desired.content
-        return read_snapshot(self.api, self.agent.name, self.project, self.region, content=content)
+        return read_snapshot(self.api, self.agent.name, self.project, self.region, content=content,
+                             ttl_field=self.ttl_field)
 
     def destroy_plan(self, snap: gcp.Snapshot) -> DeployPlan:
-        return DeployPlan(gcp.plan_destroy(self.agent.name, self.project, self.region, snap))
+        return DeployPlan(gcp.plan_destroy(self.agent.name, self.project, self.region, snap, self.ttl_field))
 
     def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]:
         def keep(name: str) -> str:

@@ -11,6 +11,7 @@ underlying Cloud Run service, present only while agent.yaml says `public: true`.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 from collections.abc import Mapping
@@ -24,6 +25,10 @@ from framework.errors import DeployError
 LABEL_AGENT = "agent-framework"
 LABEL_CONTENT = "agent-framework-content"
 OWNER = Mark("label", LABEL_AGENT)
+# on the function: this framework set the TTL policy on the sessions collection's `expires` (a Firestore
+# field carries no labels), so destroy removes that policy and no other
+LABEL_TTL = "agent-framework-ttl"
+TTL_FIELD = "expires"  # the timestampValue the session store sets on every save
 # label keys and values: at most 63 characters, lowercase letters, digits, _ and - (the Label
 # requirements repeated in Google's API references, e.g. googleapis spanner_v1 Instance.labels)
 LABEL_LIMIT = 63
@@ -119,6 +124,9 @@ class Desired:
     secret_env: Mapping[str, str | None] = field(default_factory=dict)
     # name -> (project, secret, version) in Secret Manager
     secret_refs: Mapping[str, tuple[str, str, str]] = field(default_factory=dict)
+    # projects/P/databases/D/collectionGroups/C/fields/expires of agent.json's sessions (None: sessions off)
+    ttl_field: str | None = None
+    claim_ttl: bool = False  # the function carries LABEL_TTL (set by plan_deploy from the snapshot)
 
     @property
     def parent(self) -> str:
@@ -133,7 +141,16 @@ class Desired:
         return self.content[:LABEL_LIMIT]
 
 
-def desired_state(agent, settings, *, project: str, region: str, content: str, secrets) -> Desired:
+def ttl_field(sessions: Mapping[str, Any] | None, project: str) -> str | None:
+    """The Firestore field the TTL policy is on, from agent.json's "sessions" (None: no Firestore store)."""
+    if not sessions or sessions.get("store") != "firestore":
+        return None
+    return (f"projects/{sessions.get('project') or project}/databases/{sessions.get('database') or '(default)'}/"
+            f"collectionGroups/{sessions['collection']}/fields/{TTL_FIELD}")
+
+
+def desired_state(agent, settings, *, project: str, region: str, content: str, secrets,
+                  sessions: Mapping[str, Any] | None = None) -> Desired:
     """From the validated agent, its gcp settings and the package; `secrets` is a SecretValues."""
     options = settings.options
     refs, from_env = secret_home(project).split(agent.secrets, secrets)
@@ -143,7 +160,8 @@ def desired_state(agent, settings, *, project: str, region: str, content: str, s
         memory=memory_units(settings.memory), cpu=required_cpu(settings.memory, request_concurrency),
         min_instances=settings.concurrency.warm, max_instances=settings.concurrency.max,
         request_concurrency=request_concurrency, public=agent.public, content=content, prompt=agent.system_prompt,
-        secret_env=from_env, secret_refs={name: parse_secret(ref) for name, ref in refs.items()})
+        secret_env=from_env, secret_refs={name: parse_secret(ref) for name, ref in refs.items()},
+        ttl_field=ttl_field(sessions, project))
 
 
 # ---------------------------------------------------------------- snapshot of the deployed state
@@ -183,6 +201,7 @@ class Snapshot:
     function: FunctionState | None = None
     public: bool | None = None  # allUsers holds roles/run.invoker on the service (None: no service yet)
     deployed_prompt: str | None = None  # the system prompt in the deployed source, when it could be read
+    ttl: str | None = None  # the sessions field's ttlConfig.state: CREATING, ACTIVE, NEEDS_REPAIR (None: no policy)
 
 
 # ---------------------------------------------------------------- planner
@@ -234,7 +253,10 @@ def _service_body(desired: Desired, env: Mapping[str, str | None]) -> dict[str, 
 
 def _labels(desired: Desired, deployed: Mapping[str, str] | None = None) -> dict[str, str]:
     # labels someone added by hand stay: ours are merged in, never the whole map replaced blindly
-    return dict(sorted({**(deployed or {}), LABEL_AGENT: desired.name, LABEL_CONTENT: desired.content_label}.items()))
+    ours = {LABEL_AGENT: desired.name, LABEL_CONTENT: desired.content_label}
+    if desired.claim_ttl:
+        ours[LABEL_TTL] = TTL_FIELD
+    return dict(sorted({**(deployed or {}), **ours}.items()))
 
 
 def _upload(desired: Desired) -> Operation:
@@ -399,14 +421,49 @@ def title(desired_or_name: Desired | str, project: str, region: str, verb: str =
     return f"{verb}{name} on {TITLE} (project {project}, region {region})"
 
 
+def _ttl_operation(name: str, enable: bool) -> Operation:
+    # https://cloud.google.com/firestore/docs/reference/rest/v1/projects.databases.collectionGroups.fields/patch:
+    # {"ttlConfig": {}} turns TTL on for the field, {} (same mask) off; a long-running operation
+    return Operation("firestore.ttl", {"name": name, "enable": enable},
+                     "PATCH collectionGroups/fields?updateMask=ttlConfig")
+
+
+def _plan_ttl(desired: Desired, snap: Snapshot, ours: bool) -> tuple[Resource, list[str]]:
+    name = desired.ttl_field
+    assert name
+    collection = name.split("/collectionGroups/")[1].split("/")[0]
+    label = "firestore ttl policy"
+    notes = [f"Firestore deletes a session document once its `{TTL_FIELD}` has passed (typically within 24 hours); "
+             f"destroy removes the TTL policy and leaves the documents of {collection} (delete them with "
+             f"`gcloud firestore bulk-delete --collection-ids={collection}`)",
+             "the function's runtime service account needs roles/datastore.user to read and write the sessions"]
+    if snap.ttl in ("ACTIVE", "CREATING"):
+        if not ours:
+            notes.insert(0, f"the TTL policy on {collection}.{TTL_FIELD} was not set by this framework for this "
+                            "agent: destroy leaves it")
+        return Resource(label, f"{collection}.{TTL_FIELD}", UNCHANGED, detail=snap.ttl.lower()), notes
+    changes = (Change("field", None, name), Change("from", None, "the collection group's documents"))
+    action = CREATE if snap.ttl is None else UPDATE  # NEEDS_REPAIR: set again
+    return Resource(label, f"{collection}.{TTL_FIELD}", action, changes, (_ttl_operation(name, True),)), notes
+
+
 def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     """Pure: what to do so that `snap` becomes `desired`."""
+    ttl_ours = bool(snap.function and snap.function.labels.get(LABEL_TTL) == TTL_FIELD)
+    if desired.ttl_field:
+        # the function records the policy as ours when this deploy sets it (or an earlier one did)
+        claim = ttl_ours or snap.ttl not in ("ACTIVE", "CREATING")
+        desired = dataclasses.replace(desired, claim_ttl=claim)
     if snap.function is None:
         resources, missing = _plan_new_function(desired)
     else:
         resources, missing = _plan_existing_function(desired, snap)
     resources.append(_plan_invoker(desired, snap, any(r.operations for r in resources)))
     notes = secret_home(desired.project).notes(desired.secret_env, missing)
+    if desired.ttl_field:
+        ttl, ttl_notes = _plan_ttl(desired, snap, ttl_ours)
+        resources.append(ttl)
+        notes += ttl_notes
     if desired.secret_refs:
         notes.append("Secret Manager secrets are read by the function's runtime service account: it needs "
                      "roles/secretmanager.secretAccessor on " + ", ".join(
@@ -415,10 +472,20 @@ def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
                       tuple(missing))
 
 
-def plan_destroy(name: str, project: str, region: str, snap: Snapshot) -> Plan:
-    """Pure: delete the function when it carries our label (its Cloud Run service and IAM go with it)."""
+def plan_destroy(name: str, project: str, region: str, snap: Snapshot, ttl_field: str | None = None) -> Plan:
+    """Pure: delete the function when it carries our label (its Cloud Run service and IAM go with it),
+    and first the TTL policy it records as set by this framework (the documents stay)."""
     resources, notes = [], []
     function = snap.function
+    if ttl_field and snap.ttl is not None:
+        collection = ttl_field.split("/collectionGroups/")[1].split("/")[0]
+        if function is not None and _owned(function, name) and function.labels.get(LABEL_TTL) == TTL_FIELD:
+            resources.append(Resource("firestore ttl policy", f"{collection}.{TTL_FIELD}", DELETE, (
+                Change("field", ttl_field, None),), (_ttl_operation(ttl_field, False),)))
+            notes.append(f"the documents of {collection} stay: Firestore no longer deletes them by `{TTL_FIELD}` "
+                         f"(delete them with `gcloud firestore bulk-delete --collection-ids={collection}`)")
+        else:
+            notes.append(left_alone(f"the TTL policy on {collection}.{TTL_FIELD}"))
     if function is not None:
         if _owned(function, name):
             resources.append(Resource("cloud function", function.name, DELETE, (

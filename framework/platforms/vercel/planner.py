@@ -82,6 +82,9 @@ class Desired:
     settings: Mapping[str, Any]  # display-only facts kept in meta: model, timeout, runtime, prompt digest, ...
     # secret env var name -> digest of the value in the deploying environment, or None when not set here
     secret_env: Mapping[str, str | None] = field(default_factory=dict)
+    # the variables the redis session store reads its URL and token from (agent.json's url_env,
+    # token_env); None: sessions off
+    session_env: tuple[str, str] | None = None
 
     def meta(self) -> dict[str, str]:
         """The deployment's meta, secrets aside (their digests are added by the handler)."""
@@ -141,12 +144,15 @@ def desired_state(agent, settings, files: Sequence[Any], *, secret_values: Mappi
     runtime_config = json.loads(by_name.get("agent.json", b"{}"))
     vercel_json = json.loads(by_name.get("vercel.json", b"{}"))
     names = sorted(agent.secrets)
+    sessions = runtime_config.get("sessions") or {}
+    session_env = (sessions["url_env"], sessions["token_env"]) if sessions.get("store") == "redis" else None
     return Desired(
         agent=agent.name, project=project, explicit_project=bool(options.get("project")),
         team=options.get("team"), files=tuple(sorted(stored, key=lambda f: f.file)),
         content=content_hash(entries),
         settings=display_settings(runtime_config, vercel_json, options.get("runtime", "edge")),
         secret_env={n: (secret_digest(secret_values[n], project, n) if n in secret_values else None) for n in names},
+        session_env=session_env,
     )
 
 
@@ -323,6 +329,36 @@ def _deploy_op(desired: Desired, snap: Snapshot) -> Operation:
         "POST /v13/deployments (+ missing files)")
 
 
+# The variables Vercel's Upstash integration (Marketplace, Storage) sets on a project it is connected to;
+# the store falls back to them (framework/runtime/js/sessions.mjs)
+KV_URL, KV_TOKEN = "KV_REST_API_URL", "KV_REST_API_TOKEN"
+
+
+def session_notes(desired: Desired, snap: Snapshot) -> list[str]:
+    """Which environment variables the redis session store needs and which the project lacks (for
+    production); the framework creates no database: the project's owner connects one."""
+    assert desired.session_env
+    url, token = desired.session_env
+    envs = snap.project.envs if snap.project else {}
+
+    def present(name: str) -> bool:
+        # a secret of agent.yaml set here is copied into the project by this deploy
+        found = envs.get(name)
+        return (found is not None and "production" in found.target) or desired.secret_env.get(name) is not None
+
+    have, lack = [], []
+    for mine, integration in ((url, KV_URL), (token, KV_TOKEN)):
+        name = mine if present(mine) else integration if present(integration) else None
+        (have if name else lack).append(name or f"{mine} (or {integration})")
+    if not lack:
+        return [f"sessions: Upstash Redis over REST, reading {' and '.join(have)} of the project (production)"]
+    return [f"sessions need the project's production environment variables {url} and {token} (or {KV_URL} and "
+            f"{KV_TOKEN}, which Vercel's Upstash integration sets); missing: {', '.join(lack)}. Connect an Upstash "
+            f"Redis database to the project (Vercel Marketplace, Storage), or set them with `vercel env add NAME "
+            f"production`, or list them under `secrets:` in agent.yaml to copy them from this environment; until "
+            "then a request with sessions answers 503"]
+
+
 def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     """Pure: what to do so that `snap` becomes `desired`."""
     notes: list[str] = []
@@ -345,6 +381,8 @@ def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
         alias = f"https://{latest.alias[0]}" if latest.alias else latest.url
         resources.append(Resource("production deployment", label, UNCHANGED, detail=f"{latest.uid} {alias or ''}"))
     notes += [SECRETS.missing_note(name) for name in missing]
+    if desired.session_env:
+        notes += session_notes(desired, snap)
     where = f", team {desired.team}" if desired.team else ""
     title = f"{desired.agent} on Vercel (project {desired.project}{where})"
     return DeployPlan(Plan("vercel", title, tuple(resources), tuple(notes)), tuple(missing))
