@@ -92,17 +92,17 @@ import argparse
 import itertools
 import json
 import re
-import socket
 import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self, TypeAlias
+from typing import Any, TypeAlias
+
+from tests.fakes.background import HOST, BackgroundServer
 
 __all__ = ["FakeOpenAI", "Recorded", "ToolCall", "call"]
 
-HOST = "127.0.0.1"
 
 _DIRECTIVE_RE = re.compile(r"\[\[([^\[\]]+)\]\]")
 _PIECE_RE = re.compile(r"\S+\s*|\s+")
@@ -331,7 +331,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.server.fake._track(self.connection, add=True)
+        self.server.owner._track(self.connection, add=True)
 
     def finish(self) -> None:
         try:
@@ -339,7 +339,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
         finally:
-            self.server.fake._track(self.connection, add=False)
+            self.server.owner._track(self.connection, add=False)
 
     def handle(self) -> None:
         try:
@@ -349,7 +349,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def fake(self) -> FakeOpenAI:
-        return self.server.fake
+        return self.server.owner
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -675,73 +675,23 @@ class _Counter:
 # --------------------------------------------------------------------------
 
 
-class FakeOpenAI:
+class FakeOpenAI(BackgroundServer):
     """Fake OpenAI Chat Completions server on 127.0.0.1 (free port by default)."""
 
+    server_class = _Server
+    handler = _Handler
+
     def __init__(self, port: int = 0) -> None:
-        self._port = port
-        self._lock = threading.Lock()
+        super().__init__(port)
         self._requests: list[Recorded] = []
         self._seen_once: set[str] = set()
         self._streams: list[tuple[Recorded, _Counter]] = []
-        self._connections: set[socket.socket] = set()
         self._ids = itertools.count(1)
         self._call_ids = itertools.count(1)
         self._scripts: list[_Script] = []
         self._answers: list[tuple[Recorded, dict[str, Any]]] = []
-        self._stopping = threading.Event()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ---------------------------------------------------------
-
-    def start(self) -> Self:
-        if self._httpd is not None:
-            return self
-        self._stopping.clear()
-        httpd = _Server((HOST, self._port), _Handler)
-        httpd.fake = self
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"FakeOpenAI:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self._stopping.set()  # wakes up hang/delay sleeps
-        httpd.shutdown()
-        with self._lock:
-            conns = list(self._connections)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- accessors ---------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("FakeOpenAI is not running")
-        return self._httpd.server_address[1]
 
     @property
     def url(self) -> str:
@@ -868,13 +818,6 @@ class FakeOpenAI:
         with self._lock:
             self._streams.append((rec, counter))
         return counter
-
-    def _track(self, conn: socket.socket, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
 
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:

@@ -42,17 +42,16 @@ received: the thing SSRF tests assert on), ``path`` (raw path part),
 from __future__ import annotations
 
 import json
-import socket
 import sys
-import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote
+
+from tests.fakes.background import HOST, BackgroundServer
 
 __all__ = ["ToolRequest", "ToolServer"]
 
-HOST = "127.0.0.1"
 REDIRECT_TO = "http://127.0.0.1:1/elsewhere"
 
 
@@ -245,63 +244,15 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _route
 
 
-class ToolServer:
+class ToolServer(BackgroundServer):
     """HTTP tool server on 127.0.0.1 (free port by default); see the module docstring."""
 
+    server_class = _Server
+    handler = _Handler
+
     def __init__(self, port: int = 0) -> None:
-        self._port = port
-        self._lock = threading.Lock()
+        super().__init__(port)
         self._requests: list[ToolRequest] = []
-        self._connections: set[socket.socket] = set()
-        self._stopping = threading.Event()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> Self:
-        if self._httpd is not None:
-            return self
-        self._stopping.clear()
-        httpd = _Server((HOST, self._port), _Handler)
-        httpd.owner = self
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"ToolServer:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self._stopping.set()  # ends /sleep waits
-        httpd.shutdown()
-        with self._lock:
-            conns = list(self._connections)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("ToolServer is not running")
-        return self._httpd.server_address[1]
 
     @property
     def url(self) -> str:
@@ -329,10 +280,3 @@ class ToolServer:
     def _append(self, rec: ToolRequest) -> None:
         with self._lock:
             self._requests.append(rec)
-
-    def _track(self, conn: socket.socket, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)

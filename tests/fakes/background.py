@@ -1,0 +1,76 @@
+"""The life cycle the stdlib fakes share: a ThreadingHTTPServer on 127.0.0.1 in a daemon thread,
+started on a free port (or a given one), stopped with its open connections and sleeps ended."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+
+HOST = "127.0.0.1"
+
+
+class BackgroundServer:
+    """Subclasses name their `server_class` and `handler`; the handler reaches the fake as
+    `self.server.owner`, and reports each connection with `owner._track(conn, add)`."""
+
+    server_class: type[ThreadingHTTPServer]
+    handler: type[BaseHTTPRequestHandler]
+
+    def __init__(self, port: int = 0) -> None:
+        self._port = port
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()  # set on stop: ends the fakes' waits (hang, delay, sleep)
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Self:
+        if self._httpd is not None:
+            return self
+        self._stopping.clear()
+        httpd = self.server_class((HOST, self._port), self.handler)
+        httpd.owner = self  # type: ignore[attr-defined]
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"{type(self).__name__}:{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        with self._lock:
+            conns = list(self._connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError(f"{type(self).__name__} is not running")
+        return self._httpd.server_address[1]
+
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
