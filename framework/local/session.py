@@ -89,7 +89,6 @@ STORE_VARIABLES = {"dynamodb": ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL")
                    "firestore": ("FIRESTORE_EMULATOR_HOST", "FIRESTORE_ENDPOINT"),
                    "table": ("AZURE_TABLE_ENDPOINT",),
                    "redis": ("KV_REST_API_URL",)}
-LOCAL_UPSTASH_TOKEN = "local-upstash-token"  # noqa: S105 - the local REST front's own, opens nothing else
 
 
 def sessions_block(prepared: Prepared) -> dict | None:
@@ -100,6 +99,14 @@ def sessions_block(prepared: Prepared) -> dict | None:
         return None
     block = config.get("sessions")
     return block if isinstance(block, dict) else None
+
+
+def store_given(block: dict, env: dict[str, str]) -> bool:
+    """Whether the environment points the store of agent.json's sessions block somewhere."""
+    names = STORE_VARIABLES.get(block.get("store"), ())
+    if block.get("store") == "redis":
+        names = (block.get("url_env") or "UPSTASH_REDIS_REST_URL", *names)
+    return any(env.get(name) for name in names)
 
 
 @contextmanager
@@ -114,14 +121,10 @@ def local_store(prepared: Prepared, env: dict[str, str], reporter: TextReporter 
     from framework.local import stores
 
     kind = block.get("store")
-    names = STORE_VARIABLES.get(kind, ())
-    if kind == "redis":
-        names = (block.get("url_env") or "UPSTASH_REDIS_REST_URL", *names)
     with ExitStack() as stack:
         env = dict(env)
-        given = next((name for name in names if env.get(name)), None)
-        if given is None:
-            local = stack.enter_context(_start_store(kind))
+        if not store_given(block, env):
+            local = stack.enter_context(stores.start(kind))
             env.update(local.env)
             if kind == "redis":
                 env[block.get("url_env") or "UPSTASH_REDIS_REST_URL"] = local.env["KV_REST_API_URL"]
@@ -139,34 +142,6 @@ def local_store(prepared: Prepared, env: dict[str, str], reporter: TextReporter 
         elif kind == "table":
             stores.prepare_table(env, str(block.get("table")))
         yield env
-
-
-def _start_store(kind: str):
-    from framework.local import stores
-
-    if kind == "dynamodb":
-        return stores.start_dynamodb()
-    if kind == "firestore":
-        return stores.start_firestore()
-    if kind == "table":
-        return stores.start_azurite()
-    if kind == "redis":
-        return _start_redis()
-    raise LocalRunError(f"there is no local {kind} session store")
-
-
-@contextmanager
-def _start_redis() -> Iterator:
-    """redis-server behind the Upstash REST front (what Vercel's store speaks)."""
-    from framework.local import stores
-
-    try:
-        from framework.local.stores.upstash_front import RedisServer, UpstashFront
-    except ImportError as exc:
-        raise LocalRunError("a local Upstash Redis needs redis-server (apt-get install redis-server) and the "
-                            "redis package (pip install redis)") from exc
-    with RedisServer() as server, UpstashFront(server.socket, token=LOCAL_UPSTASH_TOKEN) as front:
-        yield stores.LocalStore("redis", {"KV_REST_API_URL": front.url, "KV_REST_API_TOKEN": LOCAL_UPSTASH_TOKEN})
 
 
 @dataclass
@@ -259,13 +234,19 @@ def _serve(prepared: Prepared, env: dict[str, str], port: int, quiet: bool, repo
 def invoke_command(file: str, output: str, target: str | None, message: str, stream: bool | None, raw: bool,
                    reporter: TextReporter, session_id: str | None = None) -> ExitCode:
     """Send one message and print the answer: JSON indented (raw: as sent), a stream as it arrives;
-    FAILED unless the app answered 2xx. session_id: continue that conversation (it lives as long as
-    the store: point the environment at one that outlives this command, e.g. `serve`'s, or
-    `python -m framework.local.stores KIND`'s)."""
+    FAILED unless the app answered 2xx. session_id: continue that conversation, kept in a store that
+    outlives this command (the environment must point at one: `python -m framework.local.stores KIND`
+    starts one and prints the variables)."""
     prepared, env = _prepared(file, output, target, reporter)
-    if session_id is not None and sessions_block(prepared) is None:
+    block = sessions_block(prepared)
+    if session_id is not None and block is None:
         raise UsageError(f"--session: {prepared.agent.name} keeps no sessions on {prepared.settings.name} "
                          "(add `sessions: {store: auto}` to agent.yaml)")
+    if session_id is not None and not store_given(block, env):
+        kind = block.get("store")
+        raise UsageError(f"--session continues a conversation kept in a store that outlives this command, and the "
+                         f"environment points at none: start one with `python -m framework.local.stores {kind}` "
+                         "and export the variables it prints")
     with invoke(prepared, message, stream, env, session_id, reporter) as answer:
         if answer.content_type.startswith("application/json"):
             body = b"".join(answer.chunks)

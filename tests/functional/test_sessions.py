@@ -223,3 +223,59 @@ def test_an_unreachable_store_is_a_503_before_the_model_is_called(fake_model, se
     assert status == 503, raw
     assert json.loads(raw)["error"].startswith("the session store")
     assert not fake_model.find(tag)
+
+
+INVOKE_AGENT = """\
+name: invoke-bot
+prompt: You remember.
+model: fake-model-1
+timeout: 20
+sessions: {store: auto}
+targets:
+  gcp: {project: p-123456, region: us-central1}
+"""
+
+
+def invoke_cli(agent_dir: Path, env: dict[str, str], *args: str):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "framework", "invoke", "--target", "gcp", *args,
+                           "-f", str(agent_dir / "agent.yaml"), "-o", str(agent_dir / "generated")],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+
+
+def test_invoke_session_without_a_lasting_store_says_how_to_start_one(tmp_path, fake_model):
+    write_agent(tmp_path, INVOKE_AGENT)
+    env = {key: value for key, value in tools_env(fake_model).items()}
+    result = invoke_cli(tmp_path, {**env, "FIRESTORE_EMULATOR_HOST": "", "FIRESTORE_ENDPOINT": ""},
+                        "--session", "abc", "-m", "hi")
+    assert result.returncode == 2, result.stderr
+    assert "python -m framework.local.stores firestore" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_invoke_session_continues_a_conversation_in_a_store_started_apart(tmp_path, fake_model, tag):
+    import subprocess
+    import sys
+
+    write_agent(tmp_path, INVOKE_AGENT)
+    store = subprocess.Popen([sys.executable, "-m", "framework.local.stores", "firestore"], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert store.stdout.readline().startswith("# export these")
+        exported = {}
+        while len(exported) < 2:  # FIRESTORE_EMULATOR_HOST and GOOGLE_CLOUD_PROJECT
+            name, _, value = store.stdout.readline().removeprefix("export ").strip().partition("=")
+            exported[name] = value
+        env = {**tools_env(fake_model), **exported}
+        first = invoke_cli(tmp_path, env, "-m", f"{tag} first")
+        assert first.returncode == 0, first.stderr
+        session = re.search(r"continue it with --session ([A-Za-z0-9_-]+)", first.stderr).group(1)
+        second = invoke_cli(tmp_path, env, "--session", session, "-m", f"{tag} second")
+        assert second.returncode == 0, second.stderr
+        sent = fake_model.find(f"{tag} second")[-1].json["messages"]
+        assert [m["content"] for m in sent if m["role"] == "user"] == [f"{tag} first", f"{tag} second"]
+    finally:
+        store.terminate()
+        store.wait(timeout=30)

@@ -9,10 +9,9 @@ deployed agent would find already there (the DynamoDB table, the Azure table).""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
-import json
 import os
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,7 +60,6 @@ def start_dynamodb() -> LocalStore:
     except ImportError as exc:
         raise LocalRunError("a local DynamoDB needs moto's server: pip install 'moto[server]'") from exc
     import logging
-    import threading
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
     app = DomainDispatcherApplication(create_backend_app)
@@ -195,12 +193,23 @@ def _wait_http(port: int, timeout: float = 30) -> None:
     raise LocalRunError("the Firestore emulator did not answer")
 
 
-if __name__ == "__main__":  # python -m framework.local.stores KIND: start one and print its environment
-    kind = sys.argv[1] if len(sys.argv) > 1 else "dynamodb"
-    starters = {"dynamodb": start_dynamodb, "firestore": start_firestore, "table": start_azurite}
-    with starters[kind]() as local:
-        print(json.dumps(local.env), flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
+LOCAL_UPSTASH_TOKEN = "local-upstash-token"  # noqa: S105 - the local REST front's own, opens nothing else
+
+
+def start(kind: str) -> contextlib.AbstractContextManager[LocalStore]:
+    """The local store of a kind of agent.json's sessions block."""
+    starters = {"dynamodb": start_dynamodb, "firestore": start_firestore, "table": start_azurite, "redis": start_redis}
+    if kind not in starters:
+        raise LocalRunError(f"there is no local {kind} session store")
+    return starters[kind]()
+
+
+@contextlib.contextmanager
+def start_redis():
+    """redis-server behind the Upstash REST front (what Vercel's store speaks)."""
+    try:
+        from framework.local.stores.upstash_front import RedisServer, UpstashFront
+    except ImportError as exc:
+        raise LocalRunError("a local Upstash Redis needs the redis package (pip install redis)") from exc
+    with RedisServer() as server, UpstashFront(server.socket, token=LOCAL_UPSTASH_TOKEN) as front:
+        yield LocalStore("redis", {"KV_REST_API_URL": front.url, "KV_REST_API_TOKEN": LOCAL_UPSTASH_TOKEN})
