@@ -4,18 +4,67 @@ started on a free port (or a given one), stopped with its open connections and s
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import Any, Self
 
 HOST = "127.0.0.1"
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A threading server whose clients may go away mid-answer without a traceback."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    owner: BackgroundServer
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (OSError, ValueError)):  # client went away / socket shut
+            return
+        super().handle_error(request, client_address)
+
+
+class TrackedHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive without Nagle's delay, no request log, each connection known to the owner
+    (so that stop() can end it)."""
+
+    protocol_version = "HTTP/1.1"
+    sys_version = ""
+    disable_nagle_algorithm = True
+
+    server: QuietServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.owner._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+        finally:
+            self.server.owner._track(self.connection, add=False)
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (OSError, ValueError):
+            self.close_connection = True
 
 
 class BackgroundServer:
     """Subclasses name their `server_class` and `handler`; the handler reaches the fake as
     `self.server.owner`, and reports each connection with `owner._track(conn, add)`."""
 
-    server_class: type[ThreadingHTTPServer]
+    server_class: type[QuietServer] = QuietServer
     handler: type[BaseHTTPRequestHandler]
 
     def __init__(self, port: int = 0) -> None:

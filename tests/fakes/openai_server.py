@@ -96,10 +96,9 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeAlias
 
-from tests.fakes.background import HOST, BackgroundServer
+from tests.fakes.background import HOST, BackgroundServer, QuietServer, TrackedHandler
 
 __all__ = ["FakeOpenAI", "Recorded", "ToolCall", "call"]
 
@@ -301,51 +300,12 @@ def _error_body(status: int, message: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
+class _Server(QuietServer):
     request_queue_size = 256
 
-    fake: FakeOpenAI
 
-    def handle_error(self, request, client_address):
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (OSError, ValueError)):  # client went away / socket shut
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(TrackedHandler):
     server_version = "FakeOpenAI/1.0"
-    sys_version = ""
-    disable_nagle_algorithm = True
-
-    server: _Server
-
-    # -- plumbing ----------------------------------------------------------
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.owner._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            self.server.owner._track(self.connection, add=False)
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except (OSError, ValueError):
-            self.close_connection = True
 
     @property
     def fake(self) -> FakeOpenAI:

@@ -42,13 +42,11 @@ received: the thing SSRF tests assert on), ``path`` (raw path part),
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote
 
-from tests.fakes.background import HOST, BackgroundServer
+from tests.fakes.background import HOST, BackgroundServer, TrackedHandler
 
 __all__ = ["ToolRequest", "ToolServer"]
 
@@ -93,48 +91,8 @@ def _flat_query(raw_query: str) -> dict[str, Any]:
     return out
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    owner: ToolServer
-
-    def handle_error(self, request, client_address):
-        if isinstance(sys.exc_info()[1], (OSError, ValueError)):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(TrackedHandler):
     server_version = "ToolServer/1.0"
-    sys_version = ""
-    disable_nagle_algorithm = True
-
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.owner._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            self.server.owner._track(self.connection, add=False)
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except (OSError, ValueError):
-            self.close_connection = True
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -247,7 +205,6 @@ class _Handler(BaseHTTPRequestHandler):
 class ToolServer(BackgroundServer):
     """HTTP tool server on 127.0.0.1 (free port by default); see the module docstring."""
 
-    server_class = _Server
     handler = _Handler
 
     def __init__(self, port: int = 0) -> None:
