@@ -59,6 +59,26 @@ class TrackedHandler(BaseHTTPRequestHandler):
         except (OSError, ValueError):
             self.close_connection = True
 
+    def _read_body(self) -> bytes:
+        """The request body: Content-Length bytes, or the chunks of a chunked one (trailers skipped)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                line = self.rfile.readline(65537)
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(65537)
+            return b"".join(chunks)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        return self.rfile.read(length) if length > 0 else b""
+
 
 class BackgroundServer:
     """Subclasses name their `server_class` and `handler`; the handler reaches the fake as

@@ -311,22 +311,6 @@ class _Handler(TrackedHandler):
     def fake(self) -> FakeOpenAI:
         return self.server.owner
 
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
-            while True:
-                line = self.rfile.readline(65537)
-                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(65537)
-            return b"".join(chunks)
-        length = _int(self.headers.get("Content-Length")) or 0
-        return self.rfile.read(length) if length > 0 else b""
-
     def _record(self) -> Recorded:
         body = self._read_body()
         parsed = None
