@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from framework.errors import ExitCode, FrameworkError
+from framework.errors import ExitCode, FrameworkError, UsageError
 from framework.platforms import registry
 from framework.report import FORMATS, TextReporter, reporter
 
@@ -57,39 +57,48 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str) -> argparse.ArgumentParser:
+    def command(name: str, aliases: list[str] | None = None) -> argparse.ArgumentParser:
         text, examples = _HELP[name]
         epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples.splitlines())
-        return commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".",
+        return commands.add_parser(name, aliases=aliases or [], help=text, description=text[0].upper() + text[1:] + ".",
                                    epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
 
     platforms = registry.names()
 
-    def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
+    def selection(sub: argparse.ArgumentParser, output: bool = True) -> None:
+        """Which agents and stage a command works on, and where their builds are."""
+        sub.add_argument("-f", "--file", action="append", default=[], metavar="FILE",
+                         help="an agent file or a glob such as 'agents/*/agent.yaml'; may be given several times "
+                              "(default: agent.yaml, else every agents/*/agent.yaml)")
+        sub.add_argument("--agent", action="append", default=[], metavar="NAME",
+                         help="only this agent (by its name:); may be given several times")
+        sub.add_argument("--stage", metavar="NAME", help="the stage (under stages: in agent.yaml) to work on")
+        if output:
+            sub.add_argument("-o", "--output", default="generated", help="output folder (default: generated)")
+
+    def formats(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--format", choices=FORMATS, default="text",
                          help="how to print the result and problems: text (people), github (Actions "
                               "annotations), json")
 
     validate = command("validate")
-    common(validate)
+    selection(validate, output=False)
+    formats(validate)
 
     build = command("build")
-    common(build)
-    build.add_argument("-o", "--output", default="generated", help="output folder (default: generated)")
+    selection(build)
+    formats(build)
     build.add_argument("--target", choices=platforms, help="build only this target")
     build.add_argument("--check", action="store_true",
                        help="write nothing; exit 1 if generated/ differs from a fresh build (CI gate)")
     serve = command("serve")
-    serve.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
-    serve.add_argument("-o", "--output", default="generated", help="generated folder (default: generated)")
+    selection(serve)
     serve.add_argument("--target", choices=platforms, help="the platform (needed when agent.yaml lists several)")
     serve.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default: 8080)")
     serve.add_argument("--quiet", action="store_true", help="do not print each request")
 
     invoke = command("invoke")
-    invoke.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
-    invoke.add_argument("-o", "--output", default="generated", help="generated folder (default: generated)")
+    selection(invoke)
     invoke.add_argument("--target", choices=platforms, help="the platform (needed when agent.yaml lists several)")
     invoke.add_argument("-m", "--message", required=True, help="the user message")
     invoke.add_argument("--json", action="store_true", help="print the raw response body")
@@ -99,12 +108,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="continue the conversation ID (agents with sessions; the id is printed after each answer)")
 
     for name in ("plan", "deploy", "destroy", "info"):
-        sub = command(name)
-        sub.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
-        sub.add_argument("-o", "--output", default="generated",
-                         help="generated folder, checked for staleness (default: generated)")
+        sub = command(name, aliases=["remove"] if name == "destroy" else [])
+        selection(sub)
         sub.add_argument("--target", choices=platforms, help="the platform (default: every deployable one)")
-        sub.add_argument("--format", choices=("text", "json"), default="text", help="text (people) or json")
+        sub.add_argument("--format", choices=("text", "json", "markdown") if name == "plan" else ("text", "json"),
+                         default="text", help="text (people), json" + (", or markdown (pull-request comments)"
+                                                                       if name == "plan" else ""))
         if name in ("deploy", "destroy"):
             sub.add_argument("-y", "--yes", action="store_true", help="apply without asking (CI)")
             sub.add_argument("--fail-fast", action="store_true",
@@ -119,56 +128,76 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _units(args: argparse.Namespace, every_stage: bool = False):
+    """The (agent, stage) units the command line selects (framework/project.py)."""
+    from framework import project
+
+    return project.units(project.agent_files(args.file), getattr(args, "output", "generated"), args.agent,
+                         args.stage, every_stage=every_stage)
+
+
+def _one(args: argparse.Namespace):
+    """serve and invoke run one agent: the only one, or the one --agent names."""
+    units = _units(args)
+    if len(units) != 1:
+        raise UsageError(f"{args.command} runs one agent; choose one with --agent "
+                         f"({', '.join(unit.agent for unit in units)})")
+    return units[0]
+
+
 def _cmd_validate(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework import commands
 
-    return commands.validate(args.file, reporter)
+    return commands.validate(_units(args, every_stage=True), reporter)
 
 
 def _cmd_build(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework import commands
 
-    return commands.build(args.file, args.output, args.target, args.check, reporter)
+    return commands.build(_units(args, every_stage=True), args.target, args.check, reporter)
 
 
 def _cmd_serve(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.local import session
 
-    return session.serve_command(args.file, args.output, args.target, args.port, args.quiet, reporter)
+    unit = _one(args)
+    return session.serve_command(unit.file, str(unit.output), args.target, args.port, args.quiet, reporter,
+                                 unit.stage)
 
 
 def _cmd_invoke(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.local import session
 
-    return session.invoke_command(args.file, args.output, args.target, args.message, args.stream, args.json,
-                                  reporter, args.session)
+    unit = _one(args)
+    return session.invoke_command(unit.file, str(unit.output), args.target, args.message, args.stream, args.json,
+                                  reporter, args.session, unit.stage)
 
 
 def _cmd_plan(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.deploy import commands
 
-    return commands.plan(args.file, args.target, args.output, args.format, stdout=reporter.stdout,
+    return commands.plan(_one(args).file, args.target, args.output, args.format, stdout=reporter.stdout,
                          stderr=reporter.stderr)
 
 
 def _cmd_deploy(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.deploy import commands
 
-    return commands.deploy(args.file, args.target, args.output, args.format, args.yes, fail_fast=args.fail_fast,
+    return commands.deploy(_one(args).file, args.target, args.output, args.format, args.yes, fail_fast=args.fail_fast,
                            stdout=reporter.stdout, stderr=reporter.stderr)
 
 
 def _cmd_destroy(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.deploy import commands
 
-    return commands.destroy(args.file, args.target, args.output, args.format, args.yes, fail_fast=args.fail_fast,
+    return commands.destroy(_one(args).file, args.target, args.output, args.format, args.yes, fail_fast=args.fail_fast,
                            stdout=reporter.stdout, stderr=reporter.stderr)
 
 
 def _cmd_info(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.deploy import commands
 
-    return commands.info(args.file, args.target, args.output, args.format, stdout=reporter.stdout,
+    return commands.info(_one(args).file, args.target, args.output, args.format, stdout=reporter.stdout,
                          stderr=reporter.stderr)
 
 
@@ -194,11 +223,12 @@ _COMMANDS = {"validate": _Command(_cmd_validate), "build": _Command(_cmd_build),
              "plan": _Command(_cmd_plan, (ExitCode.OK, ExitCode.CHANGES_PENDING, ExitCode.FAILED)),
              "deploy": _Command(_cmd_deploy), "destroy": _Command(_cmd_destroy), "info": _Command(_cmd_info),
              "init-ci": _Command(_cmd_init_ci)}
+_ALIASES = {"remove": "destroy"}  # what Serverless Framework and SAM users type
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    command = _COMMANDS[args.command]
+    command = _COMMANDS[_ALIASES.get(args.command, args.command)]
     report = reporter(getattr(args, "format", "text"))
     try:
         return command.run(args, report)

@@ -91,6 +91,8 @@ class Agent:
     tools: tuple[Mapping[str, Any], ...] = ()
     mcp: tuple[Mapping[str, Any], ...] = ()
     log_content: bool = False
+    # the stage this is (its name is then <name>-<stage>, and so is every resource deploy makes)
+    stage: str | None = None
 
     def target(self, name: str) -> TargetSettings:
         for settings in self.targets:
@@ -185,9 +187,10 @@ def _concurrency(top: Mapping[str, Any], block: Mapping[str, Any]) -> Concurrenc
 
 
 def build_agent(data: Mapping[str, Any], system_prompt: str, prompt_file: str | None,
-                platforms: tuple[str, ...]) -> Agent:
+                platforms: tuple[str, ...], stage: str | None = None) -> Agent:
     """Turn schema-valid data into an Agent; the schema's defaults fill what is left out. Its targets
-    come in the order of `platforms` (the registry's names)."""
+    come in the order of `platforms` (the registry's names). A stage's data is the agent with its
+    block merged in (config/stages.py); its name gets the stage as a suffix."""
     top = {**defaults(), **data}
     targets = []
     for name in platforms:
@@ -217,7 +220,7 @@ def build_agent(data: Mapping[str, Any], system_prompt: str, prompt_file: str | 
         ))
     tools, mcp = _tools(data)
     return Agent(
-        name=data["name"],
+        name=f"{data['name']}-{stage}" if stage else data["name"],
         system_prompt=system_prompt,
         prompt_file=prompt_file,
         model=data["model"],
@@ -238,4 +241,5 @@ def build_agent(data: Mapping[str, Any], system_prompt: str, prompt_file: str | 
         tools=tools,
         mcp=mcp,
         log_content=top["log_content"],
+        stage=stage,
     )

@@ -35,7 +35,20 @@ def assemble(base: dict[str, Any], parts: Mapping[str, Mapping[str, Any]]) -> di
         targets[name] = part["target"]
         if "secret" in part:
             secrets[name] = part["secret"]
+    _stage_settings(out)
     return out
+
+
+def _stage_settings(out: dict[str, Any]) -> None:
+    """A stage may set any top-level setting but name (and stages): listed with its description for
+    editors, not its type, since a stage's value is checked merged into the agent, where a partial
+    block (concurrency: {max: 50}) is complete."""
+    stage = out["properties"].get("stages", {}).get("additionalProperties")
+    if stage is None:
+        return
+    stage["additionalProperties"] = False
+    stage["properties"] = {key: {"description": prop.get("description", "")}
+                           for key, prop in out["properties"].items() if key not in ("name", "stages")}
 
 
 def dumps(value: dict[str, Any]) -> str:

@@ -41,6 +41,21 @@ class Document:
     keys: dict[PathT, tuple[int, int]] = field(default_factory=dict)
     # plain scalars that YAML turned into bool/int/float/null: path -> text as written
     implicit: dict[PathT, str] = field(default_factory=dict)
+    # a stage's document (the agent with stages.<stage> merged in, see config/stages.py): its name,
+    # and the paths its block wrote, which messages name as stages.<stage>.<path>
+    stage: str | None = None
+    staged: frozenset[PathT] = frozenset()
+
+    def label(self, path: PathT) -> str:
+        """The path as a message names it: where the value was written."""
+        probe = tuple(path)
+        while probe and self.stage is not None:
+            if probe in self.staged:
+                return format_path(("stages", self.stage, *path))
+            if probe in self.values:
+                break
+            probe = probe[:-1]
+        return format_path(path)
 
     def where(self, path: PathT, key: bool = False) -> tuple[int, int]:
         """Line and column of the node at path, else of its nearest ancestor."""

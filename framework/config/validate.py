@@ -17,8 +17,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from framework.config import tools
-from framework.config.load import Document, PathT, format_path, load
+from framework.config import stages, tools
+from framework.config.load import Document, PathT, load
 from framework.config.secrets import SECRET_FIX, find_secrets, redact, secret_kind, value_secret_kind
 from framework.errors import ConfigError, Problem
 from framework.model import Agent, build_agent
@@ -87,7 +87,7 @@ class _Translator:
 
     def problem(self, path: PathT, message: str, key: bool = False) -> Problem:
         line, col = self.doc.where(path, key=key)
-        return Problem(self.doc.file, line, col, format_path(path), message)
+        return Problem(self.doc.file, line, col, self.doc.label(path), message)
 
     def translate(self, error: ValidationError) -> list[Problem]:
         path: PathT = tuple(error.absolute_path)
@@ -108,7 +108,7 @@ class _Translator:
             example = _example(sub) if isinstance(sub, dict) else None
             add = f"add `{missing}: {example}`" if example else f"add `{missing}:`"
             where = self.doc.where(path, key=True)
-            return [Problem(self.doc.file, *where, format_path(path + (missing,)), f"is required; {add}")]
+            return [Problem(self.doc.file, *where, self.doc.label(path + (missing,)), f"is required; {add}")]
         if kind == "type":
             message = f"must be {_type_words(error.validator_value)}, but is {_describe(value)}"
             if not path:
@@ -193,7 +193,7 @@ def _secret_problems(doc: Document) -> list[Problem]:
     for path, kind in find_secrets(doc.data):
         key = isinstance(path[-1], str) and value_secret_kind(path[-1]) is not None
         line, col = doc.where(path, key=key)
-        out.append(Problem(doc.file, line, col, format_path(path), f"this looks like {kind}; {SECRET_FIX}"))
+        out.append(Problem(doc.file, line, col, doc.label(path), f"this looks like {kind}; {SECRET_FIX}"))
     flagged = {p.line for p in out}
     for number, text in enumerate(doc.text.splitlines(), 1):
         kind = secret_kind(text)
@@ -215,7 +215,7 @@ def _read_prompt(doc: Document) -> tuple[str, str | None, list[Problem]]:
     path = ("prompt", "file")
     line, col = doc.where(path)
     base = Path(doc.file).resolve().parent
-    where = format_path(path)
+    where = doc.label(path)
     try:
         target = (base / rel).resolve()
     except (OSError, ValueError):
@@ -281,7 +281,7 @@ def _yaml_surprises(doc: Document) -> list[Problem]:
             line, col = doc.where(path)
             decimal = written.lstrip("+-").lstrip("0").replace("_", "") or "0"
             mean = f" or {decimal}" if decimal != str(value) and decimal.isdigit() else ""
-            out.append(Problem(doc.file, line, col, format_path(path), (
+            out.append(Problem(doc.file, line, col, doc.label(path), (
                 f"YAML reads {written} as {value} ({_number_reading(written)}); "
                 f"write the number you mean in plain digits ({value}{mean})"), "warning"))
     strings = sorted((doc.where(path), path) for path in doc.values
@@ -293,7 +293,7 @@ def _yaml_surprises(doc: Document) -> list[Problem]:
         line = doc.text.count("\n", 0, index) + 1
         col = index - doc.text.rfind("\n", 0, index)
         path = next((p for (start, p) in reversed(strings) if start <= (line, col)), ())
-        out.append(Problem(doc.file, line, col, format_path(path), (
+        out.append(Problem(doc.file, line, col, doc.label(path), (
             f"contains a Unicode line separator ({_LINE_SEPARATORS[mark]}), which YAML reads as a line break, "
             "dropping it or the spaces next to it even inside quotes; to keep the text exactly as written, "
             "put it in a file and write `prompt: {file: prompt.txt}`"), "warning"))
@@ -315,7 +315,7 @@ def _field_problems(doc: Document, agent: Agent) -> list[Problem]:
 
     def problem(path: PathT, message: str, severity: str = "error") -> None:
         line, col = doc.where(path)
-        out.append(Problem(doc.file, line, col, format_path(path), message, severity))
+        out.append(Problem(doc.file, line, col, doc.label(path), message, severity))
 
     if agent.base_url:
         url = urllib.parse.urlsplit(agent.base_url)
@@ -346,18 +346,47 @@ def _field_problems(doc: Document, agent: Agent) -> list[Problem]:
     return out
 
 
-def validate_document(doc: Document) -> Validated:
-    """All checks on a parsed document; raises ConfigError with every error found."""
+def validate_document(doc: Document, stage: str | None = None) -> Validated:
+    """All checks on a parsed document, then on the stage's (the agent with its block merged in);
+    raises ConfigError with every error found."""
+    validated = _validate(doc)
+    return validated if stage is None else _validate(stages.staged(doc, stage))
+
+
+def validate_stages(doc: Document) -> list[Validated]:
+    """The agent and every stage it lists, each checked in full; every error of all of them at once."""
+    out, problems = [], []
+    for stage in (None, *stages.names(doc)):
+        try:
+            out.append(_validate(doc if stage is None else stages.staged(doc, stage)))
+        except ConfigError as error:
+            problems += [p for p in error.problems if p not in problems]
+            if stage is None:  # a stage's document is the agent's with its block in: fix the agent first
+                break
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def _stage_problems(doc: Document) -> list[Problem]:
+    """A stage's built output goes to generated/<stage>/, beside generated/<platform>/."""
+    return [Problem(doc.file, *doc.where(("stages", name), key=True), doc.label(("stages", name)), (
+        f"a stage may not be named like a platform ({registry.spoken(registry.names())}); "
+        "call it, for example, dev, staging or prod")) for name in stages.names(doc) if name in registry.names()]
+
+
+def _validate(doc: Document) -> Validated:
     secrets = _secret_problems(doc)
     # a secret pasted into a field also breaks its pattern; the secret is the one thing to say there
     flagged = {p.line for p in secrets}
     problems = [p for p in schema_problems(doc) if p.line not in flagged] + secrets
+    problems += _stage_problems(doc) if not problems else []
     if problems:
         raise ConfigError(_redacted(problems))
     system_prompt, prompt_file, problems = _read_prompt(doc)
     if problems:
         raise ConfigError(problems)
-    agent = build_agent(doc.data, system_prompt, prompt_file, registry.names())
+    agent = build_agent(doc.data, system_prompt, prompt_file, registry.names(), doc.stage)
     located = _redacted(_yaml_surprises(doc)) + _field_problems(doc, agent)
     findings = tools.check(agent, doc.data.get("tools") or []) + tools.fit_warnings(agent)
     for settings in agent.targets:
@@ -366,12 +395,12 @@ def validate_document(doc: Document) -> Validated:
     for finding in findings:
         key = finding.path[-1:] != ("targets",) and finding.path in doc.keys
         line, col = doc.where(finding.path, key=key)
-        located.append(Problem(doc.file, line, col, format_path(finding.path), finding.message, finding.severity))
+        located.append(Problem(doc.file, line, col, doc.label(finding.path), finding.message, finding.severity))
     errors = [p for p in located if p.severity == "error"]
     if errors:
         raise ConfigError(located)
     return Validated(agent=agent, warnings=tuple(sorted(located, key=Problem.sort_key)), document=doc)
 
 
-def validate_file(path: str | Path) -> Validated:
-    return validate_document(load(path))
+def validate_file(path: str | Path, stage: str | None = None) -> Validated:
+    return validate_document(load(path), stage)

@@ -29,9 +29,10 @@ class Prepared:
     rebuilt: bool
 
 
-def prepare(file: str, output: str, target: str | None) -> Prepared:
-    """Validate, pick the target, and rebuild generated/ if it is out of date."""
-    validated = validate_file(file)
+def prepare(file: str, output: str, target: str | None, stage: str | None = None) -> Prepared:
+    """Validate (the stage's agent, with a stage), pick the target, and rebuild its output folder if it
+    is out of date."""
+    validated = validate_file(file, stage)
     names = [t.name for t in validated.agent.targets]
     if target is None:
         if len(names) != 1:
@@ -191,9 +192,10 @@ def invoke(prepared: Prepared, message: str, stream: bool | None, env: dict[str,
             app.close()
 
 
-def _prepared(file: str, output: str, target: str | None, reporter: TextReporter) -> tuple[Prepared, dict[str, str]]:
+def _prepared(file: str, output: str, target: str | None, reporter: TextReporter,
+              stage: str | None) -> tuple[Prepared, dict[str, str]]:
     """The app to run and its environment; says so when generated/ had to be rebuilt first."""
-    prepared = prepare(file, output, target)
+    prepared = prepare(file, output, target, stage)
     env = model_environment(prepared.agent)
     if prepared.rebuilt:
         reporter.note(f"rebuilt {output}/ from {file}")
@@ -204,12 +206,12 @@ def _prepared(file: str, output: str, target: str | None, reporter: TextReporter
 
 
 def serve_command(file: str, output: str, target: str | None, port: int, quiet: bool,
-                  reporter: TextReporter) -> ExitCode:
+                  reporter: TextReporter, stage: str | None = None) -> ExitCode:
     """Run the app until Ctrl-C or SIGTERM (the local front then lets requests in flight finish)."""
     import signal
     import threading
 
-    prepared, env = _prepared(file, output, target, reporter)
+    prepared, env = _prepared(file, output, target, reporter, stage)
     with local_store(prepared, env, reporter) as app_env:
         return _serve(prepared, app_env, port, quiet, reporter, threading, signal)
 
@@ -232,12 +234,12 @@ def _serve(prepared: Prepared, env: dict[str, str], port: int, quiet: bool, repo
 
 
 def invoke_command(file: str, output: str, target: str | None, message: str, stream: bool | None, raw: bool,
-                   reporter: TextReporter, session_id: str | None = None) -> ExitCode:
+                   reporter: TextReporter, session_id: str | None = None, stage: str | None = None) -> ExitCode:
     """Send one message and print the answer: JSON indented (raw: as sent), a stream as it arrives;
     FAILED unless the app answered 2xx. session_id: continue that conversation, kept in a store that
     outlives this command (the environment must point at one: `python -m framework.local.stores KIND`
     starts one and prints the variables)."""
-    prepared, env = _prepared(file, output, target, reporter)
+    prepared, env = _prepared(file, output, target, reporter, stage)
     block = sessions_block(prepared)
     if session_id is not None and block is None:
         raise UsageError(f"--session: {prepared.agent.name} keeps no sessions on {prepared.settings.name} "
