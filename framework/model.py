@@ -100,6 +100,11 @@ class Agent:
                 return settings
         raise KeyError(name)
 
+    def staged(self, name: str) -> str:
+        """A resource name agent.yaml gives (targets.azure.app, a Vercel project) made the stage's own, so
+        one stage never deploys over another's."""
+        return name if not self.stage or name.endswith(f"-{self.stage}") else f"{name}-{self.stage}"
+
     def runtime_config(self, settings: TargetSettings) -> dict[str, Any]:
         """What the generated function reads at cold start (agent.json): data, never code."""
         return {

@@ -22,6 +22,7 @@ from framework.platforms.aws.target import lambda_runtime
 TAG_AGENT = "agent-framework:agent"
 TAG_CONTENT = "agent-framework:content"
 TAG_CODE = "agent-framework:code-sha256"
+TAG_STAGE = "agent-framework:stage"
 OWNER = Mark("tag", TAG_AGENT)
 ALIAS = "live"
 SECRETS_POLICY = "agent-framework-secrets"
@@ -85,6 +86,16 @@ class Desired:
     secret_env: Mapping[str, str | None] = field(default_factory=dict)
     secret_refs: Mapping[str, str] = field(default_factory=dict)  # name -> Secrets Manager ARN or ssm:/name
     session_table: str | None = None  # the DynamoDB table of agent.json's "sessions" (None: sessions off)
+    stage: str | None = None  # agent.yaml's stage, tagged on every resource
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The tags every resource gets: whose it is, and its stage."""
+        return {TAG_AGENT: self.name, **({TAG_STAGE: self.stage} if self.stage else {})}
+
+    @property
+    def tag_list(self) -> list[dict[str, str]]:
+        return [{"Key": key, "Value": value} for key, value in self.tags.items()]
 
     @property
     def role_name(self) -> str:
@@ -114,7 +125,7 @@ def desired_state(agent, settings, *, region: str, content: str, code_sha256: st
         auth_type="NONE" if agent.public else "AWS_IAM",
         invoke_mode="RESPONSE_STREAM" if settings.stream else "BUFFERED",
         content=content, code_sha256=code_sha256, role_arn=options.get("role"),
-        secret_env=from_env, secret_refs=refs, session_table=session_table,
+        secret_env=from_env, secret_refs=refs, session_table=session_table, stage=agent.stage,
     )
 
 
@@ -262,7 +273,7 @@ def _plan_role(desired: Desired, snap: Snapshot) -> Resource:
     policy = secrets_policy(desired, snap)
     basic = basic_policy(snap.partition)
     role = snap.role
-    tags = [{"Key": TAG_AGENT, "Value": desired.name}]
+    tags = desired.tag_list
     if role is None:
         ops = [Operation("iam.create_role", {
             "RoleName": name, "AssumeRolePolicyDocument": json.dumps(TRUST_POLICY, sort_keys=True),
@@ -340,7 +351,7 @@ def _plan_table(desired: Desired, snap: Snapshot) -> tuple[Resource | None, list
     assert name
     label = "dynamodb table"
     if table is None:
-        tags = [{"Key": TAG_AGENT, "Value": desired.name}]
+        tags = desired.tag_list
         create = Operation("dynamodb.create_table", {
             "TableName": name, "BillingMode": "PAY_PER_REQUEST",
             "AttributeDefinitions": [{"AttributeName": SESSION_KEY, "AttributeType": "S"}],
@@ -437,7 +448,7 @@ def _plan_function(desired: Desired, snap: Snapshot, role_arn: str) -> tuple[Res
     name = desired.name
     function = snap.function
     env, missing = desired_env(desired.secret_env, function.config.environment if function else None)
-    tags = {TAG_AGENT: name, TAG_CONTENT: desired.content}
+    tags = {**desired.tags, TAG_CONTENT: desired.content}
     if desired.code_sha256:
         tags[TAG_CODE] = desired.code_sha256
     if function is None:
@@ -604,7 +615,7 @@ def _plan_permissions(desired: Desired, snap: Snapshot) -> Resource:
 def _plan_image(desired: Desired, snap: Snapshot) -> list[Resource]:
     resources = []
     repo = snap.repository
-    tags = [{"Key": TAG_AGENT, "Value": desired.name}]
+    tags = desired.tag_list
     if repo is None:
         resources.append(Resource("ecr repository", desired.name, CREATE, (), (Operation(
             "ecr.create_repository", {"repositoryName": desired.name, "tags": tags,

@@ -505,7 +505,7 @@ class Deployer(DeployerBase):
     def __init__(self, agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions):
         super().__init__(agent, settings, files, options)
         self.subscription, self.group, self.region = azure.resolve_location(settings, self.environ)
-        self.app = settings.options.get("app") or agent.name
+        self.app = agent.staged(settings.options.get("app") or agent.name)
         self.api = Api(self.subscription, self.group, self.environ, sleep=options.sleep,
                        retries=RETRIES if options.retries is None else options.retries,
                        backoff=BACKOFF if options.backoff is None else options.backoff,

@@ -23,6 +23,7 @@ from framework.errors import DeployError
 from framework.platforms.azure.limits import instance_memory, premium_sku
 
 TAG_AGENT = "agent-framework:agent"
+TAG_STAGE = "agent-framework:stage"
 OWNER = Mark("tag", TAG_AGENT)
 SETTING_PACKAGE = "AGENT_FRAMEWORK_PACKAGE"  # sha256 (hex) of the published zip
 SETTING_FILES = "AGENT_FRAMEWORK_FILES"  # "name=digest12,..." of the zip's entries (what changed, for people)
@@ -109,6 +110,11 @@ class Desired:
     # agent.json's "sessions" table and its storage account (None: sessions off)
     session_table: str | None = None
     session_account: str | None = None
+    stage: str | None = None  # agent.yaml's stage, tagged on the plan and the app
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {TAG_AGENT: self.name, **({TAG_STAGE: self.stage} if self.stage else {})}
 
     @property
     def table_marker(self) -> str | None:
@@ -190,12 +196,13 @@ def desired_state(agent, settings, *, subscription: str, resource_group: str, re
                 "in agent.yaml (a storage account in the resource group " + resource_group + "), or `storage:` "
                 "under targets.azure (its account is used)")
     return Desired(
-        name=agent.name, app=options.get("app") or agent.name, subscription=subscription,
+        name=agent.name, app=agent.staged(options.get("app") or agent.name), subscription=subscription,
         resource_group=resource_group, region=region, plan_kind=kind, python=str(options.get("python", "3.11")),
         memory=instance_memory(settings), sku="FC1" if kind == "flex" else premium_sku(settings),
         max_instances=settings.concurrency.max, warm=settings.concurrency.warm, public=agent.public,
         package_sha256=package_sha256, files=files, storage=storage.rstrip("/") if storage else None,
-        settings=dict(sorted(plain.items())), secret_env=from_env, session_table=table, session_account=account)
+        settings=dict(sorted(plain.items())), secret_env=from_env, session_table=table, session_account=account,
+        stage=agent.stage)
 
 
 # ---------------------------------------------------------------- snapshot of the deployed state
@@ -263,7 +270,7 @@ def _plan_body(desired: Desired) -> dict[str, Any]:
         properties["maximumElasticWorkerCount"] = max(desired.max_instances, desired.always_ready)
     return {"location": desired.region, "kind": "functionapp" if desired.plan_kind == "flex" else "elastic",
             "sku": plan_sku(desired.plan_kind, desired.sku), "properties": properties,
-            "tags": {TAG_AGENT: desired.name}}
+            "tags": desired.tags}
 
 
 def _plan_hosting_plan(desired: Desired, snap: Snapshot) -> Resource:
@@ -306,7 +313,7 @@ def _site_body(desired: Desired, settings: Mapping[str, Any]) -> dict[str, Any]:
     else:
         properties["siteConfig"].update(_premium_config(desired))
     return {"location": desired.region, "kind": "functionapp,linux", "identity": {"type": "SystemAssigned"},
-            "properties": properties, "tags": {TAG_AGENT: desired.name}}
+            "properties": properties, "tags": desired.tags}
 
 
 def _flex_config(desired: Desired) -> dict[str, Any]:

@@ -138,7 +138,7 @@ def deploy_steps(agent: Agent, settings: TargetSettings) -> tuple[list[tuple[str
     """`az` and `func` commands with the settings the framework's deploy uses (framework/deploy/azure.py),
     and notes for what agent.yaml does not say yet."""
     options = settings.options
-    plan, app = options["plan"], options.get("app") or agent.name
+    plan, app = options["plan"], agent.staged(options.get("app") or agent.name)
     if plan == "consumption":
         return [], ["The legacy Consumption plan is retiring and gets no new Python versions: "
                     "set `plan: flex` (or `premium`) under targets.azure and build again."]

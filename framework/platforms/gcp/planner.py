@@ -24,6 +24,7 @@ from framework.errors import DeployError
 
 LABEL_AGENT = "agent-framework"
 LABEL_CONTENT = "agent-framework-content"
+LABEL_STAGE = "agent-framework-stage"
 OWNER = Mark("label", LABEL_AGENT)
 # on the function: this framework set the TTL policy on the sessions collection's `expires` (a Firestore
 # field carries no labels), so destroy removes that policy and no other
@@ -127,6 +128,7 @@ class Desired:
     # projects/P/databases/D/collectionGroups/C/fields/expires of agent.json's sessions (None: sessions off)
     ttl_field: str | None = None
     claim_ttl: bool = False  # the function carries LABEL_TTL (set by plan_deploy from the snapshot)
+    stage: str | None = None  # agent.yaml's stage, a label on the function
 
     @property
     def parent(self) -> str:
@@ -161,7 +163,7 @@ def desired_state(agent, settings, *, project: str, region: str, content: str, s
         min_instances=settings.concurrency.warm, max_instances=settings.concurrency.max,
         request_concurrency=request_concurrency, public=agent.public, content=content, prompt=agent.system_prompt,
         secret_env=from_env, secret_refs={name: parse_secret(ref) for name, ref in refs.items()},
-        ttl_field=ttl_field(sessions, project))
+        ttl_field=ttl_field(sessions, project), stage=agent.stage)
 
 
 # ---------------------------------------------------------------- snapshot of the deployed state
@@ -254,6 +256,8 @@ def _service_body(desired: Desired, env: Mapping[str, str | None]) -> dict[str, 
 def _labels(desired: Desired, deployed: Mapping[str, str] | None = None) -> dict[str, str]:
     # labels someone added by hand stay: ours are merged in, never the whole map replaced blindly
     ours = {LABEL_AGENT: desired.name, LABEL_CONTENT: desired.content_label}
+    if desired.stage:
+        ours[LABEL_STAGE] = desired.stage
     if desired.claim_ttl:
         ours[LABEL_TTL] = TTL_FIELD
     return dict(sorted({**(deployed or {}), **ours}.items()))

@@ -333,7 +333,7 @@ class Deployer(DeployerBase):
     def __init__(self, agent: Agent, settings: TargetSettings, files: Sequence[File], options: DeployOptions):
         super().__init__(agent, settings, [f for f in files if f.path.startswith("vercel/")], options,
                          sorted(agent.secrets))
-        self.project = settings.options.get("project") or agent.name
+        self.project = agent.staged(settings.options.get("project") or agent.name)
         self.team = settings.options.get("team")
         self.api = Api(self.environ.get("VERCEL_API_URL") or vercel.DEFAULT_API, self.environ.get("VERCEL_TOKEN"),
                        self.team, options.sleep, stderr=options.stderr)

@@ -133,7 +133,7 @@ def desired_state(agent, settings, files: Sequence[Any], *, secret_values: Mappi
     ones set here; the values stay in memory and only their digests are kept).
     """
     options = settings.options
-    project = options.get("project") or agent.name
+    project = agent.staged(options.get("project") or agent.name)
     entries, stored = [], []
     by_name: dict[str, bytes] = {}
     for f in files:

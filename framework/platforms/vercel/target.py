@@ -126,7 +126,7 @@ def _route(runtime: str, with_sessions: bool = False) -> bytes:
 
 def render(agent: Agent, settings: TargetSettings) -> list[File]:
     runtime = settings.options["runtime"]
-    project = settings.options.get("project", agent.name)
+    project = agent.staged(settings.options.get("project") or agent.name)
     vercel: dict = {"$schema": "https://openapi.vercel.sh/vercel.json", "outputDirectory": STATIC_DIR,
                     # the OpenAI-compatible endpoint under the agent's URL: a rewrite keeps the URL the
                     # function reads its path from (https://vercel.com/docs/rewrites)
