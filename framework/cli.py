@@ -20,31 +20,31 @@ from framework.report import FORMATS, TextReporter, reporter
 # examples, shown under the command's options.
 _HELP = {
     "validate": ("check agent.yaml and print every problem at once",
-                 "python -m framework validate\n"
-                 "python -m framework validate -f other.yaml --format github   # annotations in GitHub Actions"),
+                 "agenthost validate\n"
+                 "agenthost validate -f other.yaml --format github   # annotations in GitHub Actions"),
     "build": ("validate, then write a function app per target to generated/",
-              "python -m framework build\n"
-              "python -m framework build --target aws -o out   # one platform, another folder\n"
-              "python -m framework build --check               # CI: exit 1 if generated/ is out of date"),
+              "agenthost build\n"
+              "agenthost build --target aws -o out   # one platform, another folder\n"
+              "agenthost build --check               # CI: exit 1 if generated/ is out of date"),
     "serve": ("run one target's app locally in its platform's runtime",
-              "python -m framework serve --target gcp --port 8080"),
+              "agenthost serve --target gcp --port 8080"),
     "invoke": ("send one message to a target's app run locally, print the answer",
-               "python -m framework invoke --target azure -m \"What is AI?\""),
+               "agenthost invoke --target azure -m \"What is AI?\""),
     "plan": ("show what deploy would create, update or delete (exit 0: no changes, 2: changes pending)",
-             "python -m framework plan\n"
-             "python -m framework plan --target aws --format json"),
+             "agenthost plan\n"
+             "agenthost plan --target aws --format json"),
     "deploy": ("build, show the plan, confirm, apply it to the cloud; print the function URL",
-               "python -m framework deploy\n"
-               "python -m framework deploy --yes --format json   # CI: no question"),
+               "agenthost deploy\n"
+               "agenthost deploy --yes --format json   # CI: no question"),
     "destroy": ("delete every resource the framework created for this agent (and nothing else)",
-                "python -m framework destroy --target aws --yes"),
+                "agenthost destroy --target aws --yes"),
     "info": ("what is deployed now, per target, with URLs",
-             "python -m framework info\n"
-             "python -m framework info --target vercel --format json"),
+             "agenthost info\n"
+             "agenthost info --target vercel --format json"),
     "init-ci": ("write a GitHub Actions workflow: plan on pull requests, deploy on main, cloud credentials "
                 "by OIDC federation",
-                "python -m framework init-ci\n"
-                "python -m framework init-ci --branch release --force"),
+                "agenthost init-ci\n"
+                "agenthost init-ci --branch release --force"),
 }
 
 
@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     from framework import __version__
 
     parser = argparse.ArgumentParser(
-        prog="python -m framework",
+        prog="agenthost",
         description="Build and run LLM agents on serverless platforms from one agent.yaml.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
