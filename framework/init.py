@@ -9,10 +9,10 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 import jsonschema
 
 from framework.errors import OutputError, UsageError
+from framework.render import environment
 from framework.schema import schema
 from framework.schema_file import write_editor_schema
 
@@ -78,8 +78,7 @@ def check_name(name: str) -> None:
 
 def starter(name: str) -> str:
     """The starter agent.yaml's text for a valid name (one target, every line commented)."""
-    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
-    return environment.from_string(STARTER.read_text(encoding="utf-8")).render(name=name)
+    return environment(STARTER.parent).get_template(STARTER.name).render(name=name)
 
 
 def add_to_gitignore(path: Path, entries: tuple[str, ...] = GITIGNORE) -> tuple[str, ...]:
