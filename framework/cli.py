@@ -19,32 +19,35 @@ from framework.report import FORMATS, TextReporter, reporter
 # Each command: its one-line description (shown in `--help` of the command and of the program) and
 # examples, shown under the command's options.
 _HELP = {
+    "init": ("write a commented starter agent.yaml here, the schema editors read, and .gitignore lines",
+             "agenthost init                  # the agent is named after this folder\n"
+             "agenthost init support-bot"),
     "validate": ("check agent.yaml and print every problem at once",
-                 "python -m framework validate\n"
-                 "python -m framework validate -f other.yaml --format github   # annotations in GitHub Actions"),
+                 "agenthost validate\n"
+                 "agenthost validate -f other.yaml --format github   # annotations in GitHub Actions"),
     "build": ("validate, then write a function app per target to generated/",
-              "python -m framework build\n"
-              "python -m framework build --target aws -o out   # one platform, another folder\n"
-              "python -m framework build --check               # CI: exit 1 if generated/ is out of date"),
+              "agenthost build\n"
+              "agenthost build --target aws -o out   # one platform, another folder\n"
+              "agenthost build --check               # CI: exit 1 if generated/ is out of date"),
     "serve": ("run one target's app locally in its platform's runtime",
-              "python -m framework serve --target gcp --port 8080"),
+              "agenthost serve --target gcp --port 8080"),
     "invoke": ("send one message to a target's app run locally, print the answer",
-               "python -m framework invoke --target azure -m \"What is AI?\""),
+               "agenthost invoke --target azure -m \"What is AI?\""),
     "plan": ("show what deploy would create, update or delete (exit 0: no changes, 2: changes pending)",
-             "python -m framework plan\n"
-             "python -m framework plan --target aws --format json"),
+             "agenthost plan\n"
+             "agenthost plan --target aws --format json"),
     "deploy": ("build, show the plan, confirm, apply it to the cloud; print the function URL",
-               "python -m framework deploy\n"
-               "python -m framework deploy --yes --format json   # CI: no question"),
+               "agenthost deploy\n"
+               "agenthost deploy --yes --format json   # CI: no question"),
     "destroy": ("delete every resource the framework created for this agent (and nothing else)",
-                "python -m framework destroy --target aws --yes"),
+                "agenthost destroy --target aws --yes"),
     "info": ("what is deployed now, per target, with URLs",
-             "python -m framework info\n"
-             "python -m framework info --target vercel --format json"),
+             "agenthost info\n"
+             "agenthost info --target vercel --format json"),
     "init-ci": ("write a GitHub Actions workflow: plan on pull requests, deploy on main, cloud credentials "
                 "by OIDC federation",
-                "python -m framework init-ci\n"
-                "python -m framework init-ci --branch release --force"),
+                "agenthost init-ci\n"
+                "agenthost init-ci --branch release --force"),
 }
 
 
@@ -52,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     from framework import __version__
 
     parser = argparse.ArgumentParser(
-        prog="python -m framework",
+        prog="agenthost",
         description="Build and run LLM agents on serverless platforms from one agent.yaml.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -80,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--format", choices=FORMATS, default="text",
                          help="how to print the result and problems: text (people), github (Actions "
                               "annotations), json")
+
+    init = command("init")
+    init.add_argument("name", nargs="?", metavar="NAME",
+                      help="the agent's name (default: this folder's name, made valid)")
+    init.add_argument("-f", "--file", default="agent.yaml", help="the agent file to write (default: agent.yaml)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing agent file")
 
     validate = command("validate")
     selection(validate, output=False)
@@ -143,6 +152,23 @@ def _one(args: argparse.Namespace):
         raise UsageError(f"{args.command} runs one agent; choose one with --agent "
                          f"({', '.join(unit.agent for unit in units)})")
     return units[0]
+
+
+def _cmd_init(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
+    import shlex
+
+    from framework.init import init
+
+    started = init(args.file, args.name, force=args.force)
+    file = "" if args.file == "agent.yaml" else f" -f {shlex.quote(args.file)}"
+    ignored = (f"added {len(started.ignored)} lines to {started.gitignore} (tool state, never committed)"
+               if started.ignored else f"{started.gitignore} already ignores the tool state")
+    reporter.result([f"wrote {started.agent} (the agent {started.name}, built for AWS Lambda: edit it freely)",
+                     f"wrote {started.schema} (the schema your editor reads, named on agent.yaml's first line)",
+                     ignored, "next:",
+                     f"  agenthost validate{file}    check it and explain any mistake",
+                     f"  agenthost build{file}       write the function app into generated/"], None)
+    return ExitCode.OK
 
 
 def _cmd_validate(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
@@ -218,7 +244,8 @@ class _Command:
     results: tuple[ExitCode, ...] = (ExitCode.OK, ExitCode.FAILED)
 
 
-_COMMANDS = {"validate": _Command(_cmd_validate), "build": _Command(_cmd_build), "serve": _Command(_cmd_serve),
+_COMMANDS = {"init": _Command(_cmd_init),
+             "validate": _Command(_cmd_validate), "build": _Command(_cmd_build), "serve": _Command(_cmd_serve),
              "invoke": _Command(_cmd_invoke),
              "plan": _Command(_cmd_plan, (ExitCode.OK, ExitCode.CHANGES_PENDING, ExitCode.FAILED)),
              "deploy": _Command(_cmd_deploy), "destroy": _Command(_cmd_destroy), "info": _Command(_cmd_info),

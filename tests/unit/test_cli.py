@@ -16,7 +16,7 @@ def test_version_prints_the_package_version(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0
-    assert capsys.readouterr().out.strip() == f"python -m framework {__version__}"
+    assert capsys.readouterr().out.strip() == f"agenthost {__version__}"
 
 
 @pytest.mark.parametrize("command", sorted(_HELP))
@@ -26,7 +26,7 @@ def test_every_command_help_has_its_description_and_an_example(command, capsys):
     text = capsys.readouterr().out
     description = _HELP[command][0]
     assert description[0].upper() + description[1:] + "." in " ".join(text.split())
-    assert f"examples:\n  python -m framework {command}" in text  # kept as written, not re-wrapped
+    assert f"examples:\n  agenthost {command}" in text  # kept as written, not re-wrapped
 
 
 AGENT = """\
