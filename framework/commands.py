@@ -14,6 +14,7 @@ from framework.errors import ExitCode, StaleError
 from framework.platforms import registry
 from framework.project import Unit
 from framework.report import TextReporter, problems_data
+from framework.schema_file import editor_schema_differences, write_editor_schema
 from framework.writer import differences, write
 
 
@@ -52,6 +53,7 @@ def build(units: Sequence[Unit], target: str | None, check: bool, reporter: Text
         diffs = [f"{kind:<9} {unit.folder}/{path}" if unit.folder else f"{kind:<9} {path}"
                  for unit, rendered in builds
                  for kind, path in (d.split(maxsplit=1) for d in differences(rendered, unit.output, full))]
+        diffs += editor_schema_differences(units[0].root)
         if diffs:
             raise StaleError(diffs)
         folders = ", ".join(f"{unit.output}/" for unit in units)
@@ -75,6 +77,8 @@ def build(units: Sequence[Unit], target: str | None, check: bool, reporter: Text
                   for row in built.values()]
         lines.append(f"{'manifest':<34} {unit.output}/manifest.json")
         data[str(unit.output)] = {"targets": built, "manifest": f"{unit.output}/manifest.json"}
+    schema = write_editor_schema(units[0].root)
+    lines.append(f"{'schema for editors':<34} {schema}")
     only = next(iter(data.values())) if len(units) == 1 else {"builds": data}
     reporter.result(lines, {**problems_data(warnings), **only})
     return ExitCode.OK

@@ -74,7 +74,7 @@ class StaleError(FrameworkError):
 
     def __init__(self, differences: list[str]):
         self.details = tuple(differences)
-        super().__init__("generated/ is out of date; run `python -m framework build`")
+        super().__init__("generated/ is out of date; run `agenthost build`")
 
 
 class UsageError(FrameworkError):

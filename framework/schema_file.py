@@ -32,3 +32,11 @@ def write_editor_schema(output: Path) -> Path:
         why = f"{blocked} is a file, not a folder" if blocked else error.strerror or str(error)
         raise OutputError(f"cannot write the editor schema {path}: {why}") from None
     return path
+
+
+def editor_schema_differences(output: Path) -> list[str]:
+    """`build --check`'s finding for the editor schema, in the writer's 'status path' form."""
+    path = output / EDITOR_SCHEMA
+    if not path.is_file():
+        return [f"missing   {EDITOR_SCHEMA}"]
+    return [] if path.read_bytes() == schema_path().read_bytes() else [f"changed   {EDITOR_SCHEMA}"]

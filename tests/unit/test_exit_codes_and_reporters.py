@@ -141,4 +141,4 @@ def test_json_shows_agent_yaml_problems_as_the_document_on_stdout():
 @pytest.mark.parametrize("fmt", ["text", "github", "json"])
 def test_every_format_shows_other_errors_on_stderr_details_first(fmt):
     assert shown(fmt, lambda r: r.error(errors.StaleError(["changed aws/agent.json"]))) == (
-        "", "changed aws/agent.json\nerror: generated/ is out of date; run `python -m framework build`\n")
+        "", "changed aws/agent.json\nerror: generated/ is out of date; run `agenthost build`\n")

@@ -474,7 +474,7 @@ def _plan_function(desired: Desired, snap: Snapshot, role_arn: str) -> tuple[Res
         raise DeployError(
             f"the function {name} is deployed as a {config.package_type.lower()} package and agent.yaml asks for "
             f"{desired.package_type.lower()}: Lambda cannot switch a function's package type; run "
-            "`python -m framework destroy` first, then deploy")
+            "`agenthost destroy` first, then deploy")
     ops, changes = [], []
     latest_sha = config.code_sha256
     code_current = _code_current(desired, function)

@@ -291,7 +291,7 @@ def _plan_hosting_plan(desired: Desired, snap: Snapshot) -> Resource:
         if (plan.tier == "FlexConsumption") != (desired.plan_kind == "flex"):
             raise DeployError(
                 f"the plan {name} is {plan.tier} and agent.yaml asks for {body['sku']['tier']}: Azure cannot move a "
-                "function app between Flex Consumption and Elastic Premium; run `python -m framework destroy "
+                "function app between Flex Consumption and Elastic Premium; run `agenthost destroy "
                 "--target azure` first, then deploy (or set another `app:` under targets.azure)")
         changes.append(Change("sku", plan.sku, sku))
     if desired.plan_kind == "premium" and plan.max_elastic != body["properties"]["maximumElasticWorkerCount"]:
@@ -360,7 +360,7 @@ def _plan_site(desired: Desired, snap: Snapshot) -> Resource:
         raise _not_ours("Function app", name, desired.name, desired.resource_group)
     if not _same_id(site.server_farm_id, desired.plan_id):
         raise DeployError(f"the function app {name} runs on another plan ({site.server_farm_id.rsplit('/', 1)[-1]}) "
-                          f"than {desired.plan_name}: run `python -m framework destroy --target azure`, then deploy")
+                          f"than {desired.plan_name}: run `agenthost destroy --target azure`, then deploy")
     changes: list[Change] = []
     patch: dict[str, Any] = {}
     if desired.plan_kind == "flex":

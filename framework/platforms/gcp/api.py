@@ -462,7 +462,7 @@ def package_source(files: Sequence[File]) -> tuple[bytes, str]:
     entries = source_entries(files)
     names = {name for name, _, _ in entries}
     if not {"main.py", "requirements.txt"} <= names:
-        raise PackageError("the gcp app needs main.py and requirements.txt: run `python -m framework build`")
+        raise PackageError("the gcp app needs main.py and requirements.txt: run `agenthost build`")
     return build_zip(entries), content_hash(entries)
 
 
