@@ -7,6 +7,7 @@ the executor resolves, so a plan can be printed, logged or stored safely.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ class Change:
     field: str
     old: Any
     new: Any
+    # old and new are whole texts (a system prompt): shown as a unified diff, not inline
+    text: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,12 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def unified_diff(old: str | None, new: str | None, context: int) -> list[str]:
+    """The lines of a text change, deployed text first, as `diff -u` shows them."""
+    return list(difflib.unified_diff((old or "").splitlines(), (new or "").splitlines(), "deployed", "agent.yaml",
+                                     lineterm="", n=context))
+
+
 def format_text(plan: Plan, verb: str = "deploy") -> str:
     """The plan for people: one line per resource, the changing fields under it, then a summary."""
     lines = [f"Plan: {plan.title}"]
@@ -105,7 +114,10 @@ def format_text(plan: Plan, verb: str = "deploy") -> str:
         detail = f" ({resource.detail})" if resource.detail else ""
         lines.append(f"  {_SYMBOL[resource.action]} {resource.action:<9} {resource.kind} {resource.name}{detail}")
         for change in resource.changes:
-            if resource.action == CREATE:
+            if change.text:
+                lines.append(f"        {change.field}: unified diff")
+                lines += [f"          {line}" for line in unified_diff(change.old, change.new, context=1)]
+            elif resource.action == CREATE:
                 lines.append(f"        {change.field}: {_show(change.new)}")
             elif resource.action == DELETE and change.new is None:
                 lines.append(f"        {change.field}: {_show(change.old)}")
@@ -124,3 +136,4 @@ def format_text(plan: Plan, verb: str = "deploy") -> str:
 
 def format_json(plan: Plan) -> str:
     return json.dumps(plan.to_dict(), indent=2, sort_keys=True)
+
