@@ -12,7 +12,6 @@ underlying Cloud Run service, present only while agent.yaml says `public: true`.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -218,11 +217,6 @@ def _not_ours(desired: Desired) -> DeployError:
                          "rename the agent, or remove or rename that function")
 
 
-def prompt_diff(old: str, new: str) -> str:
-    lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), "deployed", "agent.yaml", lineterm="", n=1))
-    return "\n".join(["unified diff"] + [f"          {line}" for line in lines])
-
-
 # Set by the platform itself on every 2nd gen function since mid-2024 (a known permanent diff in
 # Terraform, GoogleCloudPlatform/magic-modules#11092): never ours to remove.
 PLATFORM_ENV = frozenset({"LOG_EXECUTION_ID"})
@@ -278,7 +272,7 @@ def _build_body(desired: Desired, source: bool) -> dict[str, Any]:
 def _code_changes(desired: Desired, snap: Snapshot, old_label: str | None) -> list[Change]:
     changes = [Change("code (content sha256)", short(old_label), short(desired.content))]
     if snap.deployed_prompt is not None and snap.deployed_prompt != desired.prompt:
-        changes.append(Change("prompt", "deployed", prompt_diff(snap.deployed_prompt, desired.prompt)))
+        changes.append(Change("prompt", snap.deployed_prompt, desired.prompt, text=True))
     return changes
 
 
