@@ -84,22 +84,20 @@ def test_check_reports_missing_and_stale_files(project, capsys):
     out = project / "generated"
     build(project / "agent.yaml", out)
     (out / "gcp" / "main.py").unlink()
-    (out / "aws" / "leftover.py").write_text("x = 1\n")
+    (project / "agent.yaml").write_text((project / "agent.yaml").read_text().replace("  vercel: {timeout: 25}\n", ""))
     capsys.readouterr()
     assert build(project / "agent.yaml", out, "--check") == 1
     err = capsys.readouterr().err
     assert "missing   gcp/main.py" in err
-    assert "stale     aws/leftover.py" in err
+    assert "stale     vercel/api/agent.ts" in err  # listed by the manifest on disk, no longer generated
 
 
-def test_build_removes_files_and_targets_no_longer_rendered(project):
+def test_build_removes_targets_no_longer_rendered(project):
     out = project / "generated"
     build(project / "agent.yaml", out)
-    (out / "aws" / "leftover.py").write_text("x = 1\n")
     text = (project / "agent.yaml").read_text().replace("  gcp: {}\n", "")
     (project / "agent.yaml").write_text(text)
     assert build(project / "agent.yaml", out) == 0
-    assert not (out / "aws" / "leftover.py").exists()
     assert not (out / "gcp").exists()
     assert all(not p.startswith("gcp/") for p in json.loads((out / "manifest.json").read_text())["files"])
 
