@@ -27,6 +27,7 @@ GITIGNORE = (
     f"{GENERATED}/**/.aws-sam/",
     f"{GENERATED}/**/.vercel/",
     f".{GENERATED}.lock",
+    f"{GENERATED}/**/.*.lock",
     "__pycache__/",
     ".venv/",
 )
