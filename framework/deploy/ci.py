@@ -81,6 +81,8 @@ def _plan_script(command: str, stages: Sequence[str]) -> str:
                       f'cat {out} >> "$GITHUB_STEP_SUMMARY"'])
 
 
+# the ids of the bot's plan comments (jq, as gh's --jq runs it), on each page of the pull request's comments
+MINE = f'.[] | select(.user.login == "github-actions[bot]" and (.body | startswith("{MARKER}"))) | .id'
 _COMMENT = f"""\
 body="$RUNNER_TEMP/plan.md"
 if [ "$(wc -c < "$body")" -gt {COMMENT_LIMIT} ]; then
@@ -88,8 +90,8 @@ if [ "$(wc -c < "$body")" -gt {COMMENT_LIMIT} ]; then
   printf '%s\\nThe plan is longer than a comment holds: read it in the summary of %s\\n' {shlex.quote(MARKER)} \\
     "$RUN_URL" > "$body"
 fi
-id=$(gh api "repos/$REPO/issues/$PR/comments" --paginate --jq '.[] | select(.user.login == "github-actions[bot]"
-  and (.body | startswith("{MARKER}"))) | .id' | head -n 1)
+mine='{MINE}'
+id=$(gh api "repos/$REPO/issues/$PR/comments" --paginate --jq "$mine" | head -n 1)
 if [ -n "$id" ]; then
   gh api --method PATCH "repos/$REPO/issues/comments/$id" -F "body=@$body" > /dev/null
 else
