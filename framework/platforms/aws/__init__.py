@@ -8,7 +8,7 @@ from framework.platforms.base import CiLogin, Definition, DeployerFactory, Runne
 
 CI_LOGIN = CiLogin(
     step="""\
-      - uses: aws-actions/configure-aws-credentials@v4
+      - uses: aws-actions/configure-aws-credentials@e6de054238d6b7531b4efff3b6587d9aade6a06c  # v6.2.3
         with:
           role-to-assume: ${{ vars.AWS_@@_ROLE_ARN }}
           aws-region: REGION""",

@@ -8,7 +8,7 @@ from framework.platforms.base import CiLogin, Definition, DeployerFactory, Runne
 
 CI_LOGIN = CiLogin(
     step="""\
-      - uses: azure/login@v2
+      - uses: azure/login@f5d393ae46f8fde4be8b75f32e3fc50e654ad0ca  # v3.0.1
         with:
           client-id: ${{ vars.AZURE_@@_CLIENT_ID }}
           tenant-id: ${{ vars.AZURE_TENANT_ID }}

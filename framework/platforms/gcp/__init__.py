@@ -8,7 +8,7 @@ from framework.platforms.gcp import target
 
 CI_LOGIN = CiLogin(
     step="""\
-      - uses: google-github-actions/auth@v2
+      - uses: google-github-actions/auth@7c6bc770dae815cd3e89ee6cdf493a5fab2cc093  # v3.0.0
         with:
           workload_identity_provider: ${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}
           service_account: ${{ vars.GCP_@@_SERVICE_ACCOUNT }}""",
