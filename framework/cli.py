@@ -129,7 +129,12 @@ def _parser() -> argparse.ArgumentParser:
                              help="stop at the first target that fails (default: go on with the others)")
 
     init_ci = command("init-ci")
-    init_ci.add_argument("-f", "--file", default="agent.yaml", help="the agent file (default: agent.yaml)")
+    init_ci.add_argument("-f", "--file", action="append", default=[], metavar="FILE",
+                         help="an agent file or a glob; may be given several times (default: agent.yaml, else "
+                              "every agents/*/agent.yaml, and the workflow then finds them the same way)")
+    init_ci.add_argument("--install", metavar="REQUIREMENT",
+                         help="what the workflow pip-installs (default: serverless-agent-hosting==<this version>; "
+                              "e.g. 'serverless-agent-hosting @ git+https://github.com/ORG/REPO@vX.Y.Z')")
     init_ci.add_argument("--workflow", default=".github/workflows/agent.yml",
                          help="where to write it (default: .github/workflows/agent.yml)")
     init_ci.add_argument("--branch", default="main", help="the branch that deploys (default: main)")
@@ -228,9 +233,11 @@ def _cmd_info(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
 
 
 def _cmd_init_ci(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
+    from framework import project
     from framework.deploy.ci import init_ci
 
-    path = init_ci(args.file, args.workflow, branch=args.branch, force=args.force)
+    path = init_ci(project.agent_files(args.file), args.workflow, branch=args.branch, force=args.force,
+                   install=args.install)
     reporter.result([f"wrote {path}: set the repository variables it names at its top (cloud identities GitHub "
                      "may use)"], None)
     return ExitCode.OK

@@ -221,15 +221,18 @@ def init_ci(files: list[str], path: str, branch: str = "main", force: bool = Fal
             install: str | None = None) -> Path:
     """Write the workflow for the agent files found (or named); the commands in it name them with -f
     unless they are exactly what agenthost finds by itself in the repository."""
-    from framework.config.validate import validate_file
+    from framework.config.load import load
+    from framework.config.validate import validate_stages
 
     targets: dict[str, dict[str, Any]] = {}
     from_env: set[str] = set()
     documents: list[Mapping[str, Any]] = []
-    for file in files:
-        validated = validate_file(file)
+    # the agent and each of its stages: a stage may add a target, whose login the workflow then needs
+    versions = [(file, validated) for file in files for validated in validate_stages(load(file))]
+    for file, validated in versions:
         agent = validated.agent
-        documents.append(validated.document.data)
+        if validated.document.stage is None:
+            documents.append(validated.document.data)
         options = {t.name: dict(t.options) for t in agent.targets}
         for platform in registry.platforms():
             login = platform.ci_login

@@ -204,3 +204,22 @@ def test_a_workflow_path_that_cannot_be_written_says_why_in_one_line(tmp_path, m
         init_ci([agent], str(blocker / "agent.yml"))
     assert str(error.value) == (f"cannot write the workflow {blocker / 'agent.yml'}: {blocker} is a file, not a "
                                 "folder; pass another path with --workflow")
+
+
+STAGED = AGENT + """\
+    stages:
+      dev: {model: gpt-4o-mini}
+      prod:
+        targets: {vercel: {timeout: 25}}
+"""
+
+
+def test_an_agent_with_stages_gets_a_plan_and_a_deploy_job_per_stage_in_order(tmp_path):
+    flow, text = _workflow(tmp_path, STAGED)
+    runs = _runs(flow["jobs"]["check"])
+    assert runs.index("plan --stage dev --format markdown") < runs.index("plan --stage prod --format markdown")
+    dev, prod = flow["jobs"]["deploy-dev"], flow["jobs"]["deploy-prod"]
+    assert "agenthost deploy --stage dev --yes" in _runs(dev) and "agenthost deploy --stage prod --yes" in _runs(prod)
+    assert prod["needs"] == "deploy-dev" and (dev["environment"], prod["environment"]) == ("dev", "production")
+    assert "secrets.VERCEL_TOKEN" in text  # the prod stage adds Vercel: its token is read, and named in the header
+    assert "VERCEL_TOKEN" in text.split("\nname:")[0]

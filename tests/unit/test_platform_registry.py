@@ -194,7 +194,7 @@ def test_plan_finds_its_deployer(pyfn, agent_yaml, tmp_path, capsys):
 
 
 def test_init_ci_signs_in_with_its_login(pyfn, agent_yaml, tmp_path):
-    workflow = tmp_path / "agent.yml"
+    workflow = agent_yaml.parent / ".github" / "workflows" / "agent.yml"
     assert main(["init-ci", "-f", str(agent_yaml), "--workflow", str(workflow)]) == 0
     text = workflow.read_text()
     assert "#   PYFN_TOKEN: the pyfn API token" in text
