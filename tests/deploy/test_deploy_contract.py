@@ -551,3 +551,33 @@ def test_an_agent_with_sessions_gets_its_store_once_and_destroy_removes_it(store
     assert cloud.mutating() == []
     cloud.run("destroy", agent)
     assert not store.exists()
+
+
+STAGES = "    stages:\n      dev: {}\n      prod: {}\n"
+
+
+def test_a_stage_reads_and_touches_only_its_own_resources(cloud, tmp_path):
+    """dev, the agent as written and prod side by side: each deploy, plan and destroy of one leaves the
+    others exactly as they were (their resources are <name>-<stage>, marked as the stage's)."""
+    agent = helpers.write_agent(tmp_path, textwrap.dedent(cloud.agent + STAGES))
+
+    def run(command: str, stage: str | None) -> Run:
+        out, err = io.StringIO(), io.StringIO()
+        yes = [True] if command in ("deploy", "destroy") else []
+        code = getattr(commands, command)(str(agent), cloud.name, str(tmp_path / "generated"), "json", *yes,
+                                          stage=stage, stdout=out, stderr=err, sleep=cloud.sleeps.append, **FAST,
+                                          **cloud.options)
+        return Run(code, out.getvalue(), err.getvalue())
+
+    assert run("deploy", "dev").code == 0
+    assert cloud.ours() == []  # nothing named support-bot: the stage's resources are support-bot-dev
+    assert run("deploy", None).code == 0
+    written = cloud.state()
+    prod = json.loads(run("plan", "prod").stdout)
+    assert {r["action"] for r in prod["resources"]} == {"create"}  # dev's and the agent's resources are not prod's
+    assert run("deploy", "prod").code == 0
+    cloud.clear()
+    assert run("destroy", "dev").code == 0
+    assert cloud.state() == written  # the agent as written: untouched by another stage's deploy and destroy
+    assert run("plan", "prod").code == 0  # prod: still there, nothing to change
+    assert run("plan", "dev").code == 2  # dev: gone, to be created again
