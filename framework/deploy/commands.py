@@ -134,7 +134,7 @@ class _Console:
     def __init__(self, stream: TextIO, labels: Sequence[str]):
         self.stream = stream
         self.width = max(map(len, labels), default=0)
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # also held around a check and its line (see _Progress)
 
     def line(self, label: str, text: str) -> None:
         with self.lock:
@@ -224,9 +224,11 @@ class _Pool:
                 for thread in threads:
                     thread.join()
         except KeyboardInterrupt:
-            self.interrupted.set()
+            with self.console.lock:  # after this line, no operation starts (see _Progress)
+                self.interrupted.set()
+                if changing:
+                    self.console.note(f"\n{INTERRUPTED}")
             if changing:
-                self.console.note(f"\n{INTERRUPTED}")
                 try:
                     for thread in threads:
                         if thread.is_alive():
@@ -250,10 +252,11 @@ class _Progress:
 
     def __call__(self, event: str, index: int, total: int, resource: Resource, op: Operation) -> None:
         if event == "start":
-            if self.interrupted.is_set():
-                raise _Stopped
-            self.current = f"[{index}/{total}] {op.api or op.kind:<34} {resource.kind} {resource.name} ..."
-            self.console.line(self.label, self.current)
+            with self.console.lock:
+                if self.interrupted.is_set():
+                    raise _Stopped
+                self.current = f"[{index}/{total}] {op.api or op.kind:<34} {resource.kind} {resource.name} ..."
+                self.console.line(self.label, self.current)
         else:
             self.console.line(self.label, f"{self.current} ok")
             self.current = None
