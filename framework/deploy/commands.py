@@ -7,9 +7,11 @@ errors are raised as FrameworkError and shown once by cli.main().
 
 from __future__ import annotations
 
+import io
 import os
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -81,27 +83,6 @@ def _confirm(question: str, yes: bool, stdin: TextIO, stderr: TextIO, environ: M
         raise Cancelled("cancelled; nothing was changed")
 
 
-def _progress(stderr: TextIO):
-    def show(event: str, index: int, total: int, resource: Resource, op: Operation) -> None:
-        if event == "start":
-            print(f"  [{index}/{total}] {op.api or op.kind:<34} {resource.kind} {resource.name} ...",
-                  end="", file=stderr, flush=True)
-        else:
-            print(" ok", file=stderr, flush=True)
-    return show
-
-
-def _apply(deployer: Deployer, plan: Plan, stderr: TextIO) -> dict[str, Any]:
-    try:
-        return deployer.apply(plan, _progress(stderr))
-    except KeyboardInterrupt:
-        print("\ninterrupted: what was done stays done; run the same command again to finish", file=stderr)
-        raise
-    except BaseException:
-        print(" failed", file=stderr)
-        raise
-
-
 def _result(report: TextReporter, lines: list[str], data: Any) -> None:
     """A deploy-stage result: its JSON has sorted keys and is ASCII, as it always was."""
     report.result(lines, data, sort_keys=True, ensure_ascii=True)
@@ -122,7 +103,8 @@ def _targets(file: str, target: str | None) -> list[str]:
 
 @dataclass
 class _Step:
-    """One target's part of a multi-target run: its deployer, plan and outcome."""
+    """One unit of a run over several targets: its deployer, plan and outcome. The parallel machinery
+    (_Pool, _Console) knows a step only by its `label` and `error`."""
 
     target: str
     deployer: Any = None  # a Deployer, once made
@@ -132,31 +114,201 @@ class _Step:
     outputs: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def label(self) -> str:
+        """What prefixes the step's lines on stderr."""
+        return self.target
+
+    @property
     def plan(self) -> Plan | None:
         return self.result.plan if self.result is not None else None
 
 
-def _planned(file: str, target: str | None, output: str, stderr: TextIO, destroy: bool,
-             fail_fast: bool = False, **options: Any) -> list[_Step]:
-    """Read and plan every target; a target that fails to plan is recorded, the others go on."""
-    steps = []
-    for name in _targets(file, target):
-        step = _Step(name)
-        steps.append(step)
+WORKERS = 4  # steps at once: each mostly waits on its cloud's answers, so a few threads cost little
+INTERRUPTED = "interrupted: what was done stays done; run the same command again to finish"
+
+
+class _Console:
+    """The one writer of every step's lines on stderr: each line whole, under one lock, prefixed by
+    its step's label (padded to the longest), so steps running at once stay readable."""
+
+    def __init__(self, stream: TextIO, labels: Sequence[str]):
+        self.stream = stream
+        self.width = max(map(len, labels), default=0)
+        self.lock = threading.RLock()  # also held around a check and its line (see _Progress)
+
+    def line(self, label: str, text: str) -> None:
+        with self.lock:
+            print(f"{label:<{self.width}}  {text}", file=self.stream, flush=True)
+
+    def note(self, text: str) -> None:
+        with self.lock:
+            print(text, file=self.stream, flush=True)
+
+
+class _StepStream(io.TextIOBase):
+    """A step's stderr as its deployer sees it (warnings, retries): text is held until its newline
+    (or a flush), then written through the console as a whole line with the step's label."""
+
+    def __init__(self, console: _Console, label: str):
+        super().__init__()
+        self.console, self.label, self.pending = console, label, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            self.console.line(self.label, line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            text, self.pending = self.pending, ""
+            self.console.line(self.label, text)
+
+
+class _Stopped(KeyboardInterrupt):
+    """Raised in a worker before its next operation once Ctrl-C was pressed (a KeyboardInterrupt, so
+    that no `except Exception` on the way swallows it)."""
+
+
+class _Pool:
+    """Runs `work(step)` for steps in their order, at most WORKERS at a time (a single step runs in
+    the calling thread).
+
+    A step whose work raises a FrameworkError keeps it as its error and the others go on. With
+    fail_fast, the first error stops the launching of steps not started yet; those in flight finish
+    their work (a target is never left half-way because another failed), then that error is raised.
+    Ctrl-C stops the launching too; while `changing`, it is announced once and the workers stop
+    before their next operation, and are waited for (a second Ctrl-C abandons them: daemon threads
+    end with the process). Reading and planning are abandoned at once."""
+
+    def __init__(self, console: _Console, fail_fast: bool = False):
+        self.console = console
+        self.fail_fast = fail_fast
+        self.interrupted = threading.Event()  # set on Ctrl-C: no operation starts any more
+
+    def run(self, steps: Sequence[_Step], work: Callable[[_Step], None], changing: bool = False) -> None:
+        todo = list(steps)
+        lock = threading.Lock()
+        stop: list[Exception] = []  # what stopped the launching; the first is raised
+
+        def take() -> _Step | None:
+            with lock:
+                return todo.pop(0) if todo and not stop and not self.interrupted.is_set() else None
+
+        def worker() -> None:
+            while (step := take()) is not None:
+                try:
+                    work(step)
+                except FrameworkError as error:
+                    step.error = error
+                    if self.fail_fast:
+                        with lock:
+                            stop.append(error)
+                except _Stopped:
+                    return
+                except Exception as error:  # not a user's error (a bug): stop, raise it in the calling thread
+                    with lock:
+                        stop.append(error)
+
+        threads = [threading.Thread(target=worker, name=f"agenthost-{n}", daemon=True)
+                   for n in range(min(WORKERS, len(todo)))]
         try:
-            step.deployer = make_deployer(file, name, output, stderr, **options)
-            with step.deployer.errors():
-                if destroy:
-                    step.result = step.deployer.destroy_plan(step.deployer.snapshot(destroy=True))
-                else:
-                    step.deployer.prepare()
-                    step.snapshot = step.deployer.snapshot()
-                    step.result = step.deployer.plan(step.snapshot)
+            if len(threads) == 1:
+                worker()
+            else:
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+        except KeyboardInterrupt:
+            with self.console.lock:  # after this line, no operation starts (see _Progress)
+                self.interrupted.set()
+                if changing:
+                    self.console.note(f"\n{INTERRUPTED}")
+            if changing:
+                try:
+                    for thread in threads:
+                        if thread.is_alive():
+                            thread.join()
+                except KeyboardInterrupt:
+                    pass
+            raise
+        if stop:
+            if changing and todo and isinstance(stop[0], FrameworkError):
+                self.console.note(f"stopped (--fail-fast): not started: {', '.join(s.label for s in todo)}")
+            raise stop[0]
+
+
+class _Progress:
+    """A step's way through its plan, as whole lines: one when an operation starts, one when it ends
+    ("ok") or fails. Before starting an operation, it stops the step if Ctrl-C was pressed."""
+
+    def __init__(self, console: _Console, label: str, interrupted: threading.Event):
+        self.console, self.label, self.interrupted = console, label, interrupted
+        self.current: str | None = None  # the operation under way
+
+    def __call__(self, event: str, index: int, total: int, resource: Resource, op: Operation) -> None:
+        if event == "start":
+            with self.console.lock:
+                if self.interrupted.is_set():
+                    raise _Stopped
+                self.current = f"[{index}/{total}] {op.api or op.kind:<34} {resource.kind} {resource.name} ..."
+                self.console.line(self.label, self.current)
+        else:
+            self.console.line(self.label, f"{self.current} ok")
+            self.current = None
+
+    def failed(self) -> None:
+        if self.current is not None:
+            self.console.line(self.label, f"{self.current} failed")
+
+
+def _apply(step: _Step, pool: _Pool) -> dict[str, Any]:
+    """The step's plan applied, its progress on the console."""
+    progress = _Progress(pool.console, step.label, pool.interrupted)
+    try:
+        return step.deployer.apply(step.plan, progress)
+    except Exception:
+        progress.failed()
+        raise
+
+
+def _make_deployers(steps: list[_Step], pool: _Pool, file: str, output: str, **options: Any) -> None:
+    """Each step's deployer, writing to stderr through the pool's console. Made one by one in this
+    thread: rendering and importing the SDKs are work for this process, not waits on a cloud (and
+    imports are safest not raced)."""
+    for step in steps:
+        try:
+            step.deployer = make_deployer(file, step.target, output, _StepStream(pool.console, step.label),
+                                          **options)
         except FrameworkError as error:
-            if target is not None or fail_fast:
+            if pool.fail_fast:
                 raise
             step.error = error
-    return steps
+
+
+def _planned(file: str, target: str | None, output: str, stderr: TextIO, destroy: bool,
+             fail_fast: bool = False, **options: Any) -> tuple[list[_Step], _Pool]:
+    """Every target read and planned, in parallel; a target that fails to plan is recorded, the others
+    go on (unless fail_fast, or one target was asked for)."""
+    steps = [_Step(name) for name in _targets(file, target)]
+    pool = _Pool(_Console(stderr, [step.label for step in steps]), fail_fast=fail_fast or target is not None)
+    _make_deployers(steps, pool, file, output, **options)
+
+    def read(step: _Step) -> None:
+        with step.deployer.errors():
+            if destroy:
+                step.result = step.deployer.destroy_plan(step.deployer.snapshot(destroy=True))
+            else:
+                step.deployer.prepare()
+                step.snapshot = step.deployer.snapshot()
+                step.result = step.deployer.plan(step.snapshot)
+
+    pool.run([step for step in steps if step.error is None], read)
+    return steps, pool
 
 
 def _per_target(steps: list[_Step], value) -> dict[str, Any]:
@@ -196,7 +348,7 @@ def plan(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO
     is nothing to change, CHANGES_PENDING when there is (cli.py declares these as plan's results, so
     an error never exits with CHANGES_PENDING's number)."""
     report = reporter(fmt, stdout, stderr)
-    steps = _planned(file, target, output, report.stderr, destroy=False, **options)
+    steps, _ = _planned(file, target, output, report.stderr, destroy=False, **options)
     data = (steps[0].plan.to_dict() if target is not None else
             _per_target(steps, lambda step: step.plan.to_dict()))
     _result(report, [_plans_text(steps)], data)
@@ -208,12 +360,13 @@ def plan(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO
 def deploy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, stdin: TextIO | None = None,
            stdout: TextIO | None = None, stderr: TextIO | None = None, environ: Mapping[str, str] | None = None,
            fail_fast: bool = False, **options: Any) -> ExitCode:
-    """Plan every target, confirm once, apply target by target: a failing target does not stop the
-    others (unless fail_fast); the exit code is FAILED when any failed, naming them."""
+    """Plan every target, confirm once, apply the targets in parallel: a failing target does not stop
+    the others (unless fail_fast); the exit code is FAILED when any failed, naming them."""
     report = reporter(fmt, stdout, stderr)
     stdin, stderr = stdin or sys.stdin, report.stderr
     environ = os.environ if environ is None else environ
-    steps = _planned(file, target, output, stderr, destroy=False, fail_fast=fail_fast, environ=environ, **options)
+    steps, pool = _planned(file, target, output, stderr, destroy=False, fail_fast=fail_fast, environ=environ,
+                           **options)
     report.display(_plans_text(steps))
     for step in steps:
         if step.error is None and step.plan.has_changes:
@@ -221,26 +374,20 @@ def deploy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, s
                 with step.deployer.errors():
                     step.deployer.preflight(step.result)
             except FrameworkError as error:
-                if fail_fast or target is not None:
+                if pool.fail_fast:
                     raise
                 step.error = error
     changing = [step for step in steps if step.error is None and step.plan.has_changes]
     if changing:
         where = ", ".join(step.deployer.title for step in changing)
         _confirm(f"Apply these changes to {where}?", yes, stdin, stderr, environ)
-    for step in steps:
-        if step.error is not None:
-            continue
-        if len(steps) > 1:
-            print(f"{step.deployer.title}:", file=stderr, flush=True)
-        try:
-            with step.deployer.errors():
-                results = _apply(step.deployer, step.plan, stderr) if step.plan.has_changes else {}
-                step.outputs = {**step.deployer.outputs(step.snapshot, results), "changed": step.plan.has_changes}
-        except FrameworkError as error:
-            if fail_fast or target is not None:
-                raise
-            step.error = error
+
+    def apply(step: _Step) -> None:
+        with step.deployer.errors():
+            results = _apply(step, pool) if step.plan.has_changes else {}
+            step.outputs = {**step.deployer.outputs(step.snapshot, results), "changed": step.plan.has_changes}
+
+    pool.run([step for step in steps if step.error is None], apply, changing=bool(changing))
     done = [step for step in steps if step.error is None]
     lines = []
     for step in done:
@@ -254,11 +401,12 @@ def deploy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, s
 def destroy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, stdin: TextIO | None = None,
             stdout: TextIO | None = None, stderr: TextIO | None = None, environ: Mapping[str, str] | None = None,
             fail_fast: bool = False, **options: Any) -> ExitCode:
-    """Plan the deletion of every target's resources, confirm once, delete target by target."""
+    """Plan the deletion of every target's resources, confirm once, delete the targets in parallel."""
     report = reporter(fmt, stdout, stderr)
     stdin, stderr = stdin or sys.stdin, report.stderr
     environ = os.environ if environ is None else environ
-    steps = _planned(file, target, output, stderr, destroy=True, fail_fast=fail_fast, environ=environ, **options)
+    steps, pool = _planned(file, target, output, stderr, destroy=True, fail_fast=fail_fast, environ=environ,
+                           **options)
     for step in steps:
         if step.error is None:
             plan_ = step.plan
@@ -268,14 +416,13 @@ def destroy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, 
     if changing:
         where = ", ".join(step.deployer.title for step in changing)
         _confirm(f"Delete these resources from {where}?", yes, stdin, stderr, environ)
-    for step in changing:
-        try:
-            with step.deployer.errors():
-                _apply(step.deployer, step.plan, stderr)
-        except FrameworkError as error:
-            if fail_fast or target is not None:
-                raise
-            step.error = error
+
+    def delete(step: _Step) -> None:
+        with step.deployer.errors():
+            _apply(step, pool)
+
+    pool.run(changing, delete, changing=True)
+
     def destroyed(step: _Step) -> dict[str, Any]:
         return {"destroyed": [f"{r.kind} {r.name}" for r in step.plan.resources],
                 "left_alone": list(step.plan.notes)}
@@ -288,8 +435,8 @@ def destroy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, 
 
 def info(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO | None = None,
          stderr: TextIO | None = None, **options: Any) -> ExitCode:
-    """What is deployed, per target: a target that cannot be read is named and does not hide the
-    others; the exit code is FAILED when any could not be read."""
+    """What is deployed, per target (read in parallel): a target that cannot be read is named and
+    does not hide the others; the exit code is FAILED when any could not be read."""
     report = reporter(fmt, stdout, stderr)
     from framework.config.validate import validate_file
 
@@ -297,23 +444,24 @@ def info(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO
     listed = [t.name for t in agent.targets]
     if target is not None and target not in listed:
         raise UsageError(f"target {target!r} is not in agent.yaml (it lists: {', '.join(listed)})")
-    reports: list[dict[str, Any]] = []
-    steps = []
+    rows: list[dict[str, Any] | _Step] = []  # in agent.yaml's order: a row, or the step that reads one
     for name in listed:
         if target is not None and name != target:
             continue
-        if name not in registry.deployable():
-            reports.append({"target": name, "deployed": None, "note": "deploy not built yet for this target"})
-            continue
-        step = _Step(name)
-        steps.append(step)
-        try:
-            step.deployer = make_deployer(file, name, output, report.stderr, **options)
-            with step.deployer.errors():
-                reports.append(step.deployer.info())
-        except FrameworkError as error:
-            step.error = error
-            reports.append({"target": name, "error": str(error)})
+        rows.append(_Step(name) if name in registry.deployable() else
+                    {"target": name, "deployed": None, "note": "deploy not built yet for this target"})
+    steps = [row for row in rows if isinstance(row, _Step)]
+    pool = _Pool(_Console(report.stderr, [step.label for step in steps]))
+    _make_deployers(steps, pool, file, output, **options)
+
+    def read(step: _Step) -> None:
+        with step.deployer.errors():
+            step.outputs = step.deployer.info()
+
+    pool.run([step for step in steps if step.error is None], read)
+    reports = [row if isinstance(row, dict) else
+               {"target": row.target, "error": str(row.error)} if row.error is not None else row.outputs
+               for row in rows]
     lines = []
     for row in reports:
         if "error" in row:

@@ -46,6 +46,7 @@ import json
 import secrets
 import socket
 import threading
+import time
 import uuid
 import zipfile
 from dataclasses import dataclass
@@ -116,6 +117,7 @@ class FakeAzure:
         self._kill_after: int | None = None
         self._fail_deployment = False
         self.served = 0  # mutating requests answered successfully (for kill_after)
+        self.delay = 0.0  # seconds every answer waits, outside the lock (a cloud's latency, for bench/deploy.py)
         self.server = ThreadingHTTPServer((HOST, 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -225,6 +227,7 @@ class FakeAzure:
                 parts = urlsplit(self.path)
                 record = Recorded(self.command, parts.path, parse_qs(parts.query),
                                   {k.lower(): v for k, v in self.headers.items()}, body)
+                time.sleep(fake.delay)
                 try:
                     status, payload, headers = fake._dispatch(record)
                 except Error as error:

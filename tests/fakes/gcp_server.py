@@ -34,6 +34,7 @@ import hashlib
 import itertools
 import json
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -129,6 +130,7 @@ class FakeGcp:
         self._mutations = 0
         self._ids = itertools.count(1)
         self.polls_per_operation = 2
+        self.delay = 0.0  # seconds every answer waits, outside the lock (a cloud's latency, for bench/deploy.py)
         handler = type("Handler", (_Handler,), {"fake": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
@@ -545,6 +547,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        time.sleep(self.fake.delay)
         status, headers, payload = self.fake.handle(self.command, self.path, dict(self.headers.items()), body)
         self.send_response(status)
         for key, value in headers.items():

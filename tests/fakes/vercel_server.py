@@ -33,6 +33,7 @@ import hashlib
 import itertools
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -78,6 +79,7 @@ class FakeVercel:
         self.token = token
         self.team = team
         self._lock = threading.Lock()
+        self.delay = 0.0  # seconds every answer waits, outside the lock (a cloud's latency, for bench/deploy.py)
         self.reset()
         self._server = ThreadingHTTPServer((HOST, 0), self._handler())
         self._server.daemon_threads = True
@@ -383,6 +385,7 @@ class FakeVercel:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                time.sleep(fake.delay)
                 status, data, extra = fake._handle(self.command, self.path, headers, body)
                 raw = b"" if data is None or status == 204 else json.dumps(data).encode()
                 self.send_response(status)
