@@ -48,7 +48,7 @@ def render_all(validated: Validated, only: str | None = None) -> Build:
     names = [t.name for t in agent.targets]
     if only is not None and only not in names:
         listed = ", ".join(names)
-        raise UsageError(f"target {only!r} is not in agent.yaml (it lists: {listed})")
+        raise UsageError(f"target {only!r} is not in {validated.document.file} (it lists: {listed})")
     targets = {
         settings.name: registry.get(settings.name).render(agent, settings)
         for settings in agent.targets

@@ -204,32 +204,38 @@ def _cmd_invoke(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
                                   reporter, args.session, unit.stage)
 
 
+def _selected(args: argparse.Namespace) -> dict:
+    """What the deploy stage's commands take from the command line: files, stage, agents, streams."""
+    from framework import project
+
+    return {"file": project.agent_files(args.file), "target": args.target, "output": args.output,
+            "fmt": args.format, "stage": args.stage, "agents": args.agent}
+
+
 def _cmd_plan(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.deploy import commands
 
-    return commands.plan(_one(args).file, args.target, args.output, args.format, stdout=reporter.stdout,
-                         stderr=reporter.stderr)
+    return commands.plan(**_selected(args), stdout=reporter.stdout, stderr=reporter.stderr)
 
 
 def _cmd_deploy(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.deploy import commands
 
-    return commands.deploy(_one(args).file, args.target, args.output, args.format, args.yes, fail_fast=args.fail_fast,
-                           stdout=reporter.stdout, stderr=reporter.stderr)
+    return commands.deploy(**_selected(args), yes=args.yes, fail_fast=args.fail_fast, stdout=reporter.stdout,
+                           stderr=reporter.stderr)
 
 
 def _cmd_destroy(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.deploy import commands
 
-    return commands.destroy(_one(args).file, args.target, args.output, args.format, args.yes, fail_fast=args.fail_fast,
-                           stdout=reporter.stdout, stderr=reporter.stderr)
+    return commands.destroy(**_selected(args), yes=args.yes, fail_fast=args.fail_fast, stdout=reporter.stdout,
+                            stderr=reporter.stderr)
 
 
 def _cmd_info(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.deploy import commands
 
-    return commands.info(_one(args).file, args.target, args.output, args.format, stdout=reporter.stdout,
-                         stderr=reporter.stderr)
+    return commands.info(**_selected(args), stdout=reporter.stdout, stderr=reporter.stderr)
 
 
 def _cmd_init_ci(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
@@ -263,7 +269,8 @@ _ALIASES = {"remove": "destroy"}  # what Serverless Framework and SAM users type
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = _COMMANDS[_ALIASES.get(args.command, args.command)]
-    report = reporter(getattr(args, "format", "text"))
+    fmt = getattr(args, "format", "text")
+    report = reporter("text" if fmt == "markdown" else fmt)  # markdown is plan's result; errors stay text
     try:
         return command.run(args, report)
     except FrameworkError as error:

@@ -13,14 +13,24 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
-from framework.deploy.plan import CREATE, DELETE, UPDATE, Operation, Plan, Resource, format_text
+from framework.deploy.plan import (
+    CREATE,
+    DELETE,
+    UPDATE,
+    Operation,
+    Plan,
+    PlanSection,
+    Resource,
+    format_markdown,
+    format_text,
+)
 from framework.deploy.skeleton import DeployOptions, DeployPlan
 from framework.errors import Cancelled, ConfirmationRequired, DeployError, ExitCode, FrameworkError, UsageError
 from framework.platforms import registry
 from framework.platforms.base import Deployer
+from framework.project import Unit
 from framework.report import TextReporter, reporter
 
 
@@ -30,40 +40,39 @@ def _nothing_deployable(listed: list[str]) -> DeployError:
                        "platform's tool")
 
 
-def _load(file: str, target: str | None, output: str):
+def _units(file: str | Sequence[str], output: str, stage: str | None, agents: Sequence[str]) -> list[Unit]:
+    """The (agent, stage) units of a run: one file as before, or the files the CLI found."""
+    from framework import project
+
+    return project.units([file] if isinstance(file, str) else list(file), output, agents, stage)
+
+
+def _load(unit: Unit, target: str):
     from framework.build import render_all
-    from framework.config.validate import validate_file
     from framework.writer import differences
 
-    validated = validate_file(file)
-    agent = validated.agent
+    agent = unit.validated.agent
     listed = [t.name for t in agent.targets]
-    if target is None:
-        deployable = [name for name in listed if name in registry.deployable()]
-        if not deployable:
-            raise _nothing_deployable(listed)
-        target = deployable[0]
-    elif target not in listed:
-        raise UsageError(f"target {target!r} is not in agent.yaml (it lists: {', '.join(listed)})")
-    elif target not in registry.deployable():
+    if target not in listed:
+        raise UsageError(f"target {target!r} is not in {unit.file} (it lists: {', '.join(listed)})")
+    if target not in registry.deployable():
         raise DeployError(f"deploying to {target} is not built yet (only {', '.join(registry.deployable())}): deploy "
                           f"generated/{target}/ with the platform's own tool (see README)")
-    out = Path(output)
-    build = render_all(validated, only=target)
+    build = render_all(unit.validated, only=target)
     stale = []
-    if (out / target).is_dir():
-        stale = [d for d in differences(build, out, full=False) if d.split()[-1].startswith(f"{target}/")]
-    return agent, agent.target(target), build.targets[target], stale, validated.warnings
+    if (unit.output / target).is_dir():
+        stale = [d for d in differences(build, unit.output, full=False) if d.split()[-1].startswith(f"{target}/")]
+    return agent, agent.target(target), build.targets[target], stale, unit.validated.warnings
 
 
-def make_deployer(file: str, target: str | None, output: str, stderr: TextIO, **options: Any) -> Deployer:
-    """The target's Deployer for agent.yaml as it is now; `options` are DeployOptions' fields."""
-    agent, settings, files, stale, warnings = _load(file, target, output)
+def make_deployer(unit: Unit, target: str, stderr: TextIO, **options: Any) -> Deployer:
+    """The target's Deployer for the unit's agent as agent.yaml says now; `options` are DeployOptions' fields."""
+    agent, settings, files, stale, warnings = _load(unit, target)
     TextReporter(stderr=stderr).warnings(list(warnings))  # for the person reading stderr, whatever the format
     if stale:
         listed = "; ".join(" ".join(d.split()) for d in stale)
-        print(f"warning: {output}/{settings.name}/ is out of date with {file} ({listed}); "
-              f"deploying what {file} says. Run `python -m framework build` and commit {output}/ so reviewers "
+        print(f"warning: {unit.output}/{settings.name}/ is out of date with {unit.file} ({listed}); "
+              f"deploying what {unit.file} says. Run `agenthost build` and commit {unit.root}/ so reviewers "
               "see the deployed code.", file=stderr)
     factory = registry.get(settings.name).deployer
     assert factory is not None  # _load admits deployable targets only
@@ -88,13 +97,11 @@ def _result(report: TextReporter, lines: list[str], data: Any) -> None:
     report.result(lines, data, sort_keys=True, ensure_ascii=True)
 
 
-def _targets(file: str, target: str | None) -> list[str]:
+def _targets(unit: Unit, target: str | None) -> list[str]:
     """The targets to work on: the one asked for, else every deployable target agent.yaml lists."""
     if target is not None:
         return [target]
-    from framework.config.validate import validate_file
-
-    listed = [t.name for t in validate_file(file).agent.targets]
+    listed = [t.name for t in unit.validated.agent.targets]
     deployable = [name for name in listed if name in registry.deployable()]
     if not deployable:
         raise _nothing_deployable(listed)
@@ -106,7 +113,9 @@ class _Step:
     """One unit of a run over several targets: its deployer, plan and outcome. The parallel machinery
     (_Pool, _Console) knows a step only by its `label` and `error`."""
 
+    unit: Unit
     target: str
+    several: bool = False  # one of a run over several agents or stages: its lines name its agent
     deployer: Any = None  # a Deployer, once made
     result: DeployPlan | None = None
     snapshot: Any = None  # the platform's own snapshot type
@@ -115,8 +124,8 @@ class _Step:
 
     @property
     def label(self) -> str:
-        """What prefixes the step's lines on stderr."""
-        return self.target
+        """What prefixes the step's lines on stderr (and names it in errors)."""
+        return f"{self.unit.validated.agent.name}/{self.target}" if self.several else self.target
 
     @property
     def plan(self) -> Plan | None:
@@ -276,27 +285,33 @@ def _apply(step: _Step, pool: _Pool) -> dict[str, Any]:
         raise
 
 
-def _make_deployers(steps: list[_Step], pool: _Pool, file: str, output: str, **options: Any) -> None:
+def _make_deployers(steps: list[_Step], pool: _Pool, **options: Any) -> None:
     """Each step's deployer, writing to stderr through the pool's console. Made one by one in this
     thread: rendering and importing the SDKs are work for this process, not waits on a cloud (and
     imports are safest not raced)."""
     for step in steps:
         try:
-            step.deployer = make_deployer(file, step.target, output, _StepStream(pool.console, step.label),
-                                          **options)
+            step.deployer = make_deployer(step.unit, step.target, _StepStream(pool.console, step.label), **options)
         except FrameworkError as error:
             if pool.fail_fast:
                 raise
             step.error = error
 
 
-def _planned(file: str, target: str | None, output: str, stderr: TextIO, destroy: bool,
+def _steps(units: list[Unit], target: str | None) -> list[_Step]:
+    """One step per unit and target, in the units' order, then the registry's."""
+    several = len(units) > 1
+    return [_Step(unit, name, several) for unit in units for name in _targets(unit, target)]
+
+
+def _planned(units: list[Unit], target: str | None, stderr: TextIO, destroy: bool,
              fail_fast: bool = False, **options: Any) -> tuple[list[_Step], _Pool]:
-    """Every target read and planned, in parallel; a target that fails to plan is recorded, the others
-    go on (unless fail_fast, or one target was asked for)."""
-    steps = [_Step(name) for name in _targets(file, target)]
-    pool = _Pool(_Console(stderr, [step.label for step in steps]), fail_fast=fail_fast or target is not None)
-    _make_deployers(steps, pool, file, output, **options)
+    """Every unit's targets read and planned, in parallel; one that fails to plan is recorded, the
+    others go on (unless fail_fast, or one target of one agent was asked for)."""
+    steps = _steps(units, target)
+    pool = _Pool(_Console(stderr, [step.label for step in steps]), fail_fast=fail_fast or len(steps) == 1
+                 and target is not None)
+    _make_deployers(steps, pool, **options)
 
     def read(step: _Step) -> None:
         with step.deployer.errors():
@@ -311,19 +326,29 @@ def _planned(file: str, target: str | None, output: str, stderr: TextIO, destroy
     return steps, pool
 
 
-def _per_target(steps: list[_Step], value) -> dict[str, Any]:
-    """The JSON of a run over several targets: {"targets": {name: value, or {"error": ...}}}."""
-    return {"targets": {step.target: ({"error": str(step.error)} if step.error is not None else value(step))
-                        for step in steps}}
+def _data(steps: list[_Step], target: str | None, value) -> Any:
+    """A run's JSON: one target's value (--target), or {"targets": {name: value, or {"error": ...}}};
+    over several agents or stages, that per agent: {"agents": {<name>[-<stage>]: ...}}."""
+    def one(group: list[_Step]) -> Any:
+        if target is not None:
+            step = group[0]
+            return {"error": str(step.error)} if step.error is not None else value(step)
+        return {"targets": {step.target: ({"error": str(step.error)} if step.error is not None else value(step))
+                            for step in group}}
+
+    if not any(step.several for step in steps):
+        return one(steps)
+    names = dict.fromkeys(step.unit.validated.agent.name for step in steps)
+    return {"agents": {name: one([s for s in steps if s.unit.validated.agent.name == name]) for name in names}}
 
 
 def _report_failures(steps: list[_Step], verb: str, report: TextReporter) -> ExitCode:
     """Name every target that failed (the others' results stand); FAILED when any did."""
     failed = [step for step in steps if step.error is not None]
     for step in failed:
-        report.note(f"error: {step.target}: {step.error}")
+        report.note(f"error: {step.label}: {step.error}")
     if failed:
-        report.note(f"{verb} failed for: {', '.join(step.target for step in failed)}")
+        report.note(f"{verb} failed for: {', '.join(step.label for step in failed)}")
         return ExitCode.FAILED
     return ExitCode.OK
 
@@ -342,22 +367,27 @@ def _plans_text(steps: list[_Step], verb: str = "deploy") -> str:
     return "\n\n".join(texts)
 
 
-def plan(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO | None = None,
-         stderr: TextIO | None = None, **options: Any) -> ExitCode:
-    """Print the change set of one target (--target) or of every deployable target: OK when there
-    is nothing to change, CHANGES_PENDING when there is (cli.py declares these as plan's results, so
-    an error never exits with CHANGES_PENDING's number)."""
-    report = reporter(fmt, stdout, stderr)
-    steps, _ = _planned(file, target, output, report.stderr, destroy=False, **options)
-    data = (steps[0].plan.to_dict() if target is not None else
-            _per_target(steps, lambda step: step.plan.to_dict()))
-    _result(report, [_plans_text(steps)], data)
+def plan(file: str | Sequence[str], target: str | None, output: str, fmt: str, *, stage: str | None = None,
+         agents: Sequence[str] = (), stdout: TextIO | None = None, stderr: TextIO | None = None,
+         **options: Any) -> ExitCode:
+    """Print the change set of every deployable target (or --target) of every agent, at the stage: OK
+    when there is nothing to change, CHANGES_PENDING when there is (cli.py declares these as plan's
+    results, so an error never exits with CHANGES_PENDING's number). markdown: for a pull request."""
+    report = reporter("text" if fmt == "markdown" else fmt, stdout, stderr)
+    steps, _ = _planned(_units(file, output, stage, agents), target, report.stderr, destroy=False, **options)
+    if fmt == "markdown":
+        report.display(format_markdown([PlanSection(step.unit.agent, step.unit.stage, step.plan,
+                                                    f"{step.target}: {step.error}" if step.error else None)
+                                        for step in steps]))
+    else:
+        _result(report, [_plans_text(steps)], _data(steps, target, lambda step: step.plan.to_dict()))
     if _report_failures(steps, "plan", report):
         return ExitCode.FAILED
     return ExitCode.CHANGES_PENDING if any(step.plan.has_changes for step in steps) else ExitCode.OK
 
 
-def deploy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, stdin: TextIO | None = None,
+def deploy(file: str | Sequence[str], target: str | None, output: str, fmt: str, yes: bool, *,
+           stage: str | None = None, agents: Sequence[str] = (), stdin: TextIO | None = None,
            stdout: TextIO | None = None, stderr: TextIO | None = None, environ: Mapping[str, str] | None = None,
            fail_fast: bool = False, **options: Any) -> ExitCode:
     """Plan every target, confirm once, apply the targets in parallel: a failing target does not stop
@@ -365,8 +395,8 @@ def deploy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, s
     report = reporter(fmt, stdout, stderr)
     stdin, stderr = stdin or sys.stdin, report.stderr
     environ = os.environ if environ is None else environ
-    steps, pool = _planned(file, target, output, stderr, destroy=False, fail_fast=fail_fast, environ=environ,
-                           **options)
+    steps, pool = _planned(_units(file, output, stage, agents), target, stderr, destroy=False, fail_fast=fail_fast,
+                           environ=environ, **options)
     report.display(_plans_text(steps))
     for step in steps:
         if step.error is None and step.plan.has_changes:
@@ -393,20 +423,21 @@ def deploy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, s
     for step in done:
         verb = "Deployed" if step.outputs["changed"] else "Up to date:"
         lines += [f"{verb} {step.outputs['summary']}", f"URL: {step.outputs['url']}"]
-    data = done[0].outputs if target is not None else _per_target(steps, lambda step: step.outputs)
+    data = _data(steps, target, lambda step: step.outputs)
     _result(report, lines, data)
     return _report_failures(steps, "deploy", report)
 
 
-def destroy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, stdin: TextIO | None = None,
+def destroy(file: str | Sequence[str], target: str | None, output: str, fmt: str, yes: bool, *,
+            stage: str | None = None, agents: Sequence[str] = (), stdin: TextIO | None = None,
             stdout: TextIO | None = None, stderr: TextIO | None = None, environ: Mapping[str, str] | None = None,
             fail_fast: bool = False, **options: Any) -> ExitCode:
     """Plan the deletion of every target's resources, confirm once, delete the targets in parallel."""
     report = reporter(fmt, stdout, stderr)
     stdin, stderr = stdin or sys.stdin, report.stderr
     environ = os.environ if environ is None else environ
-    steps, pool = _planned(file, target, output, stderr, destroy=True, fail_fast=fail_fast, environ=environ,
-                           **options)
+    steps, pool = _planned(_units(file, output, stage, agents), target, stderr, destroy=True, fail_fast=fail_fast,
+                           environ=environ, **options)
     for step in steps:
         if step.error is None:
             plan_ = step.plan
@@ -429,47 +460,54 @@ def destroy(file: str, target: str | None, output: str, fmt: str, yes: bool, *, 
 
     lines = [f"Destroyed {step.deployer.agent.name} on {step.deployer.title}."
              for step in changing if step.error is None]
-    _result(report, lines, destroyed(steps[0]) if target is not None else _per_target(steps, destroyed))
+    _result(report, lines, _data(steps, target, destroyed))
     return _report_failures(steps, "destroy", report)
 
 
-def info(file: str, target: str | None, output: str, fmt: str, *, stdout: TextIO | None = None,
-         stderr: TextIO | None = None, **options: Any) -> ExitCode:
-    """What is deployed, per target (read in parallel): a target that cannot be read is named and
-    does not hide the others; the exit code is FAILED when any could not be read."""
+def info(file: str | Sequence[str], target: str | None, output: str, fmt: str, *, stage: str | None = None,
+         agents: Sequence[str] = (), stdout: TextIO | None = None, stderr: TextIO | None = None,
+         **options: Any) -> ExitCode:
+    """What is deployed, per agent and target (read in parallel): a target that cannot be read is named
+    and does not hide the others; the exit code is FAILED when any could not be read."""
     report = reporter(fmt, stdout, stderr)
-    from framework.config.validate import validate_file
-
-    agent = validate_file(file).agent
-    listed = [t.name for t in agent.targets]
-    if target is not None and target not in listed:
-        raise UsageError(f"target {target!r} is not in agent.yaml (it lists: {', '.join(listed)})")
-    rows: list[dict[str, Any] | _Step] = []  # in agent.yaml's order: a row, or the step that reads one
-    for name in listed:
-        if target is not None and name != target:
-            continue
-        rows.append(_Step(name) if name in registry.deployable() else
-                    {"target": name, "deployed": None, "note": "deploy not built yet for this target"})
-    steps = [row for row in rows if isinstance(row, _Step)]
+    units = _units(file, output, stage, agents)
+    several = len(units) > 1
+    rows: list[tuple[Unit, dict[str, Any] | _Step]] = []  # in agent.yaml's order: a row, or the step reading one
+    for unit in units:
+        listed = [t.name for t in unit.validated.agent.targets]
+        if target is not None and target not in listed:
+            raise UsageError(f"target {target!r} is not in {unit.file} (it lists: {', '.join(listed)})")
+        for name in listed:
+            if target is None or name == target:
+                rows.append((unit, _Step(unit, name, several) if name in registry.deployable() else
+                             {"target": name, "deployed": None, "note": "deploy not built yet for this target"}))
+    steps = [row for _, row in rows if isinstance(row, _Step)]
     pool = _Pool(_Console(report.stderr, [step.label for step in steps]))
-    _make_deployers(steps, pool, file, output, **options)
+    _make_deployers(steps, pool, **options)
 
     def read(step: _Step) -> None:
         with step.deployer.errors():
             step.outputs = step.deployer.info()
 
     pool.run([step for step in steps if step.error is None], read)
-    reports = [row if isinstance(row, dict) else
-               {"target": row.target, "error": str(row.error)} if row.error is not None else row.outputs
-               for row in rows]
+    reports = [(unit, row if isinstance(row, dict) else
+                {"target": row.target, "error": str(row.error)} if row.error is not None else row.outputs)
+               for unit, row in rows]
     lines = []
-    for row in reports:
+    for unit, row in reports:
+        name = f"{unit.validated.agent.name}/{row['target']}" if several else row["target"]
         if "error" in row:
             continue
         if not row.get("deployed"):
-            lines.append(f"{row['target']}: {row.get('note', 'not deployed')}")
+            lines.append(f"{name}: {row.get('note', 'not deployed')}")
             continue
-        lines += [f"{row['target']}: {row['summary']}", f"  {'url:':<12} {row['url']}"]
+        lines += [f"{name}: {row['summary']}", f"  {'url:':<12} {row['url']}"]
         lines += [f"  {label + ':':<12} {value}" for label, value in row.get("details", {}).items()]
-    _result(report, lines, reports)
+    if several:
+        data: Any = {"agents": {}}
+        for unit, row in reports:
+            data["agents"].setdefault(unit.validated.agent.name, []).append(row)
+    else:
+        data = [row for _, row in reports]
+    _result(report, lines, data)
     return _report_failures(steps, "info", report)

@@ -121,5 +121,5 @@ def test_info_for_a_target_agent_yaml_does_not_list_is_a_usage_error(clouds):
     agent, out = clouds
     text = open(agent).read().replace("  vercel: {team: team_fake123, timeout: 25}\n", "")
     open(agent, "w").write(text)
-    with pytest.raises(UsageError, match="not in agent.yaml"):
+    with pytest.raises(UsageError, match=r"not in \S*agent.yaml \(it lists"):
         info(agent, out, "vercel")

@@ -123,4 +123,4 @@ def test_plan_never_exits_2_for_an_error(clouds, capsys):
     text = open(agent).read().replace("  vercel: {team: team_fake123, timeout: 25}\n", "")
     open(agent, "w").write(text)
     assert main(["plan", "-f", agent, "-o", out, "--target", "vercel"]) == 1  # not in agent.yaml: an error
-    assert "not in agent.yaml" in capsys.readouterr().err
+    assert "agent.yaml (it lists: aws, gcp, azure)" in capsys.readouterr().err

@@ -136,7 +136,7 @@ def test_target_option_rebuilds_one_target_and_keeps_the_manifest_whole(project)
 def test_target_option_rejects_a_target_not_in_agent_yaml(tmp_path, capsys):
     agent = write_agent(tmp_path, "name: one\nprompt: hi\nmodel: m\ntargets: {aws: {}}\n")
     assert build(agent, tmp_path / "generated", "--target", "gcp") == 2
-    assert "not in agent.yaml" in capsys.readouterr().err
+    assert f"target 'gcp' is not in {agent} (it lists: aws)" in capsys.readouterr().err
 
 
 def test_user_text_travels_as_data_never_as_code(tmp_path):

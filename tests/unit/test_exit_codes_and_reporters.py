@@ -73,7 +73,7 @@ def test_a_usage_error_exits_2_but_1_from_plan_where_2_means_changes_pending(tmp
     out = str(tmp_path / "generated")
     assert main(["build", "-f", agent, "-o", out, "--target", "gcp"]) == 2
     assert main(["plan", "-f", agent, "-o", out, "--target", "gcp"]) == 1
-    assert capsys.readouterr().err.count("error: target 'gcp' is not in agent.yaml") == 2
+    assert capsys.readouterr().err.count(f"error: target 'gcp' is not in {agent} (it lists: aws)") == 2
 
 
 PROBLEMS = [errors.Problem("agent.yaml", 3, 5, "targets.aws.timeout", "too long"),
