@@ -48,11 +48,10 @@ def build(units: Sequence[Unit], target: str | None, check: bool, reporter: Text
     every difference of every unit)."""
     warnings = _warnings(units, reporter)
     builds = [(unit, render_all(unit.validated, only=target)) for unit in units]
-    full = target is None
     if check:
         diffs = [f"{kind:<9} {unit.folder}/{path}" if unit.folder else f"{kind:<9} {path}"
                  for unit, rendered in builds
-                 for kind, path in (d.split(maxsplit=1) for d in differences(rendered, unit.output, full))]
+                 for kind, path in (d.split(maxsplit=1) for d in differences(rendered, unit.output))]
         diffs += editor_schema_differences(units[0].root)
         if diffs:
             raise StaleError(diffs)
@@ -62,7 +61,7 @@ def build(units: Sequence[Unit], target: str | None, check: bool, reporter: Text
         return ExitCode.OK
     lines, data = [], {}
     for unit, rendered in builds:
-        write(rendered, unit.output, full)
+        write(rendered, unit.output)
         agent = unit.validated.agent
         built = {}
         for settings in agent.targets:

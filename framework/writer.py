@@ -87,11 +87,11 @@ def file_in_the_way(path: Path) -> Path | None:
     return next((above for above in path.absolute().parents if above.exists() and not above.is_dir()), None)
 
 
-def write(build: Build, out: Path, full: bool) -> list[str]:
+def write(build: Build, out: Path) -> list[str]:
     """Bring `out` to `build` by the module's rule; the manifest is written last. Returns the paths
     written (a file already identical is left untouched, so tools' caches keyed on mtimes hold).
-    `full` changes nothing: a --target build and a full one follow the same manifest, Build.merged
-    keeping the other targets' entries. Nothing outside `out` is touched but its lock file; a
+    A --target build follows the same manifest, Build.merged keeping the other targets' entries.
+    Nothing outside `out` is touched but its lock file; a
     folder that cannot be written is an OutputError, never a traceback."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"the output {out} is a file, not a folder; pass another -o")
@@ -147,9 +147,9 @@ def _write_locked(build: Build, out: Path) -> list[str]:
     return written
 
 
-def differences(build: Build, out: Path, full: bool) -> list[str]:
+def differences(build: Build, out: Path) -> list[str]:
     """What `write` would change, as 'status path': every file of the build that is missing or
-    different, and every file it would remove as stale. `full` changes nothing (see write)."""
+    different, and every file it would remove as stale."""
     previous = read_manifest(out)
     build = build.merged(previous)
     diffs = []

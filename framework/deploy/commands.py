@@ -61,7 +61,7 @@ def _load(unit: Unit, target: str):
     build = render_all(unit.validated, only=target)
     stale = []
     if (unit.output / target).is_dir():
-        stale = [d for d in differences(build, unit.output, full=False) if d.split()[-1].startswith(f"{target}/")]
+        stale = [d for d in differences(build, unit.output) if d.split()[-1].startswith(f"{target}/")]
     return agent, agent.target(target), build.targets[target], stale, unit.validated.warnings
 
 

@@ -42,9 +42,9 @@ def prepare(file: str, output: str, target: str | None, stage: str | None = None
         raise UsageError(f"target {target!r} is not in {file} (it lists: {', '.join(names)})")
     out = Path(output)
     build = render_all(validated)
-    rebuilt = bool(differences(build, out, full=True))
+    rebuilt = bool(differences(build, out))
     if rebuilt:
-        write(build, out, full=True)
+        write(build, out)
     return Prepared(validated.agent, validated.agent.target(target), out / target, rebuilt)
 
 

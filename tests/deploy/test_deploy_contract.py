@@ -561,10 +561,10 @@ def test_a_stage_reads_and_touches_only_its_own_resources(cloud, tmp_path):
     others exactly as they were (their resources are <name>-<stage>, marked as the stage's)."""
     agent = helpers.write_agent(tmp_path, textwrap.dedent(cloud.agent + STAGES))
 
-    def run(command: str, stage: str | None) -> Run:
+    def run(command: str, stage: str | None, fmt: str = "json") -> Run:
         out, err = io.StringIO(), io.StringIO()
         yes = [True] if command in ("deploy", "destroy") else []
-        code = getattr(commands, command)(str(agent), cloud.name, str(tmp_path / "generated"), "json", *yes,
+        code = getattr(commands, command)(str(agent), cloud.name, str(tmp_path / "generated"), fmt, *yes,
                                           stage=stage, stdout=out, stderr=err, sleep=cloud.sleeps.append, **FAST,
                                           **cloud.options)
         return Run(code, out.getvalue(), err.getvalue())
@@ -579,6 +579,9 @@ def test_a_stage_reads_and_touches_only_its_own_resources(cloud, tmp_path):
     named = [name for kind, name in actions if kind != "environment variable"]  # a variable is the project's
     assert all("support-bot-prod" in name for name in named), actions  # dev's and the agent's are not prod's
     assert run("deploy", "prod").code == 0
+    markdown = run("plan", "prod", "markdown")
+    assert markdown.code == 0 and markdown.stdout.startswith("<!-- agenthost-plan -->\n")
+    assert "### support-bot · prod" in markdown.stdout and "No changes" in markdown.stdout
     cloud.clear()
     assert run("destroy", "dev").code == 0
     assert run("info", None).stdout == written and run("plan", None).code == 0  # ... nor by a stage's destroy

@@ -162,3 +162,21 @@ def test_build_with_a_stage_writes_only_that_stage(agent_file):
 def test_a_name_written_in_agent_yaml_gets_the_stage_suffix(agent_file, stage, app):
     agent = validate_file(agent_file, stage).agent
     assert agent.staged(agent.target("azure").options["app"]) == app
+
+
+def test_serve_and_invoke_run_the_stage_from_its_own_folder(agent_file):
+    from framework.local.session import prepare
+
+    prepared = prepare(str(agent_file), str(agent_file.parent / "generated"), "aws", "dev")
+    assert prepared.app_dir == agent_file.parent / "generated" / "aws"  # the unit's folder is the CLI's to give
+    assert prepared.agent.name == "bot-dev" and prepared.agent.model == "gpt-4o-mini"
+    config = json.loads((prepared.app_dir / "agent.json").read_text())
+    assert (config["name"], config["model"]) == ("bot-dev", "gpt-4o-mini")
+
+
+def test_invoke_stage_builds_into_the_stage_folder(agent_file, capsys, monkeypatch):
+    monkeypatch.chdir(agent_file.parent)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert main(["invoke", "--stage", "dev", "--target", "aws", "-m", "hi"]) == 2  # no model key: a usage error
+    assert "OPENAI_API_KEY is not set" in capsys.readouterr().err
+    assert json.loads((agent_file.parent / "generated" / "dev" / "aws" / "agent.json").read_text())["name"] == "bot-dev"
