@@ -25,6 +25,7 @@ from framework.deploy.plan import (
     Resource,
     format_markdown,
     format_text,
+    totals,
 )
 from framework.deploy.skeleton import DeployOptions, DeployPlan
 from framework.errors import Cancelled, ConfirmationRequired, DeployError, ExitCode, FrameworkError, UsageError
@@ -356,14 +357,8 @@ def _report_failures(steps: list[_Step], verb: str, report: TextReporter) -> Exi
 def _plans_text(steps: list[_Step], verb: str = "deploy") -> str:
     texts = [format_text(step.plan, verb=verb) for step in steps if step.plan is not None]
     if len(texts) > 1:
-        totals = {CREATE: 0, UPDATE: 0, DELETE: 0}
-        for step in steps:
-            if step.plan is not None:
-                for action, count in step.plan.counts().items():
-                    if action in totals:
-                        totals[action] += count
-        texts.append(f"All targets: {totals[CREATE]} to create, {totals[UPDATE]} to update, "
-                     f"{totals[DELETE]} to delete.")
+        all_ = totals([step.plan for step in steps])
+        texts.append(f"All targets: {all_[CREATE]} to create, {all_[UPDATE]} to update, {all_[DELETE]} to delete.")
     return "\n\n".join(texts)
 
 

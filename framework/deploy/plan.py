@@ -223,15 +223,20 @@ def _md_plan(plan: Plan) -> list[str]:
     return out
 
 
+def totals(plans: Sequence[Plan | None]) -> dict[str, int]:
+    """What a set of plans creates, updates and deletes together (a missing plan counts nothing)."""
+    out = {CREATE: 0, UPDATE: 0, DELETE: 0}
+    for plan in plans:
+        if plan is not None:
+            for action in out:
+                out[action] += plan.counts()[action]
+    return out
+
+
 def _md_summary(sections: Sequence[PlanSection]) -> str:
-    totals = {CREATE: 0, UPDATE: 0, DELETE: 0}
-    for section in sections:
-        if section.plan is not None:
-            for action, count in section.plan.counts().items():
-                if action in totals:
-                    totals[action] += count
-    changes = (f"**{totals[CREATE]} to create, {totals[UPDATE]} to update, {totals[DELETE]} to delete**"
-               if any(totals.values()) else "**No changes**")
+    totals_ = totals([section.plan for section in sections])
+    changes = (f"**{totals_[CREATE]} to create, {totals_[UPDATE]} to update, {totals_[DELETE]} to delete**"
+               if any(totals_.values()) else "**No changes**")
     line = f"{changes} across {len(sections)} target{'' if len(sections) == 1 else 's'}"
     failed = sum(1 for section in sections if section.plan is None)
     return line + (f"; **{failed} failed to plan**" if failed else "")

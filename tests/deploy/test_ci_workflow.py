@@ -17,6 +17,7 @@ import yaml
 
 from framework import __version__
 from framework.deploy.ci import Repository, init_ci, workflow
+from tests.deploy.test_init_ci import AGENT as INIT_CI_AGENT
 
 BIN = Path(sys.executable).parent
 ONE_TARGET = """\
@@ -39,16 +40,7 @@ ALL_FOUR = """\
       azure: {resource_group: rg, region: westeurope, timeout: 200, memory: 2048}
       vercel: {timeout: 25}
 """
-SECRET_FROM_THE_ENVIRONMENT = """\
-    name: support-bot
-    prompt: You are helpful.
-    model: gpt-4o-mini
-    secrets:
-      OPENAI_API_KEY: {gcp: projects/my-project-123/secrets/openai-key}
-    targets:
-      aws: {region: eu-west-1}
-      gcp: {project: my-project-123, region: us-central1}
-"""
+SECRET_FROM_THE_ENVIRONMENT = INIT_CI_AGENT  # aws takes the key from the deploying environment
 EVERY_TARGET = {"aws": {"region": "eu-west-1"}, "gcp": {"project": "p", "region": "us-central1"},
                 "azure": {"resource_group": "rg", "region": "westeurope"}, "vercel": {}}
 

@@ -35,6 +35,9 @@ AGENT = """\
 """
 
 
+PLAIN = "name: bot\nprompt: You are helpful.\nmodel: gpt-4o\ntimeout: 200\ntargets:\n  aws: {}\n"  # lines 1-6
+
+
 @pytest.fixture
 def agent_file(tmp_path):
     return write_agent(tmp_path, AGENT)
@@ -76,17 +79,7 @@ def test_a_stage_overrides_the_agent(agent_file, stage, field, expected):
     ("  prod:\n    name: other\n", "stages.prod.name", 11, "unknown setting 'name'"),
 ])
 def test_a_problem_in_a_stage_is_named_and_located_in_its_block(tmp_path, block, path, line, words):
-    body = """\
-name: bot
-prompt: You are helpful.
-model: gpt-4o
-timeout: 200
-targets:
-  aws: {}
-  azure: {}
-stages:
-  dev: {}
-""" + block
+    body = PLAIN + "  azure: {}\nstages:\n  dev: {}\n" + block
     (tmp_path / "agent.yaml").write_text(body, encoding="utf-8")
     with pytest.raises(ConfigError) as raised:
         validate_stages(load(tmp_path / "agent.yaml"))
@@ -96,17 +89,7 @@ stages:
 
 
 def test_a_value_the_stage_does_not_set_is_named_where_the_agent_sets_it(tmp_path):
-    (tmp_path / "agent.yaml").write_text("""\
-name: bot
-prompt: You are helpful.
-model: gpt-4o
-timeout: 200
-targets:
-  aws: {}
-stages:
-  prod:
-    targets: {azure: {}}
-""", encoding="utf-8")
+    (tmp_path / "agent.yaml").write_text(PLAIN + "stages:\n  prod:\n    targets: {azure: {}}\n", encoding="utf-8")
     validate_stages(load(tmp_path / "agent.yaml"))  # 200 s fits Azure's 230 s
     text = (tmp_path / "agent.yaml").read_text().replace("timeout: 200", "timeout: 300")
     (tmp_path / "agent.yaml").write_text(text)
