@@ -48,6 +48,11 @@ _HELP = {
                 "by OIDC federation",
                 "agenthost init-ci\n"
                 "agenthost init-ci --branch release --force"),
+    "logs": ("the deployed function's log lines from its platform's log service; each request's usage record "
+             "as a table row (time, status, latency, tokens, steps, stopped)",
+             "agenthost logs                          # the last hour, every target\n"
+             "agenthost logs --target aws --since 15m --follow   # Ctrl-C stops\n"
+             "agenthost logs --request 8f14e45f --format json    # one request's usage record"),
 }
 
 
@@ -139,6 +144,16 @@ def _parser() -> argparse.ArgumentParser:
                          help="where to write it (default: .github/workflows/agent.yml)")
     init_ci.add_argument("--branch", default="main", help="the branch that deploys (default: main)")
     init_ci.add_argument("--force", action="store_true", help="overwrite an existing workflow")
+
+    logs = command("logs")
+    selection(logs)
+    logs.add_argument("--target", choices=platforms, help="the platform (default: every deployable one)")
+    logs.add_argument("--format", choices=("text", "json"), default="text",
+                      help="text (a table of the usage records, other lines as they are), json (the usage "
+                           "records, one JSON per line)")
+    logs.add_argument("--since", default="1h", metavar="AGE", help="how far back: 30s, 15m, 1h, 2d (default: 1h)")
+    logs.add_argument("--follow", action="store_true", help="keep polling for new lines until Ctrl-C")
+    logs.add_argument("--request", metavar="ID", help="only the lines of this request (its request_id)")
     return parser
 
 
@@ -249,6 +264,13 @@ def _cmd_init_ci(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     return ExitCode.OK
 
 
+def _cmd_logs(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
+    from framework.deploy import logs
+
+    return logs.logs(**_selected(args), since=args.since, follow=args.follow, request=args.request,
+                     stdout=reporter.stdout, stderr=reporter.stderr)
+
+
 @dataclass(frozen=True)
 class _Command:
     """A command's function, and the exit codes its results use (an error never borrows one)."""
@@ -262,7 +284,8 @@ _COMMANDS = {"init": _Command(_cmd_init),
              "invoke": _Command(_cmd_invoke),
              "plan": _Command(_cmd_plan, (ExitCode.OK, ExitCode.CHANGES_PENDING, ExitCode.FAILED)),
              "deploy": _Command(_cmd_deploy), "destroy": _Command(_cmd_destroy), "info": _Command(_cmd_info),
-             "init-ci": _Command(_cmd_init_ci)}
+             "init-ci": _Command(_cmd_init_ci),
+             "logs": _Command(_cmd_logs)}
 _ALIASES = {"remove": "destroy"}  # what Serverless Framework and SAM users type
 
 

@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from framework.deploy.executor import Progress
+from framework.deploy.loglines import LogLine
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import SecretValues
 from framework.deploy.skeleton import DeployOptions, DeployPlan
@@ -59,6 +60,11 @@ class Deployer(Protocol):
     def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]: ...
     def outputs(self, snap: Any, results: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
     def info(self) -> dict[str, Any]: ...
+
+    # logs (issue 14): the function's log lines from the platform's log service
+    def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:
+        """The lines logged at or after since_ms (epoch ms), oldest first; `request`: only that request's."""
+        ...
 
 
 DeployerFactory = Callable[[Agent, TargetSettings, Sequence[File], DeployOptions], Deployer]

@@ -22,6 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, WaiterError
 
 from framework.deploy.executor import Context, Executor, Progress, Registry
+from framework.deploy.loglines import LogLine
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import digest
 from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan, session_store
@@ -438,3 +439,10 @@ class Deployer(DeployerBase):
                         f"{config.memory} MB, concurrency max {function.reserved} warm {snap.provisioned or 0}",
         }
         return report
+
+    # ---- logs (issue 14)
+    def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:
+        """The function's CloudWatch Logs lines (framework/platforms/aws/logs.py)."""
+        from framework.platforms.aws.logs import read_lines
+
+        return read_lines(self.api, self.agent.name, since_ms, request)
