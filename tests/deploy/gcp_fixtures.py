@@ -65,6 +65,7 @@ def gcp_env(gcp_server, monkeypatch, tmp_path):
     monkeypatch.setenv("GCP_FUNCTIONS_ENDPOINT", gcp_server.url)
     monkeypatch.setenv("GCP_RUN_ENDPOINT", gcp_server.url)
     monkeypatch.setenv("GCP_FIRESTORE_ENDPOINT", gcp_server.url)
+    monkeypatch.setenv("GCP_LOGGING_ENDPOINT", gcp_server.url)  # Cloud Logging (logs)
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     monkeypatch.setenv("AGENT_FRAMEWORK_CACHE", str(tmp_path / "cache"))
     return gcp_server

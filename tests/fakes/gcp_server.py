@@ -17,6 +17,13 @@ clients send `$alt=json;enum-encoding=int`; the query is stripped before matchin
   (any field: ttlConfig only when set), PATCH ...?updateMask=ttlConfig with {"ttlConfig": {}} (on: CREATING,
   ACTIVE once its operation is polled) or {} (off), answering an Operation; GET /v1/projects/P/databases/D/
   operations/OP (done at once, with ttlConfig ACTIVE). The mask must be exactly ttlConfig (400 otherwise).
+- Cloud Logging v2 (`logs`, https://cloud.google.com/logging/docs/reference/v2/rest/v2/entries/list):
+  POST /v2/entries:list {resourceNames: ["projects/P"], filter, orderBy, pageSize, pageToken} ->
+  {entries: [LogEntry], nextPageToken}; the filter is the subset of the Logging query language
+  (https://cloud.google.com/logging/docs/view/logging-query-language) the framework sends: comparisons
+  `field="value"` / `timestamp>="RFC 3339"` and a quoted global search term `"text"`, joined by AND
+  (anything else is 400). Entries come from `add_log_entry` (a LogEntry: logName, resource, timestamp,
+  insertId, jsonPayload or textPayload).
 Errors: {"error": {"code": N, "message": ..., "status": ...}} (google.rpc.Status over HTTP, as in
 https://cloud.google.com/apis/design/errors). The signed upload follows the v2 generateUploadUrl reference:
 PUT with content-type application/zip and no Authorization header.
@@ -63,6 +70,36 @@ def camel(path: str) -> str:
     return ".".join(part.split("_")[0] + "".join(w.title() for w in part.split("_")[1:]) for part in path.split("."))
 
 
+def _nanos(stamp: str) -> tuple[str, str]:
+    """An RFC 3339 UTC timestamp ordered by its time: its seconds, then its fraction padded to nanoseconds."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    return whole, fraction.ljust(9, "0")
+
+
+def _field(entry: dict[str, Any], path: str) -> Any:
+    value: Any = entry
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _entry_test(term: str):
+    """One comparison of a Logging filter, as a test of an entry (400 for what this fake does not know)."""
+    term = term.strip()
+    if len(term) >= 2 and term[0] == term[-1] == '"' and '"' not in term[1:-1]:
+        text = term[1:-1]
+        return lambda e: text in json.dumps(e)
+    for op in (">=", "="):
+        name, found, value = term.partition(op)
+        if found and len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+            if name == "timestamp" and op == ">=":
+                return lambda e: _nanos(e["timestamp"]) >= _nanos(value)
+            if op == "=" and name != "timestamp":
+                return lambda e: _field(e, name) == value
+    raise ApiError(400, f"this fake does not understand the filter term {term!r}")
+
+
 class ApiError(Exception):
     def __init__(self, code: int, message: str, status: str | None = None):
         super().__init__(message)
@@ -87,7 +124,7 @@ class Recorded:
 
 
 def is_mutating(method: str, path: str) -> bool:
-    return method != "GET" and not path.endswith((":getIamPolicy", ":generateDownloadUrl"))
+    return method != "GET" and not path.endswith((":getIamPolicy", ":generateDownloadUrl", "/entries:list"))
 
 
 @dataclass
@@ -115,6 +152,7 @@ class State:
     revisions: dict[str, int] = field(default_factory=dict)  # function name -> revisions made
     ttl: dict[str, str] = field(default_factory=dict)  # Firestore field name -> its ttlConfig state
     ttl_operations: dict[str, str] = field(default_factory=dict)  # operation name -> the field it enables
+    log_entries: list[dict[str, Any]] = field(default_factory=list)  # Cloud Logging LogEntry objects
 
 
 class FakeGcp:
@@ -201,6 +239,11 @@ class FakeGcp:
         with self.lock:
             self.state.ttl[field_name] = state
 
+    def add_log_entry(self, entry: dict[str, Any]) -> None:
+        """A LogEntry in Cloud Logging, as a function's output becomes one."""
+        with self.lock:
+            self.state.log_entries.append(copy.deepcopy(entry))
+
     def policy(self, service: str) -> dict[str, Any] | None:
         with self.lock:
             return copy.deepcopy(self.state.services.get(service))
@@ -246,6 +289,8 @@ class FakeGcp:
             return 200, self.state.objects[key]
         if parts[0] == "v1" and parts[1:2] == ["projects"] and len(parts) >= 5 and parts[3] == "databases":
             return self._firestore(method, parts, query, body)
+        if parts == ["v2", "entries:list"] and method == "POST":
+            return 200, self._list_entries(json.loads(body or b"{}"))
         if parts[0] != "v2" or len(parts) < 5 or parts[1] != "projects" or parts[3] != "locations":
             raise ApiError(404, f"unknown path {path}")
         data = json.loads(body or b"{}")
@@ -274,6 +319,27 @@ class FakeGcp:
             if not verb and method == "DELETE":
                 return 200, self._delete(name)
         raise ApiError(404, f"unknown method {method} {path}")
+
+    # ------------------------------------------------------------ Cloud Logging (entries:list)
+
+    def _list_entries(self, data: dict[str, Any]) -> dict[str, Any]:
+        resources = data.get("resourceNames") or []
+        if not resources or not all(r.startswith("projects/") for r in resources):
+            raise ApiError(400, "resourceNames must name at least one projects/PROJECT")
+        tests = [_entry_test(term) for term in (data.get("filter") or "").split(" AND ") if term.strip()]
+        found = [e for e in self.state.log_entries
+                 if any(e.get("logName", "").startswith(f"{r}/logs/") for r in resources)
+                 and all(test(e) for test in tests)]
+        if data.get("orderBy", "timestamp asc") not in ("timestamp asc", "timestamp desc"):
+            raise ApiError(400, "orderBy must be timestamp asc or timestamp desc")
+        found.sort(key=lambda e: _nanos(e["timestamp"]), reverse=data.get("orderBy") == "timestamp desc")
+        start = int(data.get("pageToken") or 0)
+        size = min(int(data.get("pageSize") or 50), 1000)
+        page = found[start:start + size]
+        answer: dict[str, Any] = {"entries": copy.deepcopy(page)} if page else {}
+        if start + size < len(found):
+            answer["nextPageToken"] = str(start + size)
+        return answer
 
     # ------------------------------------------------------------ Firestore admin (TTL policies)
 

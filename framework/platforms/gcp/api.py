@@ -36,6 +36,7 @@ from google.protobuf import field_mask_pb2
 
 from framework.deploy import http
 from framework.deploy.executor import Context, Executor, Progress, Registry
+from framework.deploy.loglines import LogLine
 from framework.deploy.network import UnresolvedHost
 from framework.deploy.package import DOCS, build_zip, content_hash
 from framework.deploy.plan import Plan
@@ -536,3 +537,10 @@ class Deployer(DeployerBase):
             "access": "public (allUsers may invoke)" if snap.public else "authenticated callers only",
         }
         return {**out, "deployed": True, "details": details, "state": function.state, "public": bool(snap.public)}
+
+    # ---- logs (issue 14)
+    def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:
+        """The function's Cloud Logging lines (framework/platforms/gcp/logs.py)."""
+        from framework.platforms.gcp.logs import read_lines
+
+        return read_lines(self.api, self.project, self.agent.name, since_ms, request)
