@@ -60,6 +60,7 @@ def azure_env(azure_server, monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AZURE_ARM_ENDPOINT", azure_server.url)
     monkeypatch.setenv("AZURE_SCM_ENDPOINT", azure_server.scm_url)
+    monkeypatch.setenv("AZURE_LOGS_ENDPOINT", azure_server.url)  # the Application Insights query API (logs)
     monkeypatch.setenv("AZURE_ACCESS_TOKEN", TOKEN)
     monkeypatch.setenv("AGENT_FRAMEWORK_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)

@@ -28,6 +28,13 @@ ARM, under /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Storage/st
 * tableServices/default/tables/{table}: GET (404 TableNotFound when missing), PUT (200, creates or
   keeps), DELETE (200; 204 when missing), as https://learn.microsoft.com/en-us/rest/api/storagerp/table.
 
+Application Insights query API (`logs`, https://learn.microsoft.com/en-us/rest/api/application-insights/query/execute):
+* POST /v1/apps/{appId}/query {"query": KQL, "timespan": ...} (bearer token required; an unknown app 404
+  PathNotFoundError) -> {"tables": [{"name": "PrimaryResult", "columns": [{"name", "type"}], "rows": [[...]]}]}.
+  The query must be the form the framework sends: `traces`, then `| where timestamp >= datetime(T)`,
+  `| where cloud_RoleName =~ 'APP'`, optionally `| where message contains 'TEXT'`, `| order by timestamp asc`,
+  `| project timestamp, itemId, message` (anything else 400 BadArgumentError). Rows come from `add_trace`.
+
 Kudu, under /scm/{app} (bearer token required):
 * POST /api/publish?RemoteBuild=true (Flex only, Content-Type application/zip else 415, a valid
   zip else 400, 409 while a deployment runs) -> 202, body = the deployment id as a JSON string.
@@ -43,6 +50,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
 import secrets
 import socket
 import threading
@@ -76,7 +84,7 @@ class Recorded:
 def is_mutating(method: str, path: str) -> bool:
     if method in ("GET", "HEAD"):
         return False
-    if method == "POST" and path.lower().rstrip("/").endswith(("/list", "/listkeys")):
+    if method == "POST" and path.lower().rstrip("/").endswith(("/list", "/listkeys", "/query")):
         return False
     return True
 
@@ -113,6 +121,7 @@ class FakeAzure:
         self.operations: dict[str, int] = {}  # operation id -> polls left before done
         self.accounts: set[tuple[str, str, str]] = set()  # storage accounts: (sub, group, account)
         self.tables: dict[tuple[str, str, str, str], dict[str, Any]] = {}  # (sub, group, account, table)
+        self.traces: dict[str, list[dict[str, Any]]] = {}  # Application Insights app id -> its traces rows
         self._faults: list[tuple[int, str | None, Any, str]] = []  # (status, retry_after, predicate, message)
         self._kill_after: int | None = None
         self._fail_deployment = False
@@ -144,7 +153,7 @@ class FakeAzure:
             self.requests.clear()
             self.groups.clear()
             for store in (self.plans, self.sites, self.settings, self.web, self.keys, self.deployments,
-                          self.packages, self.operations, self.tables):
+                          self.packages, self.operations, self.tables, self.traces):
                 store.clear()
             self.accounts.clear()
             self._faults.clear()
@@ -155,6 +164,17 @@ class FakeAzure:
     def add_resource_group(self, subscription: str, name: str) -> None:
         with self.lock:
             self.groups.add((subscription.lower(), name.lower()))
+
+    def add_insights_app(self, app_id: str) -> None:
+        """An Application Insights resource (its ApplicationId), with no traces yet."""
+        with self.lock:
+            self.traces.setdefault(app_id, [])
+
+    def add_trace(self, app_id: str, role: str, timestamp: str, message: str) -> None:
+        """A row of the app's traces table: what a function app (cloud_RoleName `role`) logged at `timestamp`."""
+        with self.lock:
+            self.traces[app_id].append({"timestamp": timestamp, "itemId": str(uuid.uuid4()), "message": message,
+                                        "cloud_RoleName": role})
 
     def add_storage_account(self, subscription: str, group: str, account: str) -> None:
         with self.lock:
@@ -262,10 +282,35 @@ class FakeAzure:
                 raise Error(400, "Interrupted", "injected interruption: the deploying process died here")
             if self.token is not None and request.headers.get("authorization") != f"Bearer {self.token}":
                 raise Error(401, "AuthenticationFailed", "missing or invalid bearer token")
+            if request.path.startswith("/v1/apps/"):
+                return self._query(request)
             answer = self._kudu(request) if request.path.startswith("/scm/") else self._arm(request)
             if request.mutating:
                 self.served += 1
             return answer
+
+    # ------------------------------------------------------------ Application Insights query API
+    QUERY = re.compile(r"traces\s*\| where timestamp >= datetime\(([^)]+)\)\s*\| where cloud_RoleName =~ '([^']*)'"
+                       r"(?:\s*\| where message contains '([^']*)')?\s*\| order by timestamp asc"
+                       r"\s*\| project timestamp, itemId, message\s*")
+
+    def _query(self, request: Recorded) -> tuple[int, Any, dict[str, str]]:
+        segments = request.path.strip("/").split("/")
+        if request.method != "POST" or len(segments) != 4 or segments[3] != "query":
+            raise Error(404, "PathNotFoundError", f"no route {request.method} {request.path}")
+        if segments[2] not in self.traces:
+            raise Error(404, "PathNotFoundError", f"The requested path does not exist: application {segments[2]}")
+        match = self.QUERY.fullmatch(json.loads(request.body or b"{}").get("query") or "")
+        if match is None:
+            raise Error(400, "BadArgumentError", "this fake knows only the framework's traces query")
+        since, role, text = match.groups()
+        rows = sorted((t for t in self.traces[segments[2]]
+                       if t["timestamp"] >= since and t["cloud_RoleName"].lower() == role.lower()
+                       and (text is None or text.lower() in t["message"].lower())), key=lambda t: t["timestamp"])
+        columns = [{"name": "timestamp", "type": "datetime"}, {"name": "itemId", "type": "string"},
+                   {"name": "message", "type": "string"}]
+        return 200, {"tables": [{"name": "PrimaryResult", "columns": columns,
+                                 "rows": [[t["timestamp"], t["itemId"], t["message"]] for t in rows]}]}, {}
 
     # ------------------------------------------------------------ ARM
     def _arm(self, request: Recorded) -> tuple[int, Any, dict[str, str]]:

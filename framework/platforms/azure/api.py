@@ -38,6 +38,7 @@ from azure.mgmt.web import WebSiteManagementClient
 
 from framework.deploy import http
 from framework.deploy.executor import Context, Executor, Progress, Registry
+from framework.deploy.loglines import LogLine
 from framework.deploy.network import UnresolvedHost, unresolved
 from framework.deploy.package import DOCS, build_zip
 from framework.deploy.plan import Plan
@@ -597,3 +598,10 @@ class Deployer(DeployerBase):
         if not self.agent.public:
             details["function key"] = "present" if self.api.function_key(self.app) else "not yet (no deployment)"
         return {**out, "target": "azure", "deployed": True, "details": details}
+
+    # ---- logs (issue 14)
+    def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:
+        """The app's traces in Application Insights (framework/platforms/azure/logs.py)."""
+        from framework.platforms.azure.logs import read_lines
+
+        return read_lines(self.api, self.app, since_ms, request)
