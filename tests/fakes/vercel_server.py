@@ -20,6 +20,12 @@ Implements what the deploy stage uses, with Vercel's documented shapes and quirk
   ``GET /v6/deployments`` (also /v7) lists items with ``uid`` (not ``id``), filters projectId, target,
   state (comma list), limit, until; ``DELETE /v13/deployments/{id}`` -> ``{uid, state: "DELETED"}``.
 
+* runtime logs (``logs``, https://vercel.com/docs/rest-api/logs/get-logs-for-a-deployment):
+  ``GET /v1/projects/{projectId}/deployments/{deploymentId}/runtime-logs`` answers
+  ``application/stream+json``, one JSON object per line (level, message, rowId, source, timestampInMs,
+  domain, messageTruncated, requestMethod, requestPath, responseStatusCode), the rows ``add_runtime_log``
+  put for that deployment, then closes; 404 for a deployment that is not the project's.
+
 Fault injection: ``fail(status, times, retry_after=None, method=None)`` answers the next `times`
 requests (of that method) with `status`; ``interrupt_after(n)`` lets n mutating requests through, then
 answers every further one with 400 ``interrupted`` without doing anything (the process "was killed");
@@ -72,6 +78,7 @@ class _State:
     envs: dict[str, list[dict]] = field(default_factory=dict)  # project id -> env vars (values kept here only)
     files: dict[str, bytes] = field(default_factory=dict)  # sha1 -> bytes
     deployments: dict[str, dict] = field(default_factory=dict)  # id -> deployment (insertion = creation order)
+    runtime_logs: dict[str, list[dict]] = field(default_factory=dict)  # deployment id -> its runtime log rows
 
 
 class FakeVercel:
@@ -155,6 +162,15 @@ class FakeVercel:
                 deployment["readyState"] = "READY"
                 self._assign_alias(deployment)
             return deployment
+
+    def add_runtime_log(self, deployment_id: str, message: str, time_ms: int, level: str = "info") -> None:
+        """A line the deployment's function logged at time_ms (as the runtime-logs stream gives it back)."""
+        with self._lock:
+            deployment = self.state.deployments[deployment_id]
+            self.state.runtime_logs.setdefault(deployment_id, []).append({
+                "level": level, "message": message, "rowId": self.new_id("row_"), "source": "serverless",
+                "timestampInMs": time_ms, "domain": f"{deployment['url']}", "messageTruncated": False,
+                "requestMethod": "POST", "requestPath": "/api/agent", "responseStatusCode": 200})
 
     # ------------------------------------------------------------ the API (called under the lock)
 
@@ -266,6 +282,14 @@ class FakeVercel:
         def not_found(what: str) -> tuple[int, Any, dict]:
             return 404, {"error": {"code": "not_found", "message": f"{what} not found"}}, {}
 
+        if method == "GET" and len(parts) == 6 and parts[:2] == ["v1", "projects"] and parts[3] == "deployments" \
+                and parts[5] == "runtime-logs":
+            deployment = self.state.deployments.get(parts[4])
+            if deployment is None or deployment["projectId"] != parts[2]:
+                return not_found("Deployment")
+            rows = self.state.runtime_logs.get(parts[4], [])
+            return 200, b"".join(json.dumps(row).encode() + b"\n" for row in rows), \
+                {"Content-Type": "application/stream+json"}
         if method == "GET" and len(parts) == 3 and parts[:2] == ["v9", "projects"]:
             project = self._find_project(parts[2])
             return (200, project, {}) if project else not_found("Project")
@@ -387,9 +411,10 @@ class FakeVercel:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 time.sleep(fake.delay)
                 status, data, extra = fake._handle(self.command, self.path, headers, body)
-                raw = b"" if data is None or status == 204 else json.dumps(data).encode()
+                raw = data if isinstance(data, bytes) else b"" if data is None or status == 204 else \
+                    json.dumps(data).encode()
                 self.send_response(status)
-                if raw:
+                if raw and "Content-Type" not in extra:
                     self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(raw)))
                 for name, value in extra.items():

@@ -36,6 +36,7 @@ from typing import Any, TextIO
 
 from framework.deploy import http
 from framework.deploy.executor import Context, Executor, Progress, Registry
+from framework.deploy.loglines import LogLine
 from framework.deploy.network import UnresolvedHost
 from framework.deploy.plan import Plan
 from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan
@@ -401,3 +402,10 @@ class Deployer(DeployerBase):
             "runtime": settings.get("runtime"), "timeout": settings.get("timeout"), "model": settings.get("model"),
             "owner": "created by the framework" if project.owner() == self.agent.name
             else "existing project (only the framework's deployments are managed)"}}
+
+    # ---- logs (issue 14)
+    def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:
+        """The production deployment's runtime logs (framework/platforms/vercel/logs.py)."""
+        from framework.platforms.vercel.logs import read_lines
+
+        return read_lines(self.api, self.project, self.agent.name, since_ms, request)
