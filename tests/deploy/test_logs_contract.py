@@ -247,6 +247,14 @@ def test_follow_shows_a_line_added_later_once_and_stops_on_ctrl_c(deployed):
     assert waits == [1.0, 1.0, 2.0, 4.0]  # 1 s after lines came, doubling while none do
 
 
+def test_a_secret_value_in_a_line_is_never_shown(deployed):
+    logs, agent = deployed
+    logs.put(STAGED, now_ms(1), f"a library printed the key {helpers.FAKE_KEY} by mistake")
+    shown = logs.run(agent)
+    assert helpers.FAKE_KEY not in shown.stdout + shown.stderr
+    assert "a library printed the key *** by mistake" in shown.stdout
+
+
 def test_a_request_id_that_is_not_one_is_refused_before_any_call(logs, tmp_path):
     agent = helpers.write_agent(tmp_path, logs.cloud.agent + "    stages:\n      dev: {}\n")
     with pytest.raises(UsageError, match="is not a request id"):
@@ -273,3 +281,23 @@ def test_since_takes_a_number_and_a_unit(text, seconds):
 def test_since_refuses_anything_else(text):
     with pytest.raises(UsageError, match="give a number and a unit"):
         logs_command.since_seconds(text)
+
+
+def test_the_command_line_follows_until_ctrl_c_and_exits_0(moto_env, tmp_path, monkeypatch, capsys):
+    """`agenthost logs --follow` as typed: the table, then Ctrl-C ends it with exit 0 and no traceback."""
+    from framework.cli import main
+
+    agent = helpers.write_agent(tmp_path, helpers.AGENT + "    stages:\n      dev: {}\n")
+    assert commands.deploy(str(agent), "aws", str(tmp_path / "generated"), "text", True, stage="dev",
+                           stdout=io.StringIO(), stderr=io.StringIO(), **FAST) == 0
+    _aws(SimpleNamespace()).put(STAGED, now_ms(1), usage_line("req-cli-1"))
+
+    def ctrl_c(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(logs_command, "time", SimpleNamespace(sleep=ctrl_c, time=time.time))
+    capsys.readouterr()
+    code = main(["logs", "-f", str(agent), "--stage", "dev", "--follow", "-o", str(tmp_path / "generated")])
+    captured = capsys.readouterr()
+    assert code == 0 and "Traceback" not in captured.err
+    assert captured.out.splitlines()[1].split()[2:] == ["200", "1234", "ms", "42", "2", "max_steps", "req-cli-1"]
