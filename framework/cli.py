@@ -48,6 +48,12 @@ _HELP = {
                 "by OIDC federation",
                 "agenthost init-ci\n"
                 "agenthost init-ci --branch release --force"),
+    # ---- pause / resume (issue 14)
+    "pause": ("the kill switch: the platform refuses every new request to the deployed agent; nothing is deleted",
+              "agenthost pause --stage prod\n"
+              "agenthost pause --target aws --yes --format json   # CI: no question"),
+    "resume": ("let requests in again to an agent `pause` stopped",
+               "agenthost resume --stage prod"),
 }
 
 
@@ -139,6 +145,16 @@ def _parser() -> argparse.ArgumentParser:
                          help="where to write it (default: .github/workflows/agent.yml)")
     init_ci.add_argument("--branch", default="main", help="the branch that deploys (default: main)")
     init_ci.add_argument("--force", action="store_true", help="overwrite an existing workflow")
+
+    # ---- pause / resume (issue 14)
+    for name in ("pause", "resume"):
+        sub = command(name)
+        selection(sub)
+        sub.add_argument("--target", choices=platforms, help="the platform (default: every deployable one)")
+        sub.add_argument("--format", choices=("text", "json"), default="text", help="text (people), json")
+        sub.add_argument("-y", "--yes", action="store_true", help="apply without asking (CI)")
+        sub.add_argument("--fail-fast", action="store_true",
+                         help="stop at the first target that fails (default: go on with the others)")
     return parser
 
 
@@ -249,6 +265,14 @@ def _cmd_init_ci(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     return ExitCode.OK
 
 
+# ---- pause / resume (issue 14)
+def _cmd_pause(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
+    from framework.deploy import pause
+
+    return pause.pause(**_selected(args), yes=args.yes, fail_fast=args.fail_fast, resume=args.command == "resume",
+                       stdout=reporter.stdout, stderr=reporter.stderr)
+
+
 @dataclass(frozen=True)
 class _Command:
     """A command's function, and the exit codes its results use (an error never borrows one)."""
@@ -262,7 +286,8 @@ _COMMANDS = {"init": _Command(_cmd_init),
              "invoke": _Command(_cmd_invoke),
              "plan": _Command(_cmd_plan, (ExitCode.OK, ExitCode.CHANGES_PENDING, ExitCode.FAILED)),
              "deploy": _Command(_cmd_deploy), "destroy": _Command(_cmd_destroy), "info": _Command(_cmd_info),
-             "init-ci": _Command(_cmd_init_ci)}
+             "init-ci": _Command(_cmd_init_ci),
+             "pause": _Command(_cmd_pause), "resume": _Command(_cmd_pause)}  # pause / resume (issue 14)
 _ALIASES = {"remove": "destroy"}  # what Serverless Framework and SAM users type
 
 

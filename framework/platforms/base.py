@@ -60,6 +60,13 @@ class Deployer(Protocol):
     def outputs(self, snap: Any, results: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
     def info(self) -> dict[str, Any]: ...
 
+    # ---- pause / resume (issue 14): the kill switch
+    def pause_plan(self, resume: bool = False) -> Plan:
+        """What pausing (resume: resuming) the deployed agent takes, read from the cloud now: the
+        calls that refuse (or let in) every new request at the platform, nothing deleted; a plan
+        without changes when it already is so. Applied with apply()."""
+        ...
+
 
 DeployerFactory = Callable[[Agent, TargetSettings, Sequence[File], DeployOptions], Deployer]
 

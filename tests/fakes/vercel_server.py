@@ -309,6 +309,15 @@ class FakeVercel:
                     return not_found("Environment variable")
                 envs.remove(record)
                 return 200, self._public_env(record), {}
+        if method == "POST" and len(parts) == 4 and parts[:2] == ["v1", "projects"] and parts[3] in ("pause",
+                                                                                                  "unpause"):
+            # Pause / Unpause a project: 200; the project's `paused` follows
+            # (https://vercel.com/docs/rest-api/projects/pause-a-project, .../unpause-a-project)
+            project = self.state.projects.get(parts[2])
+            if project is None:  # "If the project does not exist given the id then the request will fail with 400"
+                return 400, {"error": {"code": "bad_request", "message": "Project not found"}}, {}
+            project["paused"] = parts[3] == "pause"
+            return 200, {}, {}
         if method == "POST" and parts == ["v2", "files"]:
             digest = headers.get("x-vercel-digest") or headers.get("x-now-digest")
             if not digest:

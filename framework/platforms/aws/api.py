@@ -148,9 +148,15 @@ def read_snapshot(api: Api, name: str, *, image_tag: str | None = None, reposito
     function = alias_version = alias_config = url = provisioned = None
     statements: dict[str, str] = {}
     if answer is not None:
-        function = aws.FunctionState(
-            arn=answer["Configuration"]["FunctionArn"], tags=dict(answer.get("Tags") or {}), config=_config(answer),
-            reserved=(answer.get("Concurrency") or {}).get("ReservedConcurrentExecutions"))
+        tags = dict(answer.get("Tags") or {})
+        reserved = (answer.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
+        if reserved is None and aws.TAG_PAUSED in tags:
+            # issue 14: moto 5 leaves a reserved concurrency of 0 out of GetFunction (Lambda returns it);
+            # GetFunctionConcurrency answers it on both
+            # (https://docs.aws.amazon.com/lambda/latest/api/API_GetFunctionConcurrency.html)
+            reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
+        function = aws.FunctionState(arn=answer["Configuration"]["FunctionArn"], tags=tags, config=_config(answer),
+                                     reserved=reserved)
         alias = _or_none(lambda: lam.get_alias(FunctionName=name, Name=aws.ALIAS))
         if alias is not None:
             alias_version = alias["FunctionVersion"]
@@ -354,6 +360,11 @@ def _push_image(ctx: Context, args: dict[str, Any]) -> None:
     _docker("push", uri)
 
 
+# pause / resume (issue 14): UntagResource removes the pause mark
+# (https://docs.aws.amazon.com/lambda/latest/api/API_UntagResource.html)
+_simple("lambda.untag_resource", "lambda", "untag_resource")
+
+
 # ---------------------------------------------------------------- the deployer (used by commands.py)
 
 
@@ -430,6 +441,9 @@ class Deployer(DeployerBase):
                   "timeout": config.timeout, "memory": config.memory,
                   "reserved_concurrency": function.reserved, "provisioned_concurrency": snap.provisioned or 0,
                   "auth": snap.url.auth_type if snap.url else None}
+        report["paused"] = aws.paused(snap)  # issue 14
+        if report["paused"]:
+            report["summary"] = f"PAUSED (reserved concurrency 0: every request is throttled) {report['summary']}"
         report["details"] = {
             "auth": report["auth"],
             "function": report["function_arn"],
@@ -438,3 +452,10 @@ class Deployer(DeployerBase):
                         f"{config.memory} MB, concurrency max {function.reserved} warm {snap.provisioned or 0}",
         }
         return report
+
+    # ---- pause / resume (issue 14)
+    def pause_plan(self, resume: bool = False) -> Plan:
+        """PutFunctionConcurrency 0 and the pause mark, or back to agent.yaml's concurrency (planner.plan_pause)."""
+        snap = read_snapshot(self.api, self.agent.name)
+        return aws.plan_pause(self.agent.name, self.region, snap, self.settings.concurrency.max,
+                              self.settings.concurrency.warm, resume)

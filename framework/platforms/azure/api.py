@@ -482,6 +482,20 @@ def _delete_plan(ctx: Context, args: dict[str, Any]) -> None:
     _or_none(lambda: api.client.app_service_plans.delete(api.group, args["name"]))
 
 
+# pause / resume (issue 14): Web Apps - Stop / Start
+# (https://learn.microsoft.com/en-us/rest/api/appservice/web-apps/stop, .../web-apps/start)
+@REGISTRY.handler("site.stop")
+def _stop_site(ctx: Context, args: dict[str, Any]) -> None:
+    api: Api = ctx.api
+    api.client.web_apps.stop(api.group, args["name"])
+
+
+@REGISTRY.handler("site.start")
+def _start_site(ctx: Context, args: dict[str, Any]) -> None:
+    api: Api = ctx.api
+    api.client.web_apps.start(api.group, args["name"])
+
+
 # ---------------------------------------------------------------- the deployer (used by commands.py)
 
 
@@ -596,4 +610,12 @@ class Deployer(DeployerBase):
                             "max instances": site.scale_limit, "always ready": site.min_elastic})
         if not self.agent.public:
             details["function key"] = "present" if self.api.function_key(self.app) else "not yet (no deployment)"
-        return {**out, "target": "azure", "deployed": True, "details": details}
+        paused = site.state == azure.STOPPED  # issue 14
+        if paused:
+            out["summary"] = f"PAUSED (the app is stopped: every request is refused) {out['summary']}"
+        return {**out, "target": "azure", "deployed": True, "details": details, "paused": paused}
+
+    # ---- pause / resume (issue 14)
+    def pause_plan(self, resume: bool = False) -> Plan:
+        """Stop or start the function app (planner.plan_pause)."""
+        return azure.plan_pause(self.agent.name, self.app, self.group, self.snapshot(), resume)

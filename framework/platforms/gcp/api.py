@@ -535,4 +535,14 @@ class Deployer(DeployerBase):
                         f"{function.max_instances}, {function.request_concurrency} request(s) per instance",
             "access": "public (allUsers may invoke)" if snap.public else "authenticated callers only",
         }
-        return {**out, "deployed": True, "details": details, "state": function.state, "public": bool(snap.public)}
+        paused = gcp.LABEL_PAUSED in function.labels  # issue 14
+        if paused:
+            details["paused"] = "PAUSED (ingress internal-only: requests from the internet are refused)"
+        return {**out, "deployed": True, "details": details, "state": function.state, "public": bool(snap.public),
+                "paused": paused}
+
+    # ---- pause / resume (issue 14)
+    def pause_plan(self, resume: bool = False) -> Plan:
+        """UpdateFunction of the ingress and the pause label (planner.plan_pause)."""
+        snap = read_snapshot(self.api, self.agent.name, self.project, self.region)
+        return gcp.plan_pause(self.agent.name, self.project, self.region, snap, resume)

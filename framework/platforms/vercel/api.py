@@ -191,7 +191,8 @@ def read_project(api: Api, name: str) -> vercel.ProjectState | None:
         # one key may have several entries (say a preview-only one): the production one is what we manage
         if e["key"] not in states or "production" in target:
             states[e["key"]] = state
-    return vercel.ProjectState(id=project["id"], name=project.get("name") or name, envs=states)
+    return vercel.ProjectState(id=project["id"], name=project.get("name") or name, envs=states,
+                               paused=bool(project.get("paused")))  # issue 14: set by pause, cleared by unpause
 
 
 def read_snapshot(api: Api, project_name: str, agent: str, *, destroy: bool = False) -> vercel.Snapshot:
@@ -320,6 +321,17 @@ def _delete_project(ctx: Context, args: dict[str, Any]) -> None:
     ctx.api.api.call("DELETE", f"/v9/projects/{args['project']}", allow=(404,))
 
 
+# pause / resume (issue 14): https://vercel.com/docs/rest-api/projects/pause-a-project, .../unpause-a-project
+@REGISTRY.handler("vercel.pause_project")
+def _pause_project(ctx: Context, args: dict[str, Any]) -> None:
+    ctx.api.api.call("POST", f"/v1/projects/{args['project']}/pause")
+
+
+@REGISTRY.handler("vercel.unpause_project")
+def _unpause_project(ctx: Context, args: dict[str, Any]) -> None:
+    ctx.api.api.call("POST", f"/v1/projects/{args['project']}/unpause")
+
+
 # ---------------------------------------------------------------- the deployer (used by commands.py)
 
 
@@ -394,10 +406,29 @@ class Deployer(DeployerBase):
                     "note": f"project {self.project} has no production deployment made by the framework"}
         settings = vercel._settings(latest.meta)
         out = self.outputs(snap)
-        return {**out, "deployed": True, "details": {
+        if project.paused:  # issue 14
+            out["summary"] = f"PAUSED (the project is paused: every request is answered 503) {out['summary']}"
+        return {**out, "deployed": True, "paused": project.paused, "details": {
             "project": f"{project.name} ({project.id})" + (f", team {self.team}" if self.team else ""),
             "deployment": f"{latest.uid} {latest.ready_state}",
             "content": str(latest.meta.get(vercel.META_CONTENT, ""))[:12],
             "runtime": settings.get("runtime"), "timeout": settings.get("timeout"), "model": settings.get("model"),
             "owner": "created by the framework" if project.owner() == self.agent.name
             else "existing project (only the framework's deployments are managed)"}}
+
+    # ---- pause / resume (issue 14)
+    def pause_plan(self, resume: bool = False) -> Plan:
+        """Pause or unpause the project (planner.plan_pause)."""
+        return vercel.plan_pause(self.agent.name, self.project, self.team, self.snapshot(), resume)
+
+    def preflight(self, deploy_plan: DeployPlan) -> None:
+        """Also: a paused project gets no production deployment (Vercel stops assigning its domains while
+        paused: https://vercel.com/docs/rest-api/projects/pause-a-project), so deploy refuses rather than
+        wait for an alias that never comes, and does not unpause it."""
+        super().preflight(deploy_plan)
+        snap = self._snap
+        if snap is not None and snap.project is not None and snap.project.paused and any(
+                op.kind == "vercel.create_deployment" for op in deploy_plan.plan.operations):
+            raise DeployError(f"the Vercel project {self.project} is paused (`agenthost pause`): a new production "
+                              "deployment would not get its domains while paused; run `agenthost resume` first, "
+                              "then deploy")
