@@ -6,8 +6,8 @@ and a stage's pause leaves the agent as written running."""
 from __future__ import annotations
 
 import io
-import os
 import json
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -18,9 +18,25 @@ import pytest
 from framework.deploy import pause
 from tests.deploy import gcp_fixtures, helpers
 from tests.deploy.helpers import Run
-from tests.deploy.test_deploy_contract import CLOUDS, FAST, STAGES, Cloud, cloud, write_agent  # noqa: F401
-from tests.deploy.test_deploy_contract import azure_env, azure_server, gcp_env, gcp_server  # noqa: F401
-from tests.deploy.test_deploy_contract import vercel_env, vercel_server  # noqa: F401
+from tests.deploy.test_deploy_contract import (  # noqa: F401  # noqa: F401
+    CLOUDS,
+    FAST,
+    STAGES,
+    Cloud,
+    azure_env,
+    azure_server,
+    gcp_env,
+    gcp_server,
+    vercel_env,
+    vercel_server,
+    write_agent,
+)
+
+
+@pytest.fixture(params=sorted(CLOUDS))
+def cloud(request: pytest.FixtureRequest) -> Cloud:
+    return CLOUDS[request.param](request)
+
 
 # name -> (the emulator's mutating calls of a pause, of a resume)
 CALLS = {
@@ -134,6 +150,7 @@ def test_pause_asks_first_and_refuses_in_ci_without_yes(cloud, tmp_path):
     assert _run(cloud, agent, "deploy").code == 0
     cloud.clear()
     with pytest.raises(ConfirmationRequired):
-        pause.pause(str(agent), cloud.name, str(tmp_path / "generated"), "text", False, environ={**os.environ, "CI": "true"},
-                    stdout=io.StringIO(), stderr=io.StringIO(), sleep=cloud.sleeps.append, **FAST, **cloud.options)
+        pause.pause(str(agent), cloud.name, str(tmp_path / "generated"), "text", False,
+                    environ={**os.environ, "CI": "true"}, stdout=io.StringIO(), stderr=io.StringIO(),
+                    sleep=cloud.sleeps.append, **FAST, **cloud.options)
     assert cloud.mutating() == []

@@ -742,9 +742,9 @@ PAUSED_NOTE = ("paused: deploy keeps it paused (reserved concurrency 0, no warm 
 
 def plan_pause(desired_name: str, region: str, snap: Snapshot, reserved: int, warm: int, resume: bool) -> Plan:
     """Pure: pause = reserved concurrency 0, with which Lambda throttles every invocation and runs none
-    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html), the warm instances released (provisioned concurrency cannot
-    exceed reserved), then the pause mark. Resume: agent.yaml's concurrency.max and warm, the mark removed.
-    No operation when it already is so."""
+    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html), the warm instances
+    released (provisioned concurrency cannot exceed reserved), then the pause mark. Resume: agent.yaml's
+    concurrency.max and warm, the mark removed. No operation when it already is so."""
     function = snap.function
     title = f"{desired_name} on AWS Lambda (region {region}, account {snap.account})"
     if function is None or not _owned(function.tags, desired_name):

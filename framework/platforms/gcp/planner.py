@@ -538,7 +538,8 @@ def plan_pause(name: str, project: str, region: str, snap: Snapshot, resume: boo
     if function.ingress == ingress and marked != resume:
         return Plan("gcp", where, (Resource("cloud function", function.name, UNCHANGED,
                                             detail="running" if resume else "paused"),))
-    body = {"name": function.name, "serviceConfig": {"ingressSettings": ingress}, "labels": dict(sorted(labels.items()))}
+    body = {"name": function.name, "serviceConfig": {"ingressSettings": ingress},
+            "labels": dict(sorted(labels.items()))}
     changes = (Change("ingress", "internal only" if function.ingress == ALLOW_INTERNAL_ONLY else function.ingress,
                       "all" if resume else "internal only"),
                Change(f"label {LABEL_PAUSED}", "true" if marked else None, None if resume else "true"))
