@@ -48,6 +48,13 @@ _HELP = {
                 "by OIDC federation",
                 "agenthost init-ci\n"
                 "agenthost init-ci --branch release --force"),
+    # ---- history (issue 14)
+    "history": ("the deployed versions per target, newest first, and which one is live (read from the cloud)",
+                "agenthost history\n"
+                "agenthost history --target aws --format json"),
+    "rollback": ("make the previous (or --to) deployed version live again; a later deploy converges again",
+                 "agenthost rollback --target aws\n"
+                 "agenthost rollback --target vercel --to dpl_123 --yes   # CI: no question"),
 }
 
 
@@ -139,6 +146,17 @@ def _parser() -> argparse.ArgumentParser:
                          help="where to write it (default: .github/workflows/agent.yml)")
     init_ci.add_argument("--branch", default="main", help="the branch that deploys (default: main)")
     init_ci.add_argument("--force", action="store_true", help="overwrite an existing workflow")
+
+    # ---- history (issue 14)
+    for name in ("history", "rollback"):
+        sub = command(name)
+        selection(sub)
+        sub.add_argument("--target", choices=platforms, help="the platform (default: every deployable one)")
+        sub.add_argument("--format", choices=("text", "json"), default="text", help="text (people), json")
+        if name == "rollback":
+            sub.add_argument("--to", metavar="VERSION", help="the version to make live (default: the one before "
+                                                             "the live one); needs --target when several")
+            sub.add_argument("-y", "--yes", action="store_true", help="apply without asking (CI)")
     return parser
 
 
@@ -249,6 +267,20 @@ def _cmd_init_ci(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     return ExitCode.OK
 
 
+# ---- history (issue 14)
+def _cmd_history(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
+    from framework.deploy import history
+
+    return history.history(**_selected(args), stdout=reporter.stdout, stderr=reporter.stderr)
+
+
+def _cmd_rollback(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
+    from framework.deploy import history
+
+    return history.rollback(**_selected(args), yes=args.yes, to=args.to, stdout=reporter.stdout,
+                            stderr=reporter.stderr)
+
+
 @dataclass(frozen=True)
 class _Command:
     """A command's function, and the exit codes its results use (an error never borrows one)."""
@@ -262,7 +294,8 @@ _COMMANDS = {"init": _Command(_cmd_init),
              "invoke": _Command(_cmd_invoke),
              "plan": _Command(_cmd_plan, (ExitCode.OK, ExitCode.CHANGES_PENDING, ExitCode.FAILED)),
              "deploy": _Command(_cmd_deploy), "destroy": _Command(_cmd_destroy), "info": _Command(_cmd_info),
-             "init-ci": _Command(_cmd_init_ci)}
+             "init-ci": _Command(_cmd_init_ci),
+             "history": _Command(_cmd_history), "rollback": _Command(_cmd_rollback)}  # history (issue 14)
 _ALIASES = {"remove": "destroy"}  # what Serverless Framework and SAM users type
 
 

@@ -20,6 +20,7 @@ from framework.deploy.executor import Progress
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import SecretValues
 from framework.deploy.skeleton import DeployOptions, DeployPlan
+from framework.deploy.versions import History, Version
 from framework.findings import Finding
 from framework.local.base import LocalApp, LocalOptions
 from framework.model import Agent, TargetSettings
@@ -59,6 +60,15 @@ class Deployer(Protocol):
     def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]: ...
     def outputs(self, snap: Any, results: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
     def info(self) -> dict[str, Any]: ...
+
+    # history and rollback (issue 14): framework/deploy/history.py
+    def history(self) -> History:
+        """The deployed versions, newest first, the live one marked (read-only calls)."""
+        ...
+
+    def rollback(self, history: History, version: Version) -> dict[str, Any]:
+        """Make `version` (one of `history`'s) live again, the platform's own way."""
+        ...
 
 
 DeployerFactory = Callable[[Agent, TargetSettings, Sequence[File], DeployOptions], Deployer]

@@ -172,6 +172,7 @@ class ProjectState:
     id: str
     name: str
     envs: Mapping[str, EnvState]
+    production: str | None = None  # the id of the deployment production traffic goes to (project.targets.production)
 
     def owner(self) -> str | None:
         marker = self.envs.get(MARKER)
@@ -195,7 +196,7 @@ class DeploymentState:
 @dataclass(frozen=True)
 class Snapshot:
     project: ProjectState | None = None
-    latest: DeploymentState | None = None  # the latest READY production deployment
+    latest: DeploymentState | None = None  # the live production deployment (else the latest READY one)
     ours: tuple[DeploymentState, ...] = ()  # every deployment of ours in the project (read for destroy)
 
 
