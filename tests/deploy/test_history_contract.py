@@ -11,6 +11,7 @@ import pytest
 
 from framework.deploy import history as commands
 from framework.errors import DeployError, ExitCode, UsageError
+from tests.deploy import gcp_fixtures
 from tests.deploy.azure_fixtures import azure_env, azure_server  # noqa: F401
 from tests.deploy.gcp_fixtures import gcp_env, gcp_server  # noqa: F401
 from tests.deploy.helpers import Run
@@ -21,6 +22,8 @@ from tests.deploy.vercel_fixtures import vercel_server  # noqa: F401
 # the platforms whose history and rollback are built, and the mutating calls of one rollback
 ROLLBACK_CALLS = {
     "aws": lambda versions: ["UpdateAlias"],
+    "gcp": lambda versions: [f"PATCH /v2/projects/{gcp_fixtures.PROJECT}/locations/{gcp_fixtures.REGION}/services/"
+                             "support-bot"],
     "vercel": lambda versions: [f"POST /v10/projects/prj_000001/promote/{versions[1]}"],
 }
 
