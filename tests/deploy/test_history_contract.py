@@ -92,3 +92,19 @@ def test_rollback_with_one_version_says_there_is_nothing_to_roll_back_to(cloud, 
     with pytest.raises(DeployError, match="nothing to roll back to"):
         run(cloud, "rollback", agent)
     assert cloud.mutating() == []
+
+
+@pytest.fixture
+def azure(request: pytest.FixtureRequest) -> Cloud:
+    return CLOUDS["azure"](request)
+
+
+def test_azure_says_plainly_that_it_keeps_no_earlier_package(azure, tmp_path):
+    agent = write_agent(tmp_path, azure)
+    assert azure.run("deploy", agent).code == 0
+    azure.clear()
+    shown = run(azure, "history", agent)
+    assert shown.code == ExitCode.FAILED and "no earlier package" in json.loads(shown.stdout)["error"]
+    with pytest.raises(DeployError, match="not built for Azure"):
+        run(azure, "rollback", agent)
+    assert azure.mutating() == []
