@@ -20,6 +20,7 @@ from framework.deploy.executor import Progress
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import SecretValues
 from framework.deploy.skeleton import DeployOptions, DeployPlan
+from framework.deploy.versions import History, Version
 from framework.findings import Finding
 from framework.local.base import LocalApp, LocalOptions
 from framework.model import Agent, TargetSettings
@@ -65,6 +66,15 @@ class Deployer(Protocol):
         """What pausing (resume: resuming) the deployed agent takes, read from the cloud now: the
         calls that refuse (or let in) every new request at the platform, nothing deleted; a plan
         without changes when it already is so. Applied with apply()."""
+        ...
+
+    # history and rollback (issue 14): framework/deploy/history.py
+    def history(self) -> History:
+        """The deployed versions, newest first, the live one marked (read-only calls)."""
+        ...
+
+    def rollback(self, history: History, version: Version) -> dict[str, Any]:
+        """Make `version` (one of `history`'s) live again, the platform's own way."""
         ...
 
 

@@ -25,6 +25,7 @@ from framework.deploy.executor import Context, Executor, Progress, Registry
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import digest
 from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan, session_store
+from framework.deploy.versions import History, Version
 from framework.errors import DeployError, DockerUnavailableError
 from framework.model import Agent, TargetSettings
 from framework.platforms.aws import planner as aws
@@ -459,3 +460,37 @@ class Deployer(DeployerBase):
         snap = read_snapshot(self.api, self.agent.name)
         return aws.plan_pause(self.agent.name, self.region, snap, self.settings.concurrency.max,
                               self.settings.concurrency.warm, resume)
+
+    # ---- history (issue 14)
+    def history(self) -> History:
+        """The published versions, newest first, and the one alias `live` points at: ListVersionsByFunction
+        (https://docs.aws.amazon.com/lambda/latest/api/API_ListVersionsByFunction.html) and GetAlias
+        (https://docs.aws.amazon.com/lambda/latest/api/API_GetAlias.html)."""
+        lam = self.api.client("lambda")
+        name = self.agent.name
+        function = _or_none(lambda: lam.get_function(FunctionName=name))
+        if function is None or not aws.OWNER.on(function.get("Tags"), name):
+            return History("version", notes=("not deployed" if function is None else
+                                             "a function with this name exists but is not ours",))
+        alias = _or_none(lambda: lam.get_alias(FunctionName=name, Name=aws.ALIAS))
+        live = alias["FunctionVersion"] if alias else None
+        tags = function.get("Tags") or {}
+        published = [v for page in lam.get_paginator("list_versions_by_function").paginate(FunctionName=name)
+                     for v in page["Versions"] if v["Version"] != "$LATEST"]
+        published.sort(key=lambda v: int(v["Version"]), reverse=True)
+        versions = tuple(Version(
+            id=v["Version"], created=v.get("LastModified"), live=v["Version"] == live,
+            # the content tag is on the function ($LATEST), not on a version: it is known for the versions
+            # that run $LATEST's code (https://docs.aws.amazon.com/lambda/latest/dg/configuration-versions.html)
+            content=tags.get(aws.TAG_CONTENT) if v.get("CodeSha256") == tags.get(aws.TAG_CODE) else None)
+            for v in published)
+        notes = ["Lambda keeps tags on the function, not per version: the content hash shows only on the versions "
+                 "running the latest code; the prompt's digest is not kept per version"]
+        return History("version", versions, tuple(notes))
+
+    def rollback(self, history: History, version: Version) -> dict[str, Any]:
+        """UpdateAlias `live` -> that version: the URL, permissions and provisioned concurrency are on the
+        alias, so they follow (https://docs.aws.amazon.com/lambda/latest/api/API_UpdateAlias.html)."""
+        self.api.client("lambda").update_alias(FunctionName=self.agent.name, Name=aws.ALIAS,
+                                               FunctionVersion=version.id)
+        return {"changed": True}

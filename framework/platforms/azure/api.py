@@ -43,6 +43,7 @@ from framework.deploy.package import DOCS, build_zip
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import digest
 from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan, session_store
+from framework.deploy.versions import History, Version
 from framework.errors import DeployError
 from framework.model import Agent, TargetSettings
 from framework.platforms.azure import planner as azure
@@ -509,6 +510,12 @@ def package_files(files: Sequence[File], target: str = "azure") -> tuple[bytes, 
     return data, hashlib.sha256(data).hexdigest(), names
 
 
+_NO_HISTORY = ("history and rollback are not built for Azure yet: each deploy replaces the app's one package (Flex "
+               "Consumption keeps the latest in its deployment container, "
+               "https://learn.microsoft.com/en-us/azure/azure-functions/flex-consumption-plan#deployments), so there "
+               "is no earlier package to list or redeploy: deploy the earlier agent.yaml instead")
+
+
 class Deployer(DeployerBase):
     """One agent on Azure Functions: prepare (package + desired state), read, plan, apply, destroy, info."""
 
@@ -619,3 +626,13 @@ class Deployer(DeployerBase):
     def pause_plan(self, resume: bool = False) -> Plan:
         """Stop or start the function app (planner.plan_pause)."""
         return azure.plan_pause(self.agent.name, self.app, self.group, self.snapshot(), resume)
+
+    # ---- history (issue 14)
+    def history(self) -> History:
+        """Not built: the framework publishes one package per deploy (Flex Consumption: OneDeploy
+        /api/publish, https://learn.microsoft.com/en-us/azure/azure-functions/functions-deployment-technologies#one-deploy)
+        and keeps no earlier package to list or redeploy."""
+        raise DeployError(_NO_HISTORY)
+
+    def rollback(self, history: History, version: Version) -> dict[str, Any]:
+        raise DeployError(_NO_HISTORY)

@@ -173,6 +173,7 @@ class ProjectState:
     name: str
     envs: Mapping[str, EnvState]
     paused: bool = False  # the project's `paused` (issue 14: `agenthost pause`)
+    production: str | None = None  # the id of the deployment production traffic goes to (project.targets.production)
 
     def owner(self) -> str | None:
         marker = self.envs.get(MARKER)
@@ -196,7 +197,7 @@ class DeploymentState:
 @dataclass(frozen=True)
 class Snapshot:
     project: ProjectState | None = None
-    latest: DeploymentState | None = None  # the latest READY production deployment
+    latest: DeploymentState | None = None  # the live production deployment (else the latest READY one)
     ours: tuple[DeploymentState, ...] = ()  # every deployment of ours in the project (read for destroy)
 
 
