@@ -48,6 +48,20 @@ _HELP = {
                 "by OIDC federation",
                 "agenthost init-ci\n"
                 "agenthost init-ci --branch release --force"),
+    # ---- pause / resume (issue 14)
+    "pause": ("the kill switch: the platform refuses every new request to the deployed agent; nothing is deleted",
+              "agenthost pause --stage prod\n"
+              "agenthost pause --target aws --yes --format json   # CI: no question"),
+    "resume": ("let requests in again to an agent `pause` stopped",
+               "agenthost resume --stage prod"),
+    # ---- history (issue 14)
+    "history": ("the deployed versions per target, newest first, and which one is live (read from the cloud)",
+                "agenthost history\n"
+                "agenthost history --target aws --format json"),
+    "rollback": ("make the previous (or --to) deployed version live again; a later deploy converges again",
+                 "agenthost rollback --target aws\n"
+                 "agenthost rollback --target vercel --to dpl_123 --yes   # CI: no question"),
+    # ---- logs (issue 14)
     "logs": ("the deployed function's log lines from its platform's log service; each request's usage record "
              "as a table row (time, status, latency, tokens, steps, stopped)",
              "agenthost logs                          # the last hour, every target\n"
@@ -145,6 +159,22 @@ def _parser() -> argparse.ArgumentParser:
     init_ci.add_argument("--branch", default="main", help="the branch that deploys (default: main)")
     init_ci.add_argument("--force", action="store_true", help="overwrite an existing workflow")
 
+    # day two (issue 14): pause / resume, history / rollback
+    for name in ("pause", "resume", "history", "rollback"):
+        sub = command(name)
+        selection(sub)
+        sub.add_argument("--target", choices=platforms, help="the platform (default: every deployable one)")
+        sub.add_argument("--format", choices=("text", "json"), default="text", help="text (people), json")
+        if name in ("pause", "resume", "rollback"):
+            sub.add_argument("-y", "--yes", action="store_true", help="apply without asking (CI)")
+        if name in ("pause", "resume"):
+            sub.add_argument("--fail-fast", action="store_true",
+                             help="stop at the first target that fails (default: go on with the others)")
+        if name == "rollback":
+            sub.add_argument("--to", metavar="VERSION", help="the version to make live (default: the one before "
+                                                             "the live one); needs --target when several")
+
+    # ---- logs (issue 14)
     logs = command("logs")
     selection(logs)
     logs.add_argument("--target", choices=platforms, help="the platform (default: every deployable one)")
@@ -264,6 +294,29 @@ def _cmd_init_ci(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     return ExitCode.OK
 
 
+# ---- pause / resume (issue 14)
+def _cmd_pause(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
+    from framework.deploy import pause
+
+    return pause.pause(**_selected(args), yes=args.yes, fail_fast=args.fail_fast, resume=args.command == "resume",
+                       stdout=reporter.stdout, stderr=reporter.stderr)
+
+
+# ---- history (issue 14)
+def _cmd_history(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
+    from framework.deploy import history
+
+    return history.history(**_selected(args), stdout=reporter.stdout, stderr=reporter.stderr)
+
+
+def _cmd_rollback(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
+    from framework.deploy import history
+
+    return history.rollback(**_selected(args), yes=args.yes, to=args.to, stdout=reporter.stdout,
+                            stderr=reporter.stderr)
+
+
+# ---- logs (issue 14)
 def _cmd_logs(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.deploy import logs
 
@@ -285,7 +338,9 @@ _COMMANDS = {"init": _Command(_cmd_init),
              "plan": _Command(_cmd_plan, (ExitCode.OK, ExitCode.CHANGES_PENDING, ExitCode.FAILED)),
              "deploy": _Command(_cmd_deploy), "destroy": _Command(_cmd_destroy), "info": _Command(_cmd_info),
              "init-ci": _Command(_cmd_init_ci),
-             "logs": _Command(_cmd_logs)}
+             "pause": _Command(_cmd_pause), "resume": _Command(_cmd_pause),  # pause / resume (issue 14)
+             "history": _Command(_cmd_history), "rollback": _Command(_cmd_rollback),  # history (issue 14)
+             "logs": _Command(_cmd_logs)}  # logs (issue 14)
 _ALIASES = {"remove": "destroy"}  # what Serverless Framework and SAM users type
 
 

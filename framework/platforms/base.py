@@ -21,6 +21,7 @@ from framework.deploy.loglines import LogLine
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import SecretValues
 from framework.deploy.skeleton import DeployOptions, DeployPlan
+from framework.deploy.versions import History, Version
 from framework.findings import Finding
 from framework.local.base import LocalApp, LocalOptions
 from framework.model import Agent, TargetSettings
@@ -60,6 +61,22 @@ class Deployer(Protocol):
     def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]: ...
     def outputs(self, snap: Any, results: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
     def info(self) -> dict[str, Any]: ...
+
+    # ---- pause / resume (issue 14): the kill switch
+    def pause_plan(self, resume: bool = False) -> Plan:
+        """What pausing (resume: resuming) the deployed agent takes, read from the cloud now: the
+        calls that refuse (or let in) every new request at the platform, nothing deleted; a plan
+        without changes when it already is so. Applied with apply()."""
+        ...
+
+    # history and rollback (issue 14): framework/deploy/history.py
+    def history(self) -> History:
+        """The deployed versions, newest first, the live one marked (read-only calls)."""
+        ...
+
+    def rollback(self, history: History, version: Version) -> dict[str, Any]:
+        """Make `version` (one of `history`'s) live again, the platform's own way."""
+        ...
 
     # logs (issue 14): the function's log lines from the platform's log service
     def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:

@@ -533,6 +533,11 @@ class FakeAzure:
                          "systemKeys": {}}, {}
         if path == "syncfunctiontriggers" and method == "POST":
             return 204, None, {}
+        if path in ("stop", "start") and method == "POST":
+            # Web Apps - Stop / Start: 200, no body; the site's properties.state becomes Stopped / Running
+            # (https://learn.microsoft.com/en-us/rest/api/appservice/web-apps/stop)
+            self.sites[key]["properties"]["state"] = "Stopped" if path == "stop" else "Running"
+            return 200, None, {}
         raise Error(404, "NotFound", f"no route for {request.path}")
 
     def _settings_view(self, key, base) -> dict[str, Any]:

@@ -138,6 +138,7 @@ class Pending:
     finish: Any
     done: bool = False
     response: dict[str, Any] | None = None
+    response_type: str = FUNCTION_TYPE
     error: dict[str, Any] | None = None
 
 
@@ -152,6 +153,8 @@ class State:
     revisions: dict[str, int] = field(default_factory=dict)  # function name -> revisions made
     ttl: dict[str, str] = field(default_factory=dict)  # Firestore field name -> its ttlConfig state
     ttl_operations: dict[str, str] = field(default_factory=dict)  # operation name -> the field it enables
+    # Cloud Run service name -> {"revisions": [Revision, oldest first], "traffic": [TrafficTarget]}
+    run: dict[str, dict[str, Any]] = field(default_factory=dict)
     log_entries: list[dict[str, Any]] = field(default_factory=list)  # Cloud Logging LogEntry objects
 
 
@@ -296,6 +299,13 @@ class FakeGcp:
         data = json.loads(body or b"{}")
         rest = parts[5:]
         location = "/".join(parts[1:5])
+        if rest[:1] == ["services"] and len(rest) == 3 and rest[2] == "revisions" and method == "GET":
+            return 200, self._list_revisions("/".join(parts[1:7]))
+        if rest[:1] == ["services"] and len(rest) == 2 and ":" not in rest[1]:
+            if method == "GET":
+                return 200, self._run_service("/".join(parts[1:7]))
+            if method == "PATCH":
+                return 200, self._update_traffic("/".join(parts[1:7]), data)
         if rest[:1] == ["services"] and len(rest) == 2:
             name, _, verb = "/".join(parts[1:7]).partition(":")
             if verb == "getIamPolicy" and method == "GET":
@@ -509,6 +519,7 @@ class FakeGcp:
             gone = self.state.functions.pop(name, None)
             if gone:
                 self.state.services.pop(gone.get("serviceConfig", {}).get("service", ""), None)
+                self.state.run.pop(gone.get("serviceConfig", {}).get("service", ""), None)
             return None
         return self._start(name, "delete", finish)
 
@@ -531,6 +542,61 @@ class FakeGcp:
         function["url"] = f"https://{region}-{project}.cloudfunctions.net/{function_id}"
         function["updateTime"] = f"2026-01-01T00:00:{count:02d}Z"
         self.state.services.setdefault(service_name, {"etag": base64.b64encode(b"etag-1").decode()})
+        run = self.state.run.setdefault(service_name, {"revisions": [], "traffic": []})
+        if not run["revisions"] or run["revisions"][-1]["name"].rsplit("/", 1)[-1] != service["revision"]:
+            run["revisions"].append({"name": f"{service_name}/revisions/{service['revision']}", "service": service_name,
+                                     "createTime": function["updateTime"]})
+        # "On CreateFunction and UpdateFunction, when set to true, the revision being deployed will serve
+        # 100% of traffic" (https://cloud.google.com/functions/docs/reference/rest/v2/projects.locations.functions)
+        if service.get("allTrafficOnLatestRevision") or not run["traffic"]:
+            run["traffic"] = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}]
+            service["allTrafficOnLatestRevision"] = True
+
+    # ------------------------------------------------------------ Cloud Run services and revisions
+    # https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services (get, patch) and
+    # .../services.revisions/list: what a function's service shows of its revisions and traffic
+
+    def _run_state(self, service: str) -> dict[str, Any]:
+        if service not in self.state.run:
+            raise ApiError(404, f"Resource '{service}' was not found")
+        return self.state.run[service]
+
+    def _run_service(self, service: str) -> dict[str, Any]:
+        run = self._run_state(service)
+        latest = run["revisions"][-1]["name"]
+        statuses = [{**t, **({"revision": latest.rsplit("/", 1)[-1]} if "revision" not in t else {})}
+                    for t in run["traffic"]]
+        return {"name": service, "latestReadyRevision": latest, "latestCreatedRevision": latest,
+                "traffic": copy.deepcopy(run["traffic"]), "trafficStatuses": statuses}
+
+    def _list_revisions(self, service: str) -> dict[str, Any]:
+        return {"revisions": copy.deepcopy(list(reversed(self._run_state(service)["revisions"])))}
+
+    def _update_traffic(self, service: str, data: dict[str, Any]) -> dict[str, Any]:
+        run = self._run_state(service)
+        traffic = data.get("traffic") or []
+        known = {r["name"].rsplit("/", 1)[-1] for r in run["revisions"]}
+        for target in traffic:
+            if target.get("type") == "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION" and target.get("revision") not in known:
+                raise ApiError(400, f"Revision '{target.get('revision')}' does not exist", "INVALID_ARGUMENT")
+        if sum(int(t.get("percent") or 0) for t in traffic) != 100:
+            raise ApiError(400, "traffic percentages must add up to 100", "INVALID_ARGUMENT")
+        latest = run["revisions"][-1]["name"].rsplit("/", 1)[-1]
+        function = next(f for f in self.state.functions.values()
+                        if f.get("serviceConfig", {}).get("service") == service)
+
+        def finish() -> dict[str, Any]:
+            run["traffic"] = copy.deepcopy(traffic)
+            on_latest = all(t.get("type") == "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST" or t.get("revision") == latest
+                            for t in traffic if int(t.get("percent") or 0))
+            function["serviceConfig"]["allTrafficOnLatestRevision"] = on_latest
+            return self._run_service(service)
+        location = "/".join(service.split("/")[:4])
+        name = f"{location}/operations/operation-{next(self._ids):06d}"
+        pending = Pending(name, service, "update", self.polls_per_operation, finish,
+                          response_type="type.googleapis.com/google.cloud.run.v2.Service")
+        self.state.operations[name] = pending
+        return self._operation(pending)
 
     # ------------------------------------------------------------ operations
 
@@ -564,7 +630,8 @@ class FakeGcp:
         except ApiError as error:  # the operation ends with google.rpc.Status (3: FAILED_PRECONDITION -> 9)
             pending.error = {"code": 9, "message": error.message}
             return
-        pending.response = {"@type": FUNCTION_TYPE, **copy.deepcopy(result)} if result else {"@type": EMPTY_TYPE}
+        pending.response = ({"@type": pending.response_type, **copy.deepcopy(result)} if result
+                            else {"@type": EMPTY_TYPE})
 
     def _poll(self, name: str) -> dict[str, Any]:
         if name not in self.state.operations:

@@ -259,6 +259,14 @@ class FakeVercel:
             else:
                 self._assign_alias(deployment)
 
+    def _public_project(self, project: dict) -> dict:
+        """A project as GET /v9/projects/{idOrName} answers: with targets.production, the deployment its
+        production domain points at (https://vercel.com/docs/rest-api/projects/find-a-project-by-id-or-name)."""
+        alias = f"{project['name']}.vercel.app"
+        live = next((d for d in self.state.deployments.values()
+                     if d["projectId"] == project["id"] and alias in d["alias"]), None)
+        return {**project, **({"targets": {"production": {"id": live["id"], "alias": [alias]}}} if live else {})}
+
     @staticmethod
     def _public_deployment(deployment: dict, item: bool = False) -> dict:
         out = {k: v for k, v in deployment.items() if not k.startswith("_") and k != "files"}
@@ -292,7 +300,7 @@ class FakeVercel:
                 {"Content-Type": "application/stream+json"}
         if method == "GET" and len(parts) == 3 and parts[:2] == ["v9", "projects"]:
             project = self._find_project(parts[2])
-            return (200, project, {}) if project else not_found("Project")
+            return (200, self._public_project(project), {}) if project else not_found("Project")
         if method == "POST" and parts == ["v11", "projects"]:
             if not data or not data.get("name"):
                 return 400, {"error": {"code": "bad_request", "message": "name is required"}}, {}
@@ -333,6 +341,15 @@ class FakeVercel:
                     return not_found("Environment variable")
                 envs.remove(record)
                 return 200, self._public_env(record), {}
+        if method == "POST" and len(parts) == 4 and parts[:2] == ["v1", "projects"] and parts[3] in ("pause",
+                                                                                                  "unpause"):
+            # Pause / Unpause a project: 200; the project's `paused` follows
+            # (https://vercel.com/docs/rest-api/projects/pause-a-project, .../unpause-a-project)
+            project = self.state.projects.get(parts[2])
+            if project is None:  # "If the project does not exist given the id then the request will fail with 400"
+                return 400, {"error": {"code": "bad_request", "message": "Project not found"}}, {}
+            project["paused"] = parts[3] == "pause"
+            return 200, {}, {}
         if method == "POST" and parts == ["v2", "files"]:
             digest = headers.get("x-vercel-digest") or headers.get("x-now-digest")
             if not digest:
@@ -359,6 +376,17 @@ class FakeVercel:
                 return 200, {"uid": deployment["id"], "state": "DELETED"}, {}
             self._advance(deployment)
             return 200, self._public_deployment(deployment), {}
+        if method == "POST" and len(parts) == 5 and parts[:2] == ["v10", "projects"] and parts[3] == "promote":
+            # https://vercel.com/docs/rest-api/projects/point-production-traffic-to-a-given-deployment: the
+            # project's production domains point at an existing deployment, no rebuild (201)
+            project = self._find_project(parts[2])
+            deployment = self.state.deployments.get(parts[4])
+            if project is None or deployment is None or deployment["projectId"] != project["id"]:
+                return not_found("Deployment")
+            if deployment["readyState"] != "READY":
+                return 409, {"error": {"code": "not_ready", "message": "The deployment is not READY"}}, {}
+            self._assign_alias(deployment)
+            return 201, {}, {}
         if method == "GET" and parts in (["v6", "deployments"], ["v7", "deployments"]):
             found = [d for d in reversed(self.state.deployments.values())
                      if (not query.get("projectId") or d["projectId"] == query["projectId"])

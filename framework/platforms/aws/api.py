@@ -26,6 +26,7 @@ from framework.deploy.loglines import LogLine
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import digest
 from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan, session_store
+from framework.deploy.versions import History, Version
 from framework.errors import DeployError, DockerUnavailableError
 from framework.model import Agent, TargetSettings
 from framework.platforms.aws import planner as aws
@@ -149,9 +150,15 @@ def read_snapshot(api: Api, name: str, *, image_tag: str | None = None, reposito
     function = alias_version = alias_config = url = provisioned = None
     statements: dict[str, str] = {}
     if answer is not None:
-        function = aws.FunctionState(
-            arn=answer["Configuration"]["FunctionArn"], tags=dict(answer.get("Tags") or {}), config=_config(answer),
-            reserved=(answer.get("Concurrency") or {}).get("ReservedConcurrentExecutions"))
+        tags = dict(answer.get("Tags") or {})
+        reserved = (answer.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
+        if reserved is None and aws.TAG_PAUSED in tags:
+            # issue 14: moto 5 leaves a reserved concurrency of 0 out of GetFunction (Lambda returns it);
+            # GetFunctionConcurrency answers it on both
+            # (https://docs.aws.amazon.com/lambda/latest/api/API_GetFunctionConcurrency.html)
+            reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
+        function = aws.FunctionState(arn=answer["Configuration"]["FunctionArn"], tags=tags, config=_config(answer),
+                                     reserved=reserved)
         alias = _or_none(lambda: lam.get_alias(FunctionName=name, Name=aws.ALIAS))
         if alias is not None:
             alias_version = alias["FunctionVersion"]
@@ -355,6 +362,11 @@ def _push_image(ctx: Context, args: dict[str, Any]) -> None:
     _docker("push", uri)
 
 
+# pause / resume (issue 14): UntagResource removes the pause mark
+# (https://docs.aws.amazon.com/lambda/latest/api/API_UntagResource.html)
+_simple("lambda.untag_resource", "lambda", "untag_resource")
+
+
 # ---------------------------------------------------------------- the deployer (used by commands.py)
 
 
@@ -431,6 +443,9 @@ class Deployer(DeployerBase):
                   "timeout": config.timeout, "memory": config.memory,
                   "reserved_concurrency": function.reserved, "provisioned_concurrency": snap.provisioned or 0,
                   "auth": snap.url.auth_type if snap.url else None}
+        report["paused"] = aws.paused(snap)  # issue 14
+        if report["paused"]:
+            report["summary"] = f"PAUSED (reserved concurrency 0: every request is throttled) {report['summary']}"
         report["details"] = {
             "auth": report["auth"],
             "function": report["function_arn"],
@@ -439,6 +454,47 @@ class Deployer(DeployerBase):
                         f"{config.memory} MB, concurrency max {function.reserved} warm {snap.provisioned or 0}",
         }
         return report
+
+    # ---- pause / resume (issue 14)
+    def pause_plan(self, resume: bool = False) -> Plan:
+        """PutFunctionConcurrency 0 and the pause mark, or back to agent.yaml's concurrency (planner.plan_pause)."""
+        snap = read_snapshot(self.api, self.agent.name)
+        return aws.plan_pause(self.agent.name, self.region, snap, self.settings.concurrency.max,
+                              self.settings.concurrency.warm, resume)
+
+    # ---- history (issue 14)
+    def history(self) -> History:
+        """The published versions, newest first, and the one alias `live` points at: ListVersionsByFunction
+        (https://docs.aws.amazon.com/lambda/latest/api/API_ListVersionsByFunction.html) and GetAlias
+        (https://docs.aws.amazon.com/lambda/latest/api/API_GetAlias.html)."""
+        lam = self.api.client("lambda")
+        name = self.agent.name
+        function = _or_none(lambda: lam.get_function(FunctionName=name))
+        if function is None or not aws.OWNER.on(function.get("Tags"), name):
+            return History("version", notes=("not deployed" if function is None else
+                                             "a function with this name exists but is not ours",))
+        alias = _or_none(lambda: lam.get_alias(FunctionName=name, Name=aws.ALIAS))
+        live = alias["FunctionVersion"] if alias else None
+        tags = function.get("Tags") or {}
+        published = [v for page in lam.get_paginator("list_versions_by_function").paginate(FunctionName=name)
+                     for v in page["Versions"] if v["Version"] != "$LATEST"]
+        published.sort(key=lambda v: int(v["Version"]), reverse=True)
+        versions = tuple(Version(
+            id=v["Version"], created=v.get("LastModified"), live=v["Version"] == live,
+            # the content tag is on the function ($LATEST), not on a version: it is known for the versions
+            # that run $LATEST's code (https://docs.aws.amazon.com/lambda/latest/dg/configuration-versions.html)
+            content=tags.get(aws.TAG_CONTENT) if v.get("CodeSha256") == tags.get(aws.TAG_CODE) else None)
+            for v in published)
+        notes = ["Lambda keeps tags on the function, not per version: the content hash shows only on the versions "
+                 "running the latest code; the prompt's digest is not kept per version"]
+        return History("version", versions, tuple(notes))
+
+    def rollback(self, history: History, version: Version) -> dict[str, Any]:
+        """UpdateAlias `live` -> that version: the URL, permissions and provisioned concurrency are on the
+        alias, so they follow (https://docs.aws.amazon.com/lambda/latest/api/API_UpdateAlias.html)."""
+        self.api.client("lambda").update_alias(FunctionName=self.agent.name, Name=aws.ALIAS,
+                                               FunctionVersion=version.id)
+        return {"changed": True}
 
     # ---- logs (issue 14)
     def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:

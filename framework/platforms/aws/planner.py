@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
@@ -23,6 +23,7 @@ TAG_AGENT = "agent-framework:agent"
 TAG_CONTENT = "agent-framework:content"
 TAG_CODE = "agent-framework:code-sha256"
 TAG_STAGE = "agent-framework:stage"
+TAG_PAUSED = "agent-framework:paused"  # set by `agenthost pause` (issue 14): deploy keeps the function paused
 OWNER = Mark("tag", TAG_AGENT)
 ALIAS = "live"
 SECRETS_POLICY = "agent-framework-secrets"
@@ -526,9 +527,16 @@ def _plan_alias(desired: Desired, snap: Snapshot, latest_changes: bool, latest_s
                     (publish, update))
 
 
+def paused(snap: Snapshot) -> bool:
+    """The function carries the pause mark (`agenthost pause`): deploy keeps its concurrency at 0."""
+    return snap.function is not None and TAG_PAUSED in snap.function.tags
+
+
 def _plan_reserved(desired: Desired, snap: Snapshot) -> Resource:
     current = snap.function.reserved if snap.function else None
     label = "reserved concurrency"
+    if paused(snap):  # issue 14: a paused function stays at 0
+        desired = replace(desired, reserved=0)
     if current == desired.reserved:
         return Resource(label, desired.name, UNCHANGED, detail=str(current))
     op = Operation("lambda.put_function_concurrency", {
@@ -540,6 +548,8 @@ def _plan_reserved(desired: Desired, snap: Snapshot) -> Resource:
 def _plan_provisioned(desired: Desired, snap: Snapshot) -> Resource:
     label, name = "provisioned concurrency", f"{desired.name}:{ALIAS}"
     current = snap.provisioned
+    if paused(snap):  # issue 14: no warm instance while paused (resume puts them back)
+        desired = replace(desired, provisioned=0)
     if (current or 0) == desired.provisioned:
         return Resource(label, name, UNCHANGED, detail=str(current or 0))
     if desired.provisioned == 0:
@@ -661,6 +671,8 @@ def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     resources.append(_plan_url(desired, snap))
     resources.append(_plan_permissions(desired, snap))
     notes += SECRETS.notes(desired.secret_env, missing)
+    if paused(snap):
+        notes.append(PAUSED_NOTE)
     title = f"{desired.name} on AWS Lambda (region {desired.region}, account {snap.account})"
     return DeployPlan(Plan("aws", title, tuple(resources), tuple(notes)), tuple(missing))
 
@@ -720,3 +732,55 @@ def outputs(desired_name: str, snap: Snapshot, results: Mapping[str, Any] | None
         "version": version,
         "url": results.get("url") or (snap.url.url if snap.url else None),
     }
+
+
+# ---- pause / resume (issue 14)
+
+PAUSED_NOTE = ("paused: deploy keeps it paused (reserved concurrency 0, no warm instance); `agenthost resume` "
+               "lets requests in")
+
+
+def plan_pause(desired_name: str, region: str, snap: Snapshot, reserved: int, warm: int, resume: bool) -> Plan:
+    """Pure: pause = reserved concurrency 0, with which Lambda throttles every invocation and runs none
+    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html), the warm instances
+    released (provisioned concurrency cannot exceed reserved), then the pause mark. Resume: agent.yaml's
+    concurrency.max and warm, the mark removed. No operation when it already is so."""
+    function = snap.function
+    title = f"{desired_name} on AWS Lambda (region {region}, account {snap.account})"
+    if function is None or not _owned(function.tags, desired_name):
+        raise DeployError(f"{desired_name} is not deployed on AWS Lambda in {region} (or the function is not ours): "
+                          f"nothing to {'resume' if resume else 'pause'}")
+    name, marked = desired_name, TAG_PAUSED in function.tags
+    ops: list[Operation] = []
+    changes: list[Change] = []
+    if not resume:
+        if snap.provisioned:
+            changes.append(Change("warm", snap.provisioned, 0))
+            ops.append(Operation("lambda.delete_provisioned_concurrency_config", {"FunctionName": name,
+                                                                                   "Qualifier": ALIAS},
+                                 "DeleteProvisionedConcurrencyConfig"))
+        if function.reserved != 0:
+            changes.append(Change("reserved concurrency", function.reserved, 0))
+            ops.append(Operation("lambda.put_function_concurrency", {
+                "FunctionName": name, "ReservedConcurrentExecutions": 0}, "PutFunctionConcurrency"))
+        if not marked:
+            changes.append(Change(f"tag {TAG_PAUSED}", None, "true"))
+            ops.append(Operation("lambda.tag_resource", {"Resource": function.arn, "Tags": {TAG_PAUSED: "true"}},
+                                 "TagResource"))
+    elif marked or function.reserved == 0:
+        changes.append(Change("reserved concurrency", function.reserved, reserved))
+        ops.append(Operation("lambda.put_function_concurrency", {
+            "FunctionName": name, "ReservedConcurrentExecutions": reserved}, "PutFunctionConcurrency"))
+        if warm and not snap.provisioned:
+            changes.append(Change("warm", None, warm))
+            ops.append(Operation("lambda.put_provisioned_concurrency_config", {
+                "FunctionName": name, "Qualifier": ALIAS, "ProvisionedConcurrentExecutions": warm},
+                "PutProvisionedConcurrencyConfig"))
+        if marked:
+            changes.append(Change(f"tag {TAG_PAUSED}", "true", None))
+            ops.append(Operation("lambda.untag_resource", {"Resource": function.arn, "TagKeys": [TAG_PAUSED]},
+                                 "UntagResource"))
+    if not ops:
+        state = "running" if resume else "paused"
+        return Plan("aws", title, (Resource("lambda function", name, UNCHANGED, detail=state),))
+    return Plan("aws", title, (Resource("lambda function", name, UPDATE, tuple(changes), tuple(ops)),))

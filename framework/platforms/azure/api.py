@@ -44,6 +44,7 @@ from framework.deploy.package import DOCS, build_zip
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import digest
 from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan, session_store
+from framework.deploy.versions import History, Version
 from framework.errors import DeployError
 from framework.model import Agent, TargetSettings
 from framework.platforms.azure import planner as azure
@@ -483,6 +484,20 @@ def _delete_plan(ctx: Context, args: dict[str, Any]) -> None:
     _or_none(lambda: api.client.app_service_plans.delete(api.group, args["name"]))
 
 
+# pause / resume (issue 14): Web Apps - Stop / Start
+# (https://learn.microsoft.com/en-us/rest/api/appservice/web-apps/stop, .../web-apps/start)
+@REGISTRY.handler("site.stop")
+def _stop_site(ctx: Context, args: dict[str, Any]) -> None:
+    api: Api = ctx.api
+    api.client.web_apps.stop(api.group, args["name"])
+
+
+@REGISTRY.handler("site.start")
+def _start_site(ctx: Context, args: dict[str, Any]) -> None:
+    api: Api = ctx.api
+    api.client.web_apps.start(api.group, args["name"])
+
+
 # ---------------------------------------------------------------- the deployer (used by commands.py)
 
 
@@ -494,6 +509,12 @@ def package_files(files: Sequence[File], target: str = "azure") -> tuple[bytes, 
     data = build_zip(entries)
     names = ",".join(f"{name}={hashlib.sha256(content).hexdigest()[:12]}" for name, content, _ in sorted(entries))
     return data, hashlib.sha256(data).hexdigest(), names
+
+
+_NO_HISTORY = ("history and rollback are not built for Azure yet: each deploy replaces the app's one package (Flex "
+               "Consumption keeps the latest in its deployment container, "
+               "https://learn.microsoft.com/en-us/azure/azure-functions/flex-consumption-plan#deployments), so there "
+               "is no earlier package to list or redeploy: deploy the earlier agent.yaml instead")
 
 
 class Deployer(DeployerBase):
@@ -597,7 +618,25 @@ class Deployer(DeployerBase):
                             "max instances": site.scale_limit, "always ready": site.min_elastic})
         if not self.agent.public:
             details["function key"] = "present" if self.api.function_key(self.app) else "not yet (no deployment)"
-        return {**out, "target": "azure", "deployed": True, "details": details}
+        paused = site.state == azure.STOPPED  # issue 14
+        if paused:
+            out["summary"] = f"PAUSED (the app is stopped: every request is refused) {out['summary']}"
+        return {**out, "target": "azure", "deployed": True, "details": details, "paused": paused}
+
+    # ---- pause / resume (issue 14)
+    def pause_plan(self, resume: bool = False) -> Plan:
+        """Stop or start the function app (planner.plan_pause)."""
+        return azure.plan_pause(self.agent.name, self.app, self.group, self.snapshot(), resume)
+
+    # ---- history (issue 14)
+    def history(self) -> History:
+        """Not built: the framework publishes one package per deploy (Flex Consumption: OneDeploy
+        /api/publish, https://learn.microsoft.com/en-us/azure/azure-functions/functions-deployment-technologies#one-deploy)
+        and keeps no earlier package to list or redeploy."""
+        raise DeployError(_NO_HISTORY)
+
+    def rollback(self, history: History, version: Version) -> dict[str, Any]:
+        raise DeployError(_NO_HISTORY)
 
     # ---- logs (issue 14)
     def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:

@@ -501,6 +501,8 @@ def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     settings, missing = _plan_settings(desired, snap, creating, code.action != UNCHANGED, table_marker)
     resources.append(settings)
     notes = SECRETS.notes(desired.secret_env, missing) + table_notes
+    if snap.site is not None and snap.site.state == STOPPED:
+        notes.append(PAUSED_NOTE)  # issue 14: no call of deploy starts the app
     if any(v.startswith("@Microsoft.KeyVault(") for v in desired.settings.values()):
         notes.append("Key Vault references resolve only if the app's managed identity may read the secrets "
                      "(role Key Vault Secrets User on the vault)")
@@ -548,3 +550,30 @@ def plan_destroy(name: str, app: str, resource_group: str, snap: Snapshot,
 
 def function_url(host: str | None) -> str | None:
     return f"https://{host}/{ROUTE}" if host else None
+
+
+# ---- pause / resume (issue 14)
+
+STOPPED = "Stopped"  # the site's properties.state once stopped ("Running" otherwise)
+PAUSED_NOTE = "paused: deploy keeps it paused (the app stays stopped); `agenthost resume` lets requests in"
+
+
+def plan_pause(name: str, app: str, group: str, snap: Snapshot, resume: bool) -> Plan:
+    """Pure: pause = stop the function app (POST .../sites/{app}/stop,
+    https://learn.microsoft.com/en-us/rest/api/appservice/web-apps/stop): the app stops serving and its
+    URL answers 403 "site stopped" to every request; resume = POST .../start
+    (https://learn.microsoft.com/en-us/rest/api/appservice/web-apps/start). Nothing is deleted; the app's
+    own state is the mark."""
+    site = snap.site
+    title = f"{app} on Azure Functions (resource group {group})"
+    if site is None or not _owned(site.tags, name):
+        raise DeployError(f"{name} is not deployed on Azure Functions as {app} in {group} (or the app is not ours): "
+                          f"nothing to {'resume' if resume else 'pause'}")
+    stopped = site.state == STOPPED
+    if stopped != resume:
+        return Plan("azure", title, (Resource("function app", app, UNCHANGED,
+                                              detail="running" if resume else "paused (stopped)"),))
+    op = (Operation("site.start", {"name": app}, "POST sites/start") if resume else
+          Operation("site.stop", {"name": app}, "POST sites/stop"))
+    change = Change("state", site.state, "Running" if resume else STOPPED)
+    return Plan("azure", title, (Resource("function app", app, UPDATE, (change,), (op,)),))

@@ -42,6 +42,7 @@ from framework.deploy.package import DOCS, build_zip, content_hash
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import digest
 from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan, session_store
+from framework.deploy.versions import History, Version
 from framework.errors import DeployError, PackageError
 from framework.model import Agent, TargetSettings
 from framework.platforms.gcp import planner as gcp
@@ -536,7 +537,79 @@ class Deployer(DeployerBase):
                         f"{function.max_instances}, {function.request_concurrency} request(s) per instance",
             "access": "public (allUsers may invoke)" if snap.public else "authenticated callers only",
         }
-        return {**out, "deployed": True, "details": details, "state": function.state, "public": bool(snap.public)}
+        paused = gcp.LABEL_PAUSED in function.labels  # issue 14
+        if paused:
+            details["paused"] = "PAUSED (ingress internal-only: requests from the internet are refused)"
+        return {**out, "deployed": True, "details": details, "state": function.state, "public": bool(snap.public),
+                "paused": paused}
+
+    # ---- pause / resume (issue 14)
+    def pause_plan(self, resume: bool = False) -> Plan:
+        """UpdateFunction of the ingress and the pause label (planner.plan_pause)."""
+        snap = read_snapshot(self.api, self.agent.name, self.project, self.region)
+        return gcp.plan_pause(self.agent.name, self.project, self.region, snap, resume)
+
+    # ---- history (issue 14)
+    def _revisions(self) -> run_v2.RevisionsClient:
+        endpoint = self.environ.get("GCP_RUN_ENDPOINT")
+        return run_v2.RevisionsClient(transport="rest", credentials=self.api._creds(),
+                                      client_options={"api_endpoint": endpoint} if endpoint else None)
+
+    def history(self) -> History:
+        """The Cloud Run revisions of the function's service, newest first, and the one serving 100% of
+        the traffic: ListRevisions (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions/list)
+        and GetService's traffic_statuses (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services)."""
+        function = read_function(self.api, self.function_name)
+        if function is None or function.labels.get(gcp.LABEL_AGENT) != self.agent.name:
+            return History("revision", notes=("not deployed" if function is None else
+                                              "a function with this name exists but is not ours",))
+        service_name = function.service_config.service
+        service = self.api.call("GetService", self.api.run.get_service, request={"name": service_name})
+        latest = service.latest_ready_revision.rsplit("/", 1)[-1]
+        serving = [t for t in service.traffic_statuses if t.percent == 100]
+        live = None
+        if serving:
+            latest_type = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
+            live = latest if serving[0].type_ == latest_type else serving[0].revision.rsplit("/", 1)[-1]
+        pager = self.api.call("ListRevisions", self._revisions().list_revisions, request={"parent": service_name})
+        found = sorted(pager, key=lambda r: r.create_time, reverse=True)
+        versions = tuple(Version(
+            id=r.name.rsplit("/", 1)[-1], created=r.create_time.isoformat() if r.create_time else None,
+            # the content label is the function's, so it is the latest revision's (the source deployed last)
+            content=function.labels.get(gcp.LABEL_CONTENT) if r.name.rsplit("/", 1)[-1] == latest else None,
+            live=r.name.rsplit("/", 1)[-1] == live) for r in found)
+        notes = ("the content label is the function's: it shows on the latest revision only; the prompt's digest "
+                 "is not kept per revision",)
+        if live is None:
+            notes += ("the traffic is split between revisions: none serves 100%",)
+        return History("revision", versions, notes)
+
+    def rollback(self, history: History, version: Version) -> dict[str, Any]:
+        """Route 100% of the traffic to that revision with Cloud Run's UpdateService: the Cloud Functions
+        v2 API has only allTrafficOnLatestRevision, no revision to name
+        (https://cloud.google.com/functions/docs/reference/rest/v2/projects.locations.functions#serviceconfig;
+        https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration). The function then reads
+        allTrafficOnLatestRevision false, which plan shows as a change; the next deploy sends it true, and
+        "the revision being deployed will serve 100% of traffic"."""
+        function = read_function(self.api, self.function_name)
+        if function is None:
+            raise DeployError(f"{self.function_name} is not deployed: nothing to roll back")
+        service_name = function.service_config.service
+        revision = run_v2.TrafficTarget(
+            type_=run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION,
+            revision=version.id, percent=100)
+        service = run_v2.Service(name=service_name, traffic=[revision])
+        operation = self.api.call("UpdateService", self.api.run.update_service,
+                                  request={"service": service, "update_mask": {"paths": ["traffic"]}})
+        name = operation.operation.name
+        for poll in range(OPERATION_POLLS):
+            answer = self.api.call("waiting for UpdateService", self.api.run.get_operation, request={"name": name})
+            if answer.done:
+                if answer.HasField("error"):
+                    raise DeployError(f"Cloud Run refused the traffic change: {answer.error.message}")
+                return {"changed": True}
+            self.api.sleep(min(5.0, 0.5 * (poll + 1)))
+        raise DeployError(f"the traffic change did not finish in time (operation {name})")
 
     # ---- logs (issue 14)
     def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:

@@ -36,6 +36,8 @@ ENTRY_POINT = "agent_handler"
 INVOKER = "roles/run.invoker"
 ALL_USERS = "allUsers"
 ALLOW_ALL = 1  # ServiceConfig.IngressSettings.ALLOW_ALL
+ALLOW_INTERNAL_ONLY = 2  # ... ALLOW_INTERNAL_ONLY: what `agenthost pause` sets (issue 14)
+LABEL_PAUSED = "agent-framework-paused"  # set by `agenthost pause` (issue 14): deploy keeps the ingress closed
 GEN_2 = 2  # Environment.GEN_2
 TITLE = "Google Cloud Functions"
 
@@ -338,8 +340,9 @@ def _field_changes(desired: Desired, function: FunctionState, env: Mapping[str, 
     if function.request_concurrency != desired.request_concurrency:
         differ("requests per instance", "service_config.max_instance_request_concurrency", service,
                "maxInstanceRequestConcurrency", function.request_concurrency, desired.request_concurrency)
-    if function.ingress != ALLOW_ALL:
-        differ("ingress", "service_config.ingress_settings", service, "ingressSettings", function.ingress, ALLOW_ALL)
+    ingress = ALLOW_INTERNAL_ONLY if LABEL_PAUSED in function.labels else ALLOW_ALL  # issue 14: paused stays so
+    if function.ingress != ingress:
+        differ("ingress", "service_config.ingress_settings", service, "ingressSettings", function.ingress, ingress)
     if not function.all_traffic:
         differ("all traffic on latest revision", "service_config.all_traffic_on_latest_revision", service,
                "allTrafficOnLatestRevision", False, True)
@@ -458,6 +461,8 @@ def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
         resources, missing = _plan_existing_function(desired, snap)
     resources.append(_plan_invoker(desired, snap, any(r.operations for r in resources)))
     notes = secret_home(desired.project).notes(desired.secret_env, missing)
+    if snap.function is not None and LABEL_PAUSED in snap.function.labels:
+        notes.append(PAUSED_NOTE)
     if desired.ttl_field:
         ttl, ttl_notes = _plan_ttl(desired, snap, ttl_ours)
         resources.append(ttl)
@@ -507,3 +512,38 @@ def outputs(name: str, project: str, region: str, snap: Snapshot,
             "alias": None, "project": project, "region": region, "function_name": f"projects/{project}/locations/"
             f"{region}/functions/{name}", "service": service, "revision": revision,
             "run_uri": results.get("run_uri") or (function.run_uri if function else None)}
+
+
+# ---- pause / resume (issue 14)
+
+PAUSED_NOTE = "paused: deploy keeps it paused (ingress internal-only); `agenthost resume` lets requests in"
+
+
+def plan_pause(name: str, project: str, region: str, snap: Snapshot, resume: bool) -> Plan:
+    """Pure: pause = ingress ALLOW_INTERNAL_ONLY ("Allow HTTP traffic from only private VPC sources",
+    https://cloud.google.com/functions/docs/reference/rest/v2/projects.locations.functions#ingresssettings),
+    so every request from the internet is refused by Google's front end before the function runs, and
+    the pause label; resume = ALLOW_ALL and the label removed. One UpdateFunction, nothing deleted.
+    (Cloud Functions cannot scale to no instance: maxInstanceCount 0 means "no limit".)"""
+    function = snap.function
+    where = title(name, project, region)
+    if function is None or not _owned(function, name):
+        raise DeployError(f"{name} is not deployed on Google Cloud Functions in {project}/{region} (or the function "
+                          f"is not ours): nothing to {'resume' if resume else 'pause'}")
+    marked = LABEL_PAUSED in function.labels
+    ingress = ALLOW_ALL if resume else ALLOW_INTERNAL_ONLY
+    labels = {k: v for k, v in function.labels.items() if k != LABEL_PAUSED}
+    if not resume:
+        labels[LABEL_PAUSED] = "true"
+    if function.ingress == ingress and marked != resume:
+        return Plan("gcp", where, (Resource("cloud function", function.name, UNCHANGED,
+                                            detail="running" if resume else "paused"),))
+    body = {"name": function.name, "serviceConfig": {"ingressSettings": ingress},
+            "labels": dict(sorted(labels.items()))}
+    changes = (Change("ingress", "internal only" if function.ingress == ALLOW_INTERNAL_ONLY else function.ingress,
+                      "all" if resume else "internal only"),
+               Change(f"label {LABEL_PAUSED}", "true" if marked else None, None if resume else "true"))
+    update = Operation("gcp.update_function", {"function": body,
+                                               "update_mask": ["service_config.ingress_settings", "labels"]},
+                       "UpdateFunction (PATCH)")
+    return Plan("gcp", where, (Resource("cloud function", function.name, UPDATE, changes, (update,)),))

@@ -31,6 +31,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.client import HTTPException
 from typing import Any, TextIO
 
@@ -40,6 +41,7 @@ from framework.deploy.loglines import LogLine
 from framework.deploy.network import UnresolvedHost
 from framework.deploy.plan import Plan
 from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan
+from framework.deploy.versions import History, Version
 from framework.errors import DeployError
 from framework.model import Agent, TargetSettings
 from framework.platforms.vercel import planner as vercel
@@ -192,7 +194,12 @@ def read_project(api: Api, name: str) -> vercel.ProjectState | None:
         # one key may have several entries (say a preview-only one): the production one is what we manage
         if e["key"] not in states or "production" in target:
             states[e["key"]] = state
-    return vercel.ProjectState(id=project["id"], name=project.get("name") or name, envs=states)
+    # the project's current production deployment: after a promote (rollback) not the newest one
+    # (https://vercel.com/docs/rest-api/projects/find-a-project-by-id-or-name, field targets.production)
+    production = ((project.get("targets") or {}).get("production") or {}).get("id")
+    return vercel.ProjectState(id=project["id"], name=project.get("name") or name, envs=states,
+                               paused=bool(project.get("paused")),  # set by pause, cleared by unpause
+                               production=production)
 
 
 def read_snapshot(api: Api, project_name: str, agent: str, *, destroy: bool = False) -> vercel.Snapshot:
@@ -203,8 +210,8 @@ def read_snapshot(api: Api, project_name: str, agent: str, *, destroy: bool = Fa
     latest = None
     items = api.call("GET", "/v6/deployments", query={"projectId": project.id, "target": "production",
                                                       "state": "READY", "limit": 1}).data or {}
-    if items.get("deployments"):
-        uid = items["deployments"][0]["uid"]
+    if project.production or items.get("deployments"):
+        uid = project.production or items["deployments"][0]["uid"]
         # the list item may lack meta and alias details: read the deployment itself
         detail = api.call("GET", f"/v13/deployments/{uid}", allow=(404,))
         if detail.status != 404:
@@ -321,6 +328,17 @@ def _delete_project(ctx: Context, args: dict[str, Any]) -> None:
     ctx.api.api.call("DELETE", f"/v9/projects/{args['project']}", allow=(404,))
 
 
+# pause / resume (issue 14): https://vercel.com/docs/rest-api/projects/pause-a-project, .../unpause-a-project
+@REGISTRY.handler("vercel.pause_project")
+def _pause_project(ctx: Context, args: dict[str, Any]) -> None:
+    ctx.api.api.call("POST", f"/v1/projects/{args['project']}/pause")
+
+
+@REGISTRY.handler("vercel.unpause_project")
+def _unpause_project(ctx: Context, args: dict[str, Any]) -> None:
+    ctx.api.api.call("POST", f"/v1/projects/{args['project']}/unpause")
+
+
 # ---------------------------------------------------------------- the deployer (used by commands.py)
 
 
@@ -395,13 +413,62 @@ class Deployer(DeployerBase):
                     "note": f"project {self.project} has no production deployment made by the framework"}
         settings = vercel._settings(latest.meta)
         out = self.outputs(snap)
-        return {**out, "deployed": True, "details": {
+        if project.paused:  # issue 14
+            out["summary"] = f"PAUSED (the project is paused: every request is answered 503) {out['summary']}"
+        return {**out, "deployed": True, "paused": project.paused, "details": {
             "project": f"{project.name} ({project.id})" + (f", team {self.team}" if self.team else ""),
             "deployment": f"{latest.uid} {latest.ready_state}",
             "content": str(latest.meta.get(vercel.META_CONTENT, ""))[:12],
             "runtime": settings.get("runtime"), "timeout": settings.get("timeout"), "model": settings.get("model"),
             "owner": "created by the framework" if project.owner() == self.agent.name
             else "existing project (only the framework's deployments are managed)"}}
+
+    # ---- pause / resume (issue 14)
+    def pause_plan(self, resume: bool = False) -> Plan:
+        """Pause or unpause the project (planner.plan_pause)."""
+        return vercel.plan_pause(self.agent.name, self.project, self.team, self.snapshot(), resume)
+
+    def preflight(self, deploy_plan: DeployPlan) -> None:
+        """Also: a paused project gets no production deployment (Vercel stops assigning its domains while
+        paused: https://vercel.com/docs/rest-api/projects/pause-a-project), so deploy refuses rather than
+        wait for an alias that never comes, and does not unpause it."""
+        super().preflight(deploy_plan)
+        snap = self._snap
+        if snap is not None and snap.project is not None and snap.project.paused and any(
+                op.kind == "vercel.create_deployment" for op in deploy_plan.plan.operations):
+            raise DeployError(f"the Vercel project {self.project} is paused (`agenthost pause`): a new production "
+                              "deployment would not get its domains while paused; run `agenthost resume` first, "
+                              "then deploy")
+
+    # ---- history (issue 14)
+    def history(self) -> History:
+        """The project's production deployments, newest first (GET /v6/deployments?projectId&target=production,
+        https://vercel.com/docs/rest-api/deployments/list-deployments); the live one is the project's
+        targets.production (https://vercel.com/docs/rest-api/projects/find-a-project-by-id-or-name)."""
+        snap = read_snapshot(self.api, self.project, self.agent.name)
+        if snap.project is None:
+            return History("deployment", notes=(f"not deployed (no Vercel project {self.project})",))
+        live = snap.project.production or (snap.latest.uid if snap.latest else None)
+        versions = []
+        for item in list_deployments(self.api, snap.project.id, target="production", state="READY"):
+            found = _deployment(item)
+            if not found.ours(self.agent.name):
+                continue  # a deployment by another hand (git, the dashboard) is not the agent's
+            created = datetime.fromtimestamp(found.created / 1000, UTC).isoformat() if found.created else None
+            versions.append(Version(found.uid, created, content=found.meta.get(vercel.META_CONTENT),
+                                    live=found.uid == live))
+        return History("deployment", tuple(versions), ("the prompt's digest is not kept per deployment (its files are: "
+                                                        "the content hash covers them)",))
+
+    def rollback(self, history: History, version: Version) -> dict[str, Any]:
+        """Point production at an earlier deployment without rebuilding it: POST
+        /v10/projects/{projectId}/promote/{deploymentId}
+        (https://vercel.com/docs/rest-api/projects/point-production-traffic-to-a-given-deployment)."""
+        project = read_project(self.api, self.project)
+        if project is None:
+            raise DeployError(f"no Vercel project {self.project}: nothing to roll back")
+        self.api.call("POST", f"/v10/projects/{project.id}/promote/{version.id}")
+        return {"changed": True}
 
     # ---- logs (issue 14)
     def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:

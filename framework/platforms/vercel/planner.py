@@ -172,6 +172,8 @@ class ProjectState:
     id: str
     name: str
     envs: Mapping[str, EnvState]
+    paused: bool = False  # the project's `paused` (issue 14: `agenthost pause`)
+    production: str | None = None  # the id of the deployment production traffic goes to (project.targets.production)
 
     def owner(self) -> str | None:
         marker = self.envs.get(MARKER)
@@ -195,7 +197,7 @@ class DeploymentState:
 @dataclass(frozen=True)
 class Snapshot:
     project: ProjectState | None = None
-    latest: DeploymentState | None = None  # the latest READY production deployment
+    latest: DeploymentState | None = None  # the live production deployment (else the latest READY one)
     ours: tuple[DeploymentState, ...] = ()  # every deployment of ours in the project (read for destroy)
 
 
@@ -384,6 +386,8 @@ def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     if desired.session_env:
         notes += session_notes(desired, snap)
     where = f", team {desired.team}" if desired.team else ""
+    if snap.project is not None and snap.project.paused:
+        notes.append(PAUSED_NOTE)  # issue 14
     title = f"{desired.agent} on Vercel (project {desired.project}{where})"
     return DeployPlan(Plan("vercel", title, tuple(resources), tuple(notes)), tuple(missing))
 
@@ -414,3 +418,29 @@ def production_url(deployment: DeploymentState | None) -> str | None:
     if deployment.alias:
         return f"https://{deployment.alias[0]}"
     return f"https://{deployment.url}" if deployment.url else None
+
+
+# ---- pause / resume (issue 14)
+
+PAUSED_NOTE = ("paused: deploy keeps it paused (a new production deployment is refused until then); "
+               "`agenthost resume` lets requests in")
+
+
+def plan_pause(agent: str, project_name: str, team: str | None, snap: Snapshot, resume: bool) -> Plan:
+    """Pure: pause = POST /v1/projects/{id}/pause: Vercel stops serving the project's production
+    deployment (every request is answered 503) and stops assigning production domains
+    (https://vercel.com/docs/rest-api/projects/pause-a-project); resume = POST /v1/projects/{id}/unpause
+    (https://vercel.com/docs/rest-api/projects/unpause-a-project). Nothing is deleted."""
+    project = snap.project
+    where = f", team {team}" if team else ""
+    title = f"{agent} on Vercel (project {project_name}{where})"
+    if project is None or snap.latest is None or not snap.latest.ours(agent):
+        raise DeployError(f"{agent} is not deployed on Vercel (project {project_name} has no production deployment "
+                          f"made by the framework): nothing to {'resume' if resume else 'pause'}")
+    if project.paused != resume:
+        return Plan("vercel", title, (Resource("project", project_name, UNCHANGED,
+                                               detail="running" if resume else "paused"),))
+    verb = "unpause" if resume else "pause"
+    op = Operation(f"vercel.{verb}_project", {"project": project.id}, f"POST /v1/projects/{{id}}/{verb}")
+    change = Change("paused", project.paused, not resume)
+    return Plan("vercel", title, (Resource("project", project_name, UPDATE, (change,), (op,)),))
