@@ -32,7 +32,8 @@ _HELP = {
     "serve": ("run one target's app locally in its platform's runtime",
               "agenthost serve --target gcp --port 8080"),
     "invoke": ("send one message to a target's app run locally, print the answer",
-               "agenthost invoke --target azure -m \"What is AI?\""),
+               "agenthost invoke --target azure -m \"What is AI?\"\n"
+               "agenthost invoke --deployed --target aws -m \"What is AI?\"   # the deployed agent (issue 14)"),
     "plan": ("show what deploy would create, update or delete (exit 0: no changes, 2: changes pending)",
              "agenthost plan\n"
              "agenthost plan --target aws --format json"),
@@ -134,6 +135,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="ask for a streamed answer (where the target streams)")
     invoke.add_argument("--session", metavar="ID", default=None,
                         help="continue the conversation ID (agents with sessions; the id is printed after each answer)")
+    # ---- invoke --deployed (issue 14)
+    invoke.add_argument("--deployed", action="store_true",
+                        help="send it to the deployed agent's URL (as `info` shows it), with the platform's "
+                             "authentication, and AGENT_API_KEY when the agent checks API keys")
 
     for name in ("plan", "deploy", "destroy", "info"):
         sub = command(name, aliases=["remove"] if name == "destroy" else [])
@@ -245,6 +250,11 @@ def _cmd_invoke(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.local import session
 
     unit = _one(args)
+    if args.deployed:  # invoke --deployed (issue 14)
+        from framework.deploy import remote
+
+        return remote.invoke_deployed(unit.file, args.target, args.output, args.message, args.stream, args.json,
+                                      reporter, session_id=args.session, stage=unit.stage, agents=[unit.agent])
     return session.invoke_command(unit.file, str(unit.output), args.target, args.message, args.stream, args.json,
                                   reporter, args.session, unit.stage)
 

@@ -250,15 +250,21 @@ def invoke_command(file: str, output: str, target: str | None, message: str, str
                          f"environment points at none: start one with `python -m framework.local.stores {kind}` "
                          "and export the variables it prints")
     with invoke(prepared, message, stream, env, session_id, reporter) as answer:
-        if answer.content_type.startswith("application/json"):
-            body = b"".join(answer.chunks)
-            try:
-                text = body.decode() if raw else json.dumps(json.loads(body), indent=2, ensure_ascii=False)
-            except ValueError:
-                text = body.decode("utf-8", "replace")
-            reporter.result([text], None)
-        else:
-            reporter.stream(answer.chunks)
-        if answer.session_id and not raw:
-            reporter.note(f"session: {answer.session_id} (continue it with --session {answer.session_id})")
+        return show(answer, raw, reporter)
+
+
+def show(answer: Answer, raw: bool, reporter: TextReporter) -> ExitCode:
+    """An answer printed the way invoke prints it (local or --deployed): JSON indented (raw: as sent),
+    a stream as it arrives, the session id on stderr; FAILED unless the status is 2xx."""
+    if answer.content_type.startswith("application/json"):
+        body = b"".join(answer.chunks)
+        try:
+            text = body.decode() if raw else json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+        except ValueError:
+            text = body.decode("utf-8", "replace")
+        reporter.result([text], None)
+    else:
+        reporter.stream(answer.chunks)
+    if answer.session_id and not raw:
+        reporter.note(f"session: {answer.session_id} (continue it with --session {answer.session_id})")
     return ExitCode.OK if 200 <= answer.status < 300 else ExitCode.FAILED

@@ -83,6 +83,13 @@ class Deployer(Protocol):
         """The lines logged at or after since_ms (epoch ms), oldest first; `request`: only that request's."""
         ...
 
+    # invoke --deployed (issue 14): framework/deploy/remote.py
+    def invoke_headers(self, deployed: Mapping[str, Any], url: str, body: bytes,
+                       headers: Mapping[str, str]) -> dict[str, str]:
+        """The headers that authenticate one POST of `body` (with `headers`) to the deployed URL the
+        platform's own way, given what info() reported ({} when it is public); never printed."""
+        ...
+
 
 DeployerFactory = Callable[[Agent, TargetSettings, Sequence[File], DeployOptions], Deployer]
 

@@ -502,3 +502,21 @@ class Deployer(DeployerBase):
         from framework.platforms.aws.logs import read_lines
 
         return read_lines(self.api, self.agent.name, since_ms, request)
+
+    # ---- invoke --deployed (issue 14)
+    def invoke_headers(self, deployed: Mapping[str, Any], url: str, body: bytes,
+                       headers: Mapping[str, str]) -> dict[str, str]:
+        """A function URL with AuthType AWS_IAM takes a request signed with SigV4 for the service `lambda`
+        (https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html), credentials from boto3's standard
+        chain; AuthType NONE: nothing to add."""
+        if deployed.get("auth") != "AWS_IAM":
+            return {}
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        credentials = self.api.session.get_credentials()
+        if credentials is None:
+            raise NoCredentialsError()
+        request = AWSRequest(method="POST", url=url, data=body, headers=dict(headers))
+        SigV4Auth(credentials.get_frozen_credentials(), "lambda", self.region).add_auth(request)
+        return {k: v for k, v in request.headers.items() if k.lower() not in {h.lower() for h in headers}}

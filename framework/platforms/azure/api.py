@@ -644,3 +644,18 @@ class Deployer(DeployerBase):
         from framework.platforms.azure.logs import read_lines
 
         return read_lines(self.api, self.app, since_ms, request)
+
+    # ---- invoke --deployed (issue 14)
+    def invoke_headers(self, deployed: Mapping[str, Any], url: str, body: bytes,
+                       headers: Mapping[str, str]) -> dict[str, str]:
+        """An HTTP function with authLevel function takes its key in the x-functions-key header
+        (https://learn.microsoft.com/en-us/azure/azure-functions/function-keys-how-to), read through ARM
+        (Web Apps - List Function Keys: POST .../sites/{app}/functions/{fn}/listkeys,
+        https://learn.microsoft.com/en-us/rest/api/appservice/web-apps/list-function-keys); never printed."""
+        if deployed.get("auth") != "function":
+            return {}
+        key = self.api.function_key(self.app)
+        if not key:
+            raise DeployError(f"the function app {self.app} has no function key yet (no successful deployment): "
+                              "run `agenthost deploy`")
+        return {"x-functions-key": key}

@@ -617,3 +617,29 @@ class Deployer(DeployerBase):
         from framework.platforms.gcp.logs import read_lines
 
         return read_lines(self.api, self.project, self.agent.name, since_ms, request)
+
+    # ---- invoke --deployed (issue 14)
+    def invoke_headers(self, deployed: Mapping[str, Any], url: str, body: bytes,
+                       headers: Mapping[str, str]) -> dict[str, str]:
+        """A function that only authenticated callers may invoke takes an ID token (not an OAuth access
+        token) whose audience is the function's URL, as `Authorization: Bearer`
+        (https://cloud.google.com/functions/docs/securing/authenticating): GOOGLE_ID_TOKEN when set (what
+        `gcloud auth print-identity-token` prints), else one minted by google-auth from a service account
+        or the metadata server (https://googleapis.dev/python/google-auth/latest/reference/google.oauth2.id_token.html)."""
+        if deployed.get("public"):
+            return {}
+        token = self.environ.get("GOOGLE_ID_TOKEN", "").strip()
+        if not token:
+            import google.auth.transport.requests
+            from google.oauth2 import id_token
+
+            try:
+                token = id_token.fetch_id_token(google.auth.transport.requests.Request(), str(deployed["url"]))
+            except auth_exceptions.GoogleAuthError:
+                raise DeployError(
+                    "the function admits authenticated callers only, and no ID token could be made here (an "
+                    "access token such as GOOGLE_OAUTH_ACCESS_TOKEN is not accepted: "
+                    "https://cloud.google.com/functions/docs/securing/authenticating): set "
+                    "GOOGLE_ID_TOKEN=$(gcloud auth print-identity-token), or use a service account "
+                    "(GOOGLE_APPLICATION_CREDENTIALS)") from None
+        return {"Authorization": f"Bearer {token}"}

@@ -342,6 +342,10 @@ def _unpause_project(ctx: Context, args: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- the deployer (used by commands.py)
 
 
+# invoke --deployed (issue 14): the Protection Bypass for Automation secret, under Vercel's own name for it
+BYPASS_ENV = "VERCEL_AUTOMATION_BYPASS_SECRET"
+
+
 class Deployer(DeployerBase):
     """One agent on Vercel: prepare (files + desired state), read, plan, apply, destroy, info."""
 
@@ -476,3 +480,13 @@ class Deployer(DeployerBase):
         from framework.platforms.vercel.logs import read_lines
 
         return read_lines(self.api, self.project, self.agent.name, since_ms, request)
+
+    # ---- invoke --deployed (issue 14)
+    def invoke_headers(self, deployed: Mapping[str, Any], url: str, body: bytes,
+                       headers: Mapping[str, str]) -> dict[str, str]:
+        """Vercel functions have no per-function authentication (the agent's own API keys are the way to
+        keep one private). A project with Deployment Protection on its production domain lets automation
+        in with the x-vercel-protection-bypass header: sent when VERCEL_AUTOMATION_BYPASS_SECRET is set
+        (https://vercel.com/docs/deployment-protection/methods-to-bypass-deployment-protection/protection-bypass-automation)."""
+        secret = self.environ.get(BYPASS_ENV, "").strip()
+        return {"x-vercel-protection-bypass": secret} if secret else {}
