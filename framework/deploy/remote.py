@@ -14,10 +14,9 @@ import json
 import os
 import socket
 import ssl
-import sys
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TextIO
+from typing import Any
 
 from framework.deploy import commands
 from framework.deploy.network import UnresolvedHost
@@ -76,6 +75,10 @@ def _api_key_headers(deployer: Any, platform: Mapping[str, str], environ: Mappin
     return {"Authorization": f"Bearer {key}"}
 
 
+def _reason(error: Exception) -> str:
+    return "timed out" if isinstance(error, TimeoutError) else (str(error) or type(error).__name__)
+
+
 def _send(url: str, body: bytes, headers: Mapping[str, str], timeout: float, connect: Connect) -> Answer:
     """One POST; the body is read as it arrives. A failed connection is said plainly (no traceback)."""
     parts = urllib.parse.urlsplit(url)
@@ -90,13 +93,14 @@ def _send(url: str, body: bytes, headers: Mapping[str, str], timeout: float, con
         raise UnresolvedHost(url, None) from None
     except (OSError, http.client.HTTPException) as error:
         conn.close()
-        reason = "timed out" if isinstance(error, TimeoutError) else (str(error) or type(error).__name__)
-        raise DeployError(f"could not reach {url}: {reason}") from None
+        raise DeployError(f"could not reach {url}: {_reason(error)}") from None
 
     def chunks() -> Iterator[bytes]:
         try:
             while chunk := response.read1(65536):
                 yield chunk
+        except (OSError, http.client.HTTPException) as error:
+            raise DeployError(f"the answer from {url} broke off: {_reason(error)}") from None
         finally:
             conn.close()
 
@@ -107,7 +111,7 @@ def _send(url: str, body: bytes, headers: Mapping[str, str], timeout: float, con
 def invoke_deployed(file: str | Sequence[str], target: str | None, output: str, message: str,
                     stream: bool | None, raw: bool, reporter: TextReporter, *, session_id: str | None = None,
                     stage: str | None = None, agents: Sequence[str] = (), environ: Mapping[str, str] | None = None,
-                    stderr: TextIO | None = None, connect: Connect = _connect, **options: Any) -> ExitCode:
+                    connect: Connect = _connect, **options: Any) -> ExitCode:
     """Find the deployed URL as `info` does, authenticate the platform's way, send the message, print
     the answer as local invoke does; FAILED (with the status on stderr) unless it was 2xx."""
     environ = os.environ if environ is None else environ
@@ -116,8 +120,7 @@ def invoke_deployed(file: str | Sequence[str], target: str | None, output: str, 
         raise UsageError(f"invoke runs one agent; choose one with --agent ({', '.join(u.agent for u in units)})")
     unit = units[0]
     name = _target(unit, target)
-    deployer = commands.make_deployer(unit, name, stderr or reporter.stderr or sys.stderr, environ=environ,
-                                      **options)
+    deployer = commands.make_deployer(unit, name, reporter.stderr, environ=environ, **options)
     payload: dict[str, Any] = {"message": message}
     if stream is not None:
         payload["stream"] = stream

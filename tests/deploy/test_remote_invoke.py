@@ -245,6 +245,7 @@ def test_the_answer_is_printed_and_json_passes_the_body_through(cloud, tmp_path,
         assert out.startswith("{\n")  # indented, as local invoke prints it
         code, out, _, _ = agent.invoke("tok-remote-plain", stream=False, raw=True)
         assert code == ExitCode.OK and "\n" not in out.strip() and json.loads(out)["response"]
+        assert not {"authorization", "x-functions-key", "x-api-key"} & set(agent.gate.seen[-1])  # public: none
         assert agent.gate.seen[-1]["host"].endswith(
             {"aws": ".on.aws", "gcp": ".cloudfunctions.net", "azure": ".azurewebsites.net",
              "vercel": ".vercel.app"}[cloud.name])
@@ -347,3 +348,30 @@ def test_the_command_line_takes_deployed_and_needs_one_target(request, tmp_path,
     assert main(["invoke", "--deployed", "-f", str(agent), "--target", "aws", "-m", "hi"]) == ExitCode.FAILED
     err = capsys.readouterr().err
     assert "support-bot is not deployed on AWS Lambda" in err and "Traceback" not in err
+
+
+def test_google_without_an_id_token_says_how_to_get_one(request, tmp_path, fake_model, monkeypatch):
+    """No GOOGLE_ID_TOKEN and no credentials google-auth can mint one from: said plainly, nothing sent."""
+    cloud = CLOUDS["gcp"](request)
+    monkeypatch.delenv("GOOGLE_ID_TOKEN", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-key.json"))
+    with deployed(cloud, tmp_path / "a", fake_model, monkeypatch, private=True) as agent:
+        with pytest.raises(DeployError, match=r"GOOGLE_ID_TOKEN=\$\(gcloud auth print-identity-token\)"):
+            agent.invoke("tok-remote-no-token", stream=False)
+        assert agent.gate.seen == []
+
+
+def test_network_failures_are_said_plainly():
+    """A host without DNS answer, and a server that refuses the connection: one sentence each."""
+    import socket
+
+    from framework.deploy.network import UnresolvedHost
+
+    with pytest.raises(UnresolvedHost, match="cannot find the server no-such-agent.invalid"):
+        remote._send("https://no-such-agent.invalid/", b"{}", {}, 5, remote._connect)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(DeployError, match=r"could not reach https://agent.example/: .*refused"):
+        remote._send("https://agent.example/", b"{}", {}, 5,
+                     lambda parts, timeout: http.client.HTTPConnection("127.0.0.1", port, timeout=timeout))
