@@ -617,3 +617,17 @@ class Deployer(DeployerBase):
         from framework.platforms.gcp.logs import read_lines
 
         return read_lines(self.api, self.project, self.agent.name, since_ms, request)
+
+    # ---- warm_schedule (issue 14)
+
+    def plan(self, snap: Any) -> DeployPlan:
+        """Refused while deploy cannot create what the warm-up needs here: never a schedule that half works."""
+        if self.settings.concurrency.warm_schedule:
+            raise DeployError(
+                "concurrency.warm_schedule is not deployed to Google Cloud yet: this framework does not "
+                "create the Cloud Scheduler job "
+                "(https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs) and "
+                "the function's AGENT_WARMUP_SECRET; remove warm_schedule for this target (README, "
+                "Limits)")
+        return super().plan(snap)
+

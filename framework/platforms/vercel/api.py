@@ -476,3 +476,16 @@ class Deployer(DeployerBase):
         from framework.platforms.vercel.logs import read_lines
 
         return read_lines(self.api, self.project, self.agent.name, since_ms, request)
+
+    # ---- warm_schedule (issue 14)
+
+    def plan(self, snap: Any) -> DeployPlan:
+        """Refused while deploy cannot create what the warm-up needs here: never a schedule that half works."""
+        if self.settings.concurrency.warm_schedule:
+            raise DeployError(
+                "concurrency.warm_schedule is not deployed to Vercel yet: this framework does not create "
+                "the project's CRON_SECRET variable (https://vercel.com/docs/cron-jobs/manage-cron-jobs), "
+                "without which Vercel Cron's requests are not recognised as warm-ups; remove "
+                "warm_schedule for this target (README, Limits)")
+        return super().plan(snap)
+
