@@ -369,6 +369,23 @@ def _push_image(ctx: Context, args: dict[str, Any]) -> None:
 _simple("lambda.untag_resource", "lambda", "untag_resource")
 
 
+# ---- pruning old versions (issue 14)
+
+
+def read_versions(api: Api, name: str, snap: aws.Snapshot) -> aws.Snapshot:
+    """The published versions (ListVersionsByFunction,
+    https://docs.aws.amazon.com/lambda/latest/api/API_ListVersionsByFunction.html) and what every alias
+    points at, its routing's extra versions included (ListAliases, RoutingConfig.AdditionalVersionWeights,
+    https://docs.aws.amazon.com/lambda/latest/api/API_ListAliases.html): read only with keep_versions."""
+    lam = api.client("lambda")
+    versions = tuple(v["Version"] for page in lam.get_paginator("list_versions_by_function").paginate(FunctionName=name)
+                     for v in page["Versions"] if v["Version"] != "$LATEST")
+    aliased = {a["Name"]: (a["FunctionVersion"], *sorted((a.get("RoutingConfig") or {})
+                                                         .get("AdditionalVersionWeights") or {}))
+               for page in lam.get_paginator("list_aliases").paginate(FunctionName=name) for a in page["Aliases"]}
+    return replace(snap, versions=versions, aliased=aliased)
+
+
 # ---------------------------------------------------------------- the deployer (used by commands.py)
 
 
@@ -438,8 +455,11 @@ class Deployer(DeployerBase):
     def snapshot(self, *, destroy: bool = False) -> aws.Snapshot:
         image = self.desired is not None and self.desired.package_type == "Image"
         self.warm_state = read_warm(self.api, self.agent.name)  # concurrency.warm_schedule (issue 14)
-        return read_snapshot(self.api, self.agent.name, image_tag=self.desired.image_tag if image else None,
+        snap = read_snapshot(self.api, self.agent.name, image_tag=self.desired.image_tag if image else None,
                              repository=destroy or image, session_table=self.session_table)
+        if not destroy and self.desired is not None and self.desired.keep_versions and snap.function is not None:
+            snap = read_versions(self.api, self.agent.name, snap)  # issue 14: pruning
+        return snap
 
     def destroy_plan(self, snap: aws.Snapshot) -> DeployPlan:
         plan = aws.plan_destroy(self.agent.name, self.region, snap, self.session_table)
