@@ -19,6 +19,8 @@ Path = tuple[str | int, ...]
 class Concurrency:
     max: int
     warm: int
+    # minutes between the scheduler's warm-up requests (issue 14); None: no schedule
+    warm_schedule: int | None = None
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,7 @@ def _concurrency(top: Mapping[str, Any], block: Mapping[str, Any]) -> Concurrenc
     base = defaults("concurrency")
     base.update(top.get("concurrency") or {})
     base.update(block.get("concurrency") or {})
-    return Concurrency(max=base["max"], warm=base["warm"])
+    return Concurrency(max=base["max"], warm=base["warm"], warm_schedule=base.get("warm_schedule"))
 
 
 def build_agent(data: Mapping[str, Any], system_prompt: str, prompt_file: str | None,

@@ -7,6 +7,7 @@ translate their platform's request and response shapes to `Agent.handle`.
 
 from __future__ import annotations
 
+import hmac
 import http.client
 import itertools
 import json
@@ -32,6 +33,8 @@ _SESSION_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 BAD_SESSION = "the field 'session_id' must be 1 to 128 letters, digits, '_' or '-'"
 NO_SESSIONS = "this agent keeps no sessions: send the request without 'session_id'"
 SAVE_TRIES = 3  # saves of one turn (each after a fresh load) before a 409
+# the shortest warm-up secret honoured (Vercel's advice for CRON_SECRET: at least 16 characters)
+WARM_SECRET_MIN = 16
 
 
 class Reply:
@@ -1018,6 +1021,12 @@ class Agent:
         self._keys = _Keys(env.get(self.keys_env), self.secrets) if self.keys_env else None
         quota = auth.get("daily_tokens") if auth else None
         self.daily_tokens = quota if isinstance(quota, int) and not isinstance(quota, bool) and quota > 0 else None
+        # concurrency.warm_schedule on a platform whose scheduler sends an HTTP request: the variable
+        # holding the secret it sends (docs/agent-loop.md, "The scheduled warm-up"); unset or short: none
+        warmup = config.get("warmup") if isinstance(config.get("warmup"), dict) else {}
+        warm_secret = (env.get(warmup.get("secret_env") or "") or "").strip()
+        self._warm_secret = warm_secret.encode("utf-8") if len(warm_secret) >= WARM_SECRET_MIN else None
+        self.secrets.add(warm_secret)
         sessions = config.get("sessions") if isinstance(config.get("sessions"), dict) else None
         self.sessions = sessions
         self.max_messages = max(1, int(sessions.get("max_messages") or 40)) if sessions else 0
@@ -1070,6 +1079,8 @@ class Agent:
         headers: lower-case names. remaining: seconds the platform still gives us. request_id: the
         platform's, for the usage line (a random one otherwise). path: the request's path (or URL):
         one ending in /v1/chat/completions or /v1/models is the OpenAI-compatible endpoint."""
+        if self._warm_secret is not None and method.upper() == "GET" and self._warm_marked(headers):
+            return self.warm_up("scheduler")
         record = _Record(request_id)
         route = _route(path)
         try:
@@ -1581,6 +1592,28 @@ class Agent:
             self._log_usage(record)
         yield b"data: [DONE]\n\n"
 
+    # -- the scheduled warm-up (concurrency.warm_schedule, issue 14) -----------------------------
+
+    def _warm_marked(self, headers: dict) -> bool:
+        """Whether a GET carries the warm-up secret: `x-agent-warmup: <secret>` (the Cloud Scheduler
+        job's header) or `Authorization: Bearer <secret>` (what Vercel Cron sends from CRON_SECRET).
+        Compared in constant time; any other GET is an ordinary request."""
+        for given in (headers.get("x-agent-warmup") or "", _bearer(headers.get("authorization"))):
+            if given and hmac.compare_digest(given.strip().encode("utf-8"), self._warm_secret):
+                return True
+        return False
+
+    def warm_up(self, source: str) -> Reply:
+        """The scheduler's warm-up: reaching this code is the point (the instance is loaded and stays
+        warm), so it calls no model, spends no tokens and writes no usage record, one `agent.warmup`
+        line instead. source: what sent it (aws-scheduler, azure-timer, scheduler)."""
+        try:
+            print(json.dumps({"type": "agent.warmup", "severity": "DEBUG", "agent": self.name,
+                              "source": source}), flush=True)
+        except (OSError, ValueError):
+            pass
+        return _json_reply(200, {"warm": True})
+
     # -- usage ---------------------------------------------------------------------------------
 
     def _log_usage(self, record: _Record) -> None:
@@ -1668,6 +1701,12 @@ def _parse(body: bytes) -> tuple[str, bool | None, str | None, str | None]:
                                        and _SESSION_CHARS.issuperset(session_id)):
         return "", None, None, BAD_SESSION
     return message, stream, session_id, None
+
+
+def _bearer(value: str | None) -> str:
+    """The token of an `Authorization: Bearer TOKEN` header, else ''."""
+    value = value or ""
+    return value[7:] if value[:7].lower() == "bearer " else ""
 
 
 def _route(path: str | None) -> str | None:

@@ -55,10 +55,16 @@ def _request(event):
     return method, headers, raw, path
 
 
+# concurrency.warm_schedule: the EventBridge Scheduler schedule invokes the function directly with this
+# event. A function URL request always has requestContext.http, so only a caller allowed
+# lambda:InvokeFunction (the schedule's role) can send it; it is answered without a model call.
+WARM_EVENT = {"agent-framework": "warmup"}
+
+
 def lambda_handler(event, context):
     method, headers, body, path = _request(event)
     # path: <URL>/v1/chat/completions and <URL>/v1/models are the OpenAI-compatible endpoint
-    reply = AGENT.handle(method, headers, body, remaining=context.get_remaining_time_in_millis() / 1000.0,
+    reply = AGENT.warm_up("aws-scheduler") if event == WARM_EVENT else AGENT.handle(method, headers, body, remaining=context.get_remaining_time_in_millis() / 1000.0,
                          request_id=getattr(context, "aws_request_id", None), path=path)
     return {
         "statusCode": reply.status,

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from framework.deploy.versions import History, Version
 from framework.errors import DeployError, DockerUnavailableError
 from framework.model import Agent, TargetSettings
 from framework.platforms.aws import planner as aws
+from framework.platforms.aws import warm as aws_warm
 from framework.platforms.aws.package import Package, image_content, package_lambda
 from framework.render import File
 
@@ -367,7 +369,58 @@ def _push_image(ctx: Context, args: dict[str, Any]) -> None:
 _simple("lambda.untag_resource", "lambda", "untag_resource")
 
 
+# ---- pruning old versions (issue 14)
+
+
+def read_versions(api: Api, name: str, snap: aws.Snapshot) -> aws.Snapshot:
+    """The published versions (ListVersionsByFunction,
+    https://docs.aws.amazon.com/lambda/latest/api/API_ListVersionsByFunction.html) and what every alias
+    points at, its routing's extra versions included (ListAliases, RoutingConfig.AdditionalVersionWeights,
+    https://docs.aws.amazon.com/lambda/latest/api/API_ListAliases.html): read only with keep_versions."""
+    lam = api.client("lambda")
+    versions = tuple(v["Version"] for page in lam.get_paginator("list_versions_by_function").paginate(FunctionName=name)
+                     for v in page["Versions"] if v["Version"] != "$LATEST")
+    aliased = {a["Name"]: (a["FunctionVersion"], *sorted((a.get("RoutingConfig") or {})
+                                                         .get("AdditionalVersionWeights") or {}))
+               for page in lam.get_paginator("list_aliases").paginate(FunctionName=name) for a in page["Aliases"]}
+    return replace(snap, versions=versions, aliased=aliased)
+
+
 # ---------------------------------------------------------------- the deployer (used by commands.py)
+
+
+# ---- warm_schedule (issue 14)
+
+def read_warm(api: Api, name: str) -> aws_warm.WarmState:
+    """GetSchedule of the warm-up schedule, and GetRole / GetRolePolicy of its role (read-only)
+    (https://docs.aws.amazon.com/scheduler/latest/APIReference/API_GetSchedule.html)."""
+    found = _or_none(lambda: api.client("scheduler").get_schedule(Name=aws_warm.schedule_name(name)))
+    iam = api.client("iam")
+    role = _or_none(lambda: iam.get_role(RoleName=aws_warm.role_name(name)))
+    tags = policy = None
+    if role is not None:
+        tags = {t["Key"]: t["Value"] for t in role["Role"].get("Tags") or []}
+        answer = _or_none(lambda: iam.get_role_policy(RoleName=aws_warm.role_name(name), PolicyName=aws_warm.POLICY))
+        if answer is not None:
+            document = answer["PolicyDocument"]
+            policy = json.loads(document) if isinstance(document, str) else document
+    if found is None:
+        return aws_warm.WarmState(role_tags=tags, role_policy=policy)
+    target = found.get("Target") or {}
+    return aws_warm.WarmState(
+        expression=found.get("ScheduleExpression"), description=found.get("Description") or "",
+        target_arn=target.get("Arn") or "", role_arn=target.get("RoleArn") or "", input=target.get("Input") or "",
+        state=found.get("State") or "", role_tags=tags, role_policy=policy)
+
+
+def _with_warm(plan: Plan, resources: list, notes: Sequence[str]) -> Plan:
+    return replace(plan, resources=plan.resources + tuple(resources), notes=plan.notes + tuple(notes))
+
+
+for _kind, _method in (("scheduler.create_schedule", "create_schedule"),
+                       ("scheduler.update_schedule", "update_schedule")):
+    _simple(_kind, "scheduler", _method)
+_simple("scheduler.delete_schedule", "scheduler", "delete_schedule", True)
 
 
 class Deployer(DeployerBase):
@@ -401,11 +454,17 @@ class Deployer(DeployerBase):
 
     def snapshot(self, *, destroy: bool = False) -> aws.Snapshot:
         image = self.desired is not None and self.desired.package_type == "Image"
-        return read_snapshot(self.api, self.agent.name, image_tag=self.desired.image_tag if image else None,
+        self.warm_state = read_warm(self.api, self.agent.name)  # concurrency.warm_schedule (issue 14)
+        snap = read_snapshot(self.api, self.agent.name, image_tag=self.desired.image_tag if image else None,
                              repository=destroy or image, session_table=self.session_table)
+        if not destroy and self.desired is not None and self.desired.keep_versions and snap.function is not None:
+            snap = read_versions(self.api, self.agent.name, snap)  # issue 14: pruning
+        return snap
 
     def destroy_plan(self, snap: aws.Snapshot) -> DeployPlan:
-        return DeployPlan(aws.plan_destroy(self.agent.name, self.region, snap, self.session_table))
+        plan = aws.plan_destroy(self.agent.name, self.region, snap, self.session_table)
+        return DeployPlan(_with_warm(plan, aws_warm.destroy(self.agent.name, self.warm_state),
+                                     aws_warm.notes(self.agent.name, self.warm_state)))
 
     def preflight(self, deploy_plan: DeployPlan) -> None:
         """Refuse before the first call what would fail half-way: also a push without Docker."""
@@ -502,6 +561,18 @@ class Deployer(DeployerBase):
         from framework.platforms.aws.logs import read_lines
 
         return read_lines(self.api, self.agent.name, since_ms, request)
+
+    # ---- warm_schedule (issue 14)
+
+    warm_state: aws_warm.WarmState = aws_warm.WarmState()
+
+    def plan(self, snap: aws.Snapshot) -> DeployPlan:
+        """The platform's plan, then the warm-up schedule and its role (after the alias they invoke)."""
+        deploy_plan = super().plan(snap)
+        desired = self.desired
+        extra = aws_warm.plan(self.agent.name, self.region, self.settings.concurrency.warm_schedule,
+                              desired.tag_list, snap, self.warm_state)
+        return DeployPlan(_with_warm(deploy_plan.plan, extra, ()), deploy_plan.missing_secrets)
 
     # ---- invoke --deployed (issue 14)
     def invoke_headers(self, deployed: Mapping[str, Any], url: str, body: bytes,

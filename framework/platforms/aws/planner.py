@@ -88,6 +88,7 @@ class Desired:
     secret_refs: Mapping[str, str] = field(default_factory=dict)  # name -> Secrets Manager ARN or ssm:/name
     session_table: str | None = None  # the DynamoDB table of agent.json's "sessions" (None: sessions off)
     stage: str | None = None  # agent.yaml's stage, tagged on every resource
+    keep_versions: int | None = None  # targets.aws.keep_versions (issue 14): None keeps every version
 
     @property
     def tags(self) -> dict[str, str]:
@@ -127,6 +128,7 @@ def desired_state(agent, settings, *, region: str, content: str, code_sha256: st
         invoke_mode="RESPONSE_STREAM" if settings.stream else "BUFFERED",
         content=content, code_sha256=code_sha256, role_arn=options.get("role"),
         secret_env=from_env, secret_refs=refs, session_table=session_table, stage=agent.stage,
+        keep_versions=options.get("keep_versions"),
     )
 
 
@@ -207,6 +209,9 @@ class Snapshot:
     repository: RepositoryState | None = None
     image_pushed: bool = False
     table: TableState | None = None
+    # pruning (issue 14), read only with keep_versions: the published versions, and each alias's versions
+    versions: tuple[str, ...] = ()
+    aliased: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- planner
@@ -670,6 +675,9 @@ def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     resources.append(_plan_provisioned(desired, snap))
     resources.append(_plan_url(desired, snap))
     resources.append(_plan_permissions(desired, snap))
+    # issue 14, after the alias moved; only a change to $LATEST's code or configuration makes a new version
+    publishes = any(op.kind != "lambda.tag_resource" for op in function.operations)
+    resources += plan_prune(desired, snap, publishes)
     notes += SECRETS.notes(desired.secret_env, missing)
     if paused(snap):
         notes.append(PAUSED_NOTE)
@@ -784,3 +792,33 @@ def plan_pause(desired_name: str, region: str, snap: Snapshot, reserved: int, wa
         state = "running" if resume else "paused"
         return Plan("aws", title, (Resource("lambda function", name, UNCHANGED, detail=state),))
     return Plan("aws", title, (Resource("lambda function", name, UPDATE, tuple(changes), tuple(ops)),))
+
+
+# ---- pruning old versions (issue 14)
+
+
+def plan_prune(desired: Desired, snap: Snapshot, publishes: bool) -> list[Resource]:
+    """Pure: delete the published versions beyond the newest `keep_versions`, with DeleteFunction and
+    a Qualifier (https://docs.aws.amazon.com/lambda/latest/api/API_DeleteFunction.html: "You can't
+    delete a version that an alias references"). Kept whatever their age: the version `live` points at
+    now (still serving until this deploy moves the alias) and every version any alias points at or
+    routes to (ListAliases, https://docs.aws.amazon.com/lambda/latest/api/API_ListAliases.html). A
+    deploy that changes $LATEST publishes a new version, which takes one of the N places; without a
+    change PublishVersion makes none (https://docs.aws.amazon.com/lambda/latest/dg/configuration-versions.html).
+    Nothing when keep_versions is unset (every version is kept, as before) or nothing is beyond N."""
+    keep = desired.keep_versions
+    if keep is None or snap.function is None:
+        return []
+    newest = sorted(snap.versions, key=int, reverse=True)
+    protected = {v for versions in snap.aliased.values() for v in versions} | (
+        {snap.alias_version} if snap.alias_version else set())
+    kept = newest[:max(keep - (1 if publishes else 0), 0)]
+    doomed = [v for v in newest if v not in kept and v not in protected]
+    held = sorted((v for v in newest if v not in kept and v in protected), key=int, reverse=True)
+    detail = f"{len(newest)} published, keep the newest {keep}" + (f" and aliased {', '.join(held)}" if held else "")
+    resources = [Resource("lambda versions", desired.name, UNCHANGED, detail=detail)]
+    for version in reversed(doomed):  # oldest first
+        resources.append(Resource("lambda version", f"{desired.name}:{version}", DELETE, (
+            Change("version", version, None),), (Operation("lambda.delete_function", {
+                "FunctionName": desired.name, "Qualifier": version}, "DeleteFunction"),)))
+    return resources

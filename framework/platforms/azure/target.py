@@ -7,6 +7,7 @@ from pathlib import Path
 from framework.findings import Finding
 from framework.model import Agent, TargetSettings
 from framework.platforms import sessions
+from framework.platforms import warm as warm_schedule
 from framework.platforms.azure.limits import (
     CONSUMPTION_MAX_INSTANCES,
     CONSUMPTION_MEMORY,
@@ -84,6 +85,7 @@ def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
         if max_instances > CONSUMPTION_MAX_INSTANCES:
             out.append(Finding(settings.path_of("concurrency"), (
                 f"the Linux Consumption plan scales to at most {CONSUMPTION_MAX_INSTANCES} instances")))
+    out += warm_schedule.check_cron(settings, "An Azure Functions timer trigger")
     if settings.stream:
         out.append(Finding(settings.path_of("stream"), (
             "this framework's Azure Functions app does not stream responses (Azure's Python HTTP "
@@ -108,7 +110,10 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
         "extensionBundle": {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.*, 5.0.0)"},
         "logging": {"logLevel": {"default": "Information"}},
     }
-    context = {"auth_level": "ANONYMOUS" if agent.public else "FUNCTION", "client": agent.client}
+    context = {"auth_level": "ANONYMOUS" if agent.public else "FUNCTION", "client": agent.client,
+               # concurrency.warm_schedule: the app's own timer trigger (no HTTP, nothing else to deploy)
+               "warm_cron": warm_schedule.ncrontab(settings.concurrency.warm_schedule)
+               if settings.concurrency.warm_schedule else None}
     steps, notes = deploy_steps(agent, settings)
     from_env = sorted(env for env, refs in agent.secrets.items() if "azure" not in refs)
     return [

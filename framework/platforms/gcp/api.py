@@ -618,6 +618,19 @@ class Deployer(DeployerBase):
 
         return read_lines(self.api, self.project, self.agent.name, since_ms, request)
 
+    # ---- warm_schedule (issue 14)
+
+    def plan(self, snap: Any) -> DeployPlan:
+        """Refused while deploy cannot create what the warm-up needs here: never a schedule that half works."""
+        if self.settings.concurrency.warm_schedule:
+            raise DeployError(
+                "concurrency.warm_schedule is not deployed to Google Cloud yet: this framework does not "
+                "create the Cloud Scheduler job "
+                "(https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs) and "
+                "the function's AGENT_WARMUP_SECRET; remove warm_schedule for this target (README, "
+                "Limits)")
+        return super().plan(snap)
+
     # ---- invoke --deployed (issue 14)
     def invoke_headers(self, deployed: Mapping[str, Any], url: str, body: bytes,
                        headers: Mapping[str, str]) -> dict[str, str]:

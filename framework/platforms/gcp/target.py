@@ -6,7 +6,7 @@ from pathlib import Path
 
 from framework.findings import Finding
 from framework.model import Agent, TargetSettings
-from framework.platforms import sessions
+from framework.platforms import sessions, warm
 from framework.platforms.deploy_doc import FromEnv, command, deploy_file
 from framework.platforms.gcp.planner import ENTRY_POINT, memory_units, parse_secret, required_cpu
 from framework.platforms.gcp.region import REGION
@@ -32,6 +32,11 @@ MIN_MEMORY_FOR_CONCURRENCY = 2048
 # generated main.py returns the body as a generator, which Flask streams.
 
 
+# concurrency.warm_schedule: the function's variable holding the secret the Cloud Scheduler job sends
+# in its x-agent-warmup header (deploy generates it, keeps it, never prints it)
+WARM_SECRET = "AGENT_WARMUP_SECRET"
+
+
 def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
     out = []
     region = settings.options.get("region")
@@ -54,6 +59,7 @@ def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
             f"more than one request per instance needs at least one vCPU, which Cloud Functions gives "
             f"from {MIN_MEMORY_FOR_CONCURRENCY} MB; set `memory: {MIN_MEMORY_FOR_CONCURRENCY}` under targets.gcp "
             "or `request_concurrency: 1`")))
+    out += warm.check_cron(settings, "Cloud Scheduler")
     return out
 
 
@@ -92,7 +98,8 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
         template_file(TEMPLATES, name, "main.py", {}),
         runtime_file(name),
         *_store_files(settings),
-        json_file(f"{name}/agent.json", {**agent.runtime_config(settings), "sessions": sessions.runtime_block(
+        json_file(f"{name}/agent.json", {**agent.runtime_config(settings), **warm.runtime_block(settings, WARM_SECRET),
+                                         "sessions": sessions.runtime_block(
             settings, SESSION_STORE, {"project": settings.options.get("project"), "database": "(default)",
                                       "collection": f"{agent.name}-sessions"})}),
         template_file(TEMPLATES, name, "requirements.txt", {"client": agent.client}),

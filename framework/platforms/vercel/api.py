@@ -202,8 +202,11 @@ def read_project(api: Api, name: str) -> vercel.ProjectState | None:
                                production=production)
 
 
-def read_snapshot(api: Api, project_name: str, agent: str, *, destroy: bool = False) -> vercel.Snapshot:
-    """Everything the planner needs, read-only (GET calls only)."""
+def read_snapshot(api: Api, project_name: str, agent: str, *, destroy: bool = False,
+                  prune: bool = False) -> vercel.Snapshot:
+    """Everything the planner needs, read-only (GET calls only); with `prune` (keep_deployments, issue
+    14) also our production deployments, every state (GET /v6/deployments?projectId&target=production,
+    https://vercel.com/docs/rest-api/deployments/list-deployments)."""
     project = read_project(api, project_name)
     if project is None:
         return vercel.Snapshot()
@@ -219,7 +222,11 @@ def read_snapshot(api: Api, project_name: str, agent: str, *, destroy: bool = Fa
     ours: tuple[vercel.DeploymentState, ...] = ()
     if destroy:
         ours = tuple(d for d in map(_deployment, list_deployments(api, project.id)) if d.ours(agent))
-    return vercel.Snapshot(project=project, latest=latest, ours=ours)
+    production: tuple[vercel.DeploymentState, ...] = ()
+    if prune:
+        production = tuple(d for d in map(_deployment, list_deployments(api, project.id, target="production"))
+                           if d.ours(agent))
+    return vercel.Snapshot(project=project, latest=latest, ours=ours, production=production)
 
 
 # ---------------------------------------------------------------- handlers (the only mutations)
@@ -370,7 +377,8 @@ class Deployer(DeployerBase):
         return self.desired
 
     def snapshot(self, *, destroy: bool = False) -> vercel.Snapshot:
-        self._snap = read_snapshot(self.api, self.project, self.agent.name, destroy=destroy)
+        prune = not destroy and self.desired is not None and bool(self.desired.keep_deployments)  # issue 14
+        self._snap = read_snapshot(self.api, self.project, self.agent.name, destroy=destroy, prune=prune)
         return self._snap
 
     def destroy_plan(self, snap: vercel.Snapshot) -> DeployPlan:
@@ -480,6 +488,18 @@ class Deployer(DeployerBase):
         from framework.platforms.vercel.logs import read_lines
 
         return read_lines(self.api, self.project, self.agent.name, since_ms, request)
+
+    # ---- warm_schedule (issue 14)
+
+    def plan(self, snap: Any) -> DeployPlan:
+        """Refused while deploy cannot create what the warm-up needs here: never a schedule that half works."""
+        if self.settings.concurrency.warm_schedule:
+            raise DeployError(
+                "concurrency.warm_schedule is not deployed to Vercel yet: this framework does not create "
+                "the project's CRON_SECRET variable (https://vercel.com/docs/cron-jobs/manage-cron-jobs), "
+                "without which Vercel Cron's requests are not recognised as warm-ups; remove "
+                "warm_schedule for this target (README, Limits)")
+        return super().plan(snap)
 
     # ---- invoke --deployed (issue 14)
     def invoke_headers(self, deployed: Mapping[str, Any], url: str, body: bytes,

@@ -85,6 +85,7 @@ class Desired:
     # the variables the redis session store reads its URL and token from (agent.json's url_env,
     # token_env); None: sessions off
     session_env: tuple[str, str] | None = None
+    keep_deployments: int | None = None  # targets.vercel.keep_deployments (issue 14): None keeps every one
 
     def meta(self) -> dict[str, str]:
         """The deployment's meta, secrets aside (their digests are added by the handler)."""
@@ -152,7 +153,7 @@ def desired_state(agent, settings, files: Sequence[Any], *, secret_values: Mappi
         content=content_hash(entries),
         settings=display_settings(runtime_config, vercel_json, options.get("runtime", "edge")),
         secret_env={n: (secret_digest(secret_values[n], project, n) if n in secret_values else None) for n in names},
-        session_env=session_env,
+        session_env=session_env, keep_deployments=options.get("keep_deployments"),
     )
 
 
@@ -199,6 +200,8 @@ class Snapshot:
     project: ProjectState | None = None
     latest: DeploymentState | None = None  # the live production deployment (else the latest READY one)
     ours: tuple[DeploymentState, ...] = ()  # every deployment of ours in the project (read for destroy)
+    # pruning (issue 14), read only with keep_deployments: our production deployments, newest first
+    production: tuple[DeploymentState, ...] = ()
 
 
 # ---------------------------------------------------------------- planner
@@ -382,6 +385,8 @@ def plan_deploy(desired: Desired, snap: Snapshot) -> DeployPlan:
     else:
         alias = f"https://{latest.alias[0]}" if latest.alias else latest.url
         resources.append(Resource("production deployment", label, UNCHANGED, detail=f"{latest.uid} {alias or ''}"))
+    # issue 14: resources[-1] is the production deployment just planned; a new one takes one of the N places
+    resources += plan_prune(desired, snap, publishes=bool(resources[-1].operations))
     notes += [SECRETS.missing_note(name) for name in missing]
     if desired.session_env:
         notes += session_notes(desired, snap)
@@ -444,3 +449,33 @@ def plan_pause(agent: str, project_name: str, team: str | None, snap: Snapshot, 
     op = Operation(f"vercel.{verb}_project", {"project": project.id}, f"POST /v1/projects/{{id}}/{verb}")
     change = Change("paused", project.paused, not resume)
     return Plan("vercel", title, (Resource("project", project_name, UPDATE, (change,), (op,)),))
+
+
+# ---- pruning old deployments (issue 14)
+
+# still being built: never deleted (readyState,
+# https://vercel.com/docs/rest-api/deployments/get-a-deployment-by-id-or-url)
+_IN_PROGRESS = frozenset({"QUEUED", "INITIALIZING", "BUILDING"})
+
+
+def plan_prune(desired: Desired, snap: Snapshot, publishes: bool) -> list[Resource]:
+    """Pure: delete the framework's own production deployments beyond the newest `keep_deployments`
+    (DELETE /v13/deployments/{id}, https://vercel.com/docs/rest-api/deployments/delete-a-deployment).
+    Never the project's current production deployment (targets.production: after a rollback not the
+    newest, https://vercel.com/docs/rest-api/projects/find-a-project-by-id-or-name), never one still
+    building, never one another hand made (only `snap.production`, ours by meta, is considered). A
+    deploy that creates a deployment gives it one of the N places. Nothing when keep_deployments is
+    unset (every deployment is kept, as before) or nothing is beyond N."""
+    keep = desired.keep_deployments
+    if keep is None or snap.project is None:
+        return []
+    live = snap.project.production or (snap.latest.uid if snap.latest is not None else None)
+    newest = sorted(snap.production, key=lambda d: d.created, reverse=True)
+    kept = {d.uid for d in newest[:max(keep - (1 if publishes else 0), 0)]}
+    doomed = [d for d in newest if d.uid not in kept and d.uid != live and d.ready_state not in _IN_PROGRESS]
+    resources = [Resource("production deployments", desired.project, UNCHANGED,
+                          detail=f"{len(newest)} made by the framework, keep the newest {keep}")]
+    for deployment in reversed(doomed):  # oldest first
+        resources.append(Resource("deployment", deployment.uid, DELETE, (Change("url", deployment.url, None),), (
+            Operation("vercel.delete_deployment", {"id": deployment.uid}, "DELETE /v13/deployments/{id}"),)))
+    return resources

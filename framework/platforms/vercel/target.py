@@ -6,7 +6,7 @@ from pathlib import Path
 
 from framework.findings import Finding
 from framework.model import Agent, TargetSettings
-from framework.platforms import sessions
+from framework.platforms import sessions, warm
 from framework.render import JS_CORE, File, js_core_file, json_file
 
 # agent.yaml `sessions: {store: auto}` here (framework/platforms/sessions.py)
@@ -26,6 +26,8 @@ NODE_HOBBY_DURATION = 300
 NODE_MAX_MEMORY = 4096
 NODE_HOBBY_MEMORY = 2048
 ROUTE_FILE = "api/agent.ts"
+# the project variable Vercel Cron sends as `Authorization: Bearer ...` (deploy generates and keeps it)
+CRON_SECRET = "CRON_SECRET"
 # The route's logic is the shared JavaScript core (framework/runtime/js/agent.mjs, see render.js_core_file),
 # byte for byte the streaming AWS Lambda app's.
 # The route's first line declares the runtime the way Vercel reads it statically for a plain
@@ -62,6 +64,7 @@ def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
         out.append(Finding(settings.path_of("concurrency"), (
             "Vercel scales functions by itself: instances can be neither capped nor kept warm; "
             "remove concurrency under targets.vercel")))
+    out += _warm_findings(settings)
     if runtime == "edge":
         if (agent.tools or agent.mcp) and not settings.stream:
             out.append(Finding(settings.path_of("stream"), (
@@ -90,6 +93,20 @@ def check(agent: Agent, settings: TargetSettings) -> list[Finding]:
         out += _plan_limit(settings, "memory", NODE_MAX_MEMORY, NODE_HOBBY_MEMORY, (
             f"Vercel Node.js functions have at most {NODE_MAX_MEMORY} MB, but memory is {settings.memory}; "
             f"add `memory: {NODE_MAX_MEMORY}` or less under targets.vercel"), "MB")
+    return out
+
+
+def _warm_findings(settings: TargetSettings) -> list[Finding]:
+    """concurrency.warm_schedule as a Vercel cron: a cron expression, and more often than daily only on
+    Pro and Enterprise (https://vercel.com/docs/cron-jobs/usage-and-pricing)."""
+    minutes = settings.concurrency.warm_schedule
+    if minutes is None:
+        return []
+    out = warm.check_cron(settings, "Vercel Cron")
+    if not out and minutes < warm.DAY:
+        out.append(Finding(settings.path_of("concurrency"), (
+            f"a Vercel cron every {minutes} minutes needs a Pro or Enterprise plan: on Hobby, cron jobs run "
+            "at most once a day and the deployment is refused (set `warm_schedule: 1440` there)"), "warning"))
     return out
 
 
@@ -131,6 +148,11 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
                     # the OpenAI-compatible endpoint under the agent's URL: a rewrite keeps the URL the
                     # function reads its path from (https://vercel.com/docs/rewrites)
                     "rewrites": [{"source": "/api/agent/v1/:path*", "destination": "/api/agent"}]}
+    if settings.concurrency.warm_schedule:
+        # concurrency.warm_schedule: Vercel Cron sends GET <production URL><path> with
+        # `Authorization: Bearer $CRON_SECRET`, which deploy sets on the project
+        # (https://vercel.com/docs/cron-jobs, https://vercel.com/docs/cron-jobs/manage-cron-jobs)
+        vercel["crons"] = [{"path": "/api/agent", "schedule": warm.cron(settings.concurrency.warm_schedule)}]
     if runtime == "nodejs":
         function = {"maxDuration": settings.timeout, "memory": settings.memory}
         vercel["functions"] = {ROUTE_FILE: function}
@@ -163,7 +185,7 @@ def render(agent: Agent, settings: TargetSettings) -> list[File]:
         File(f"{name}/{ROUTE_FILE}", _route(runtime, settings.sessions is not None)),
         js_core_file(name),
         *store_files(name, settings),
-        json_file(f"{name}/agent.json", {**agent.runtime_config(settings),
+        json_file(f"{name}/agent.json", {**agent.runtime_config(settings), **warm.runtime_block(settings, CRON_SECRET),
                                          "first_byte_timeout": EDGE_FIRST_BYTE if runtime == "edge" else None,
                                          "sessions": sessions.runtime_block(settings, SESSION_STORE, {
                                              "url_env": "UPSTASH_REDIS_REST_URL",

@@ -6,4 +6,4 @@ import { openStore } from "./sessions.mjs";
 
 /** @type {any} */ (globalThis)[Symbol.for("serverless-agent.openStore")] = openStore;
 
-export { POST, OPTIONS, GET, PUT, PATCH, DELETE, HEAD, handle } from "./agent.mjs";
+export { POST, OPTIONS, GET, PUT, PATCH, DELETE, HEAD, handle, warmUp } from "./agent.mjs";

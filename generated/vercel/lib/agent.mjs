@@ -50,6 +50,7 @@ import agent from "../agent.json" with { type: "json" };
  * @property {boolean} [log_content]
  * @property {{ api_keys_env?: string, daily_tokens?: number | null } | null} [auth]
  * @property {SessionsBlock | null} [sessions]
+ * @property {{ secret_env?: string } | null} [warmup]
  */
 
 /** @typedef {{ message: string, stream: boolean, sessionId: string | null } | { error: string }} Parsed */
@@ -167,6 +168,11 @@ const SAVE_TRIES = 3; // saves of one turn (each after a fresh load) before a 40
 const CUT_OFF = "the model endpoint's answer was cut off or invalid";
 const NO_ANSWER = "the model endpoint ended the stream without an answer";
 const encoder = new TextEncoder();
+// concurrency.warm_schedule where the scheduler sends an HTTP request: the secret it sends
+// (docs/agent-loop.md, "The scheduled warm-up"); unset or shorter than 16 characters: none
+const WARM_SECRET_MIN = 16;
+const WARM_SECRET = ((value) => (value.length >= WARM_SECRET_MIN ? value : null))(
+  (ENV[AGENT.warmup?.secret_env ?? ""] ?? "").trim());
 
 // The loop's bounds (docs/agent-loop.md).
 const MAX_STEPS = Math.max(1, Math.floor(Number(AGENT.limits?.max_steps) || 8));
@@ -1763,6 +1769,7 @@ export async function POST(request) {
  * @returns {Promise<Response>}
  */
 async function serve(request, platform) {
+  if (WARM_SECRET !== null && request.method === "GET" && await warmMarked(request)) return warmUp("scheduler");
   const run = new Run(request, platform, Date.now());
   const route = routeOf(request);
   if (route !== null) run.endpoint = "openai";
@@ -2268,6 +2275,39 @@ export function DELETE(request) {
  */
 export function HEAD(request) {
   return serve(request, {});
+}
+
+// ------------------------------------------------- the scheduled warm-up (issue 14)
+
+/**
+ * Whether a GET carries the warm-up secret: `x-agent-warmup: <secret>` (the Cloud Scheduler job's
+ * header) or `Authorization: Bearer <secret>` (what Vercel Cron sends from CRON_SECRET). Compared as
+ * digests in constant time; any other GET is an ordinary request.
+ * @param {Request} request
+ * @returns {Promise<boolean>}
+ */
+async function warmMarked(request) {
+  if (WARM_SECRET === null) return false;
+  const bearer = request.headers.get("authorization") ?? "";
+  const offered = [request.headers.get("x-agent-warmup") ?? "",
+    bearer.slice(0, 7).toLowerCase() === "bearer " ? bearer.slice(7) : ""];
+  const expected = await sha256(WARM_SECRET);
+  let marked = false;
+  for (const value of offered) {
+    if (value.trim() !== "" && sameDigest(await sha256(value.trim()), expected)) marked = true;
+  }
+  return marked;
+}
+
+/**
+ * The scheduler's warm-up: reaching this code is the point (the instance is loaded and stays warm), so
+ * it calls no model, spends no tokens and writes no usage record, one `agent.warmup` line instead.
+ * @param {string} source what sent it (aws-scheduler, scheduler)
+ * @returns {Response}
+ */
+export function warmUp(source) {
+  console.log(JSON.stringify({ type: "agent.warmup", severity: "DEBUG", agent: AGENT.name, source }));
+  return new Response(JSON.stringify({ warm: true }), { status: 200, headers: { "Content-Type": "application/json" } });
 }
 
 /**

@@ -9,7 +9,7 @@
 //
 // This file only adapts events: the agent itself is ./lib/agent.mjs, the same Web-standard module
 // as the Vercel route, configured by ./agent.json.
-import { handle } from "./lib/agent.mjs";
+import { handle, warmUp } from "./lib/agent.mjs";
 
 /**
  * @typedef {object} ResponseStream The runtime's writable response stream (a Node.js Writable).
@@ -89,6 +89,18 @@ function toRequest(event) {
 }
 
 /**
+ * concurrency.warm_schedule: the event the EventBridge Scheduler schedule invokes the function with
+ * directly, {"agent-framework": "warmup"}. A function URL event always has requestContext.http, so
+ * only a caller allowed lambda:InvokeFunction (the schedule's role) can send it.
+ * @param {any} event
+ * @returns {boolean}
+ */
+function isWarmEvent(event) {
+  return event !== null && typeof event === "object" && !Array.isArray(event) && Object.keys(event).length === 1 &&
+    event["agent-framework"] === "warmup";
+}
+
+/**
  * The agent's Response for an event; a method a Web Request cannot have (TRACE, CONNECT) is a 405.
  * The agent's deadline is the invocation's remaining time, its request id Lambda's.
  * @param {UrlEvent} event
@@ -96,6 +108,7 @@ function toRequest(event) {
  * @returns {Promise<Response>}
  */
 async function respond(event, platform) {
+  if (isWarmEvent(event)) return warmUp("aws-scheduler");
   /** @type {Request} */
   let request;
   try {
