@@ -1,320 +1,55 @@
 """plan / deploy / destroy / info: load and render agent.yaml, then drive a cloud's Deployer.
 
 Cloud-independent: a Deployer (see framework/platforms/aws/api.py) prepares the desired state, reads the deployed
-state, plans, applies. Results go through a reporter (framework/report.py) on the given streams;
-errors are raised as FrameworkError and shown once by cli.main().
+state, plans, applies; framework/deploy/run.py runs the steps (unit × target) in parallel. Results go through a
+reporter (framework/report.py) on the given streams; errors are raised as FrameworkError and shown once by cli.main().
 """
 
 from __future__ import annotations
 
-import io
 import os
 import sys
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from framework.deploy.plan import (
     CREATE,
     DELETE,
     UPDATE,
-    Operation,
-    Plan,
     PlanSection,
-    Resource,
     format_markdown,
     format_text,
     totals,
 )
-from framework.deploy.skeleton import DeployOptions, DeployPlan
-from framework.errors import Cancelled, ConfirmationRequired, DeployError, ExitCode, FrameworkError, UsageError
+from framework.deploy.run import (
+    Console,
+    Pool,
+    Step,
+    apply_plan,
+    confirm,
+    make_deployers,
+    make_steps,
+    per_step_json,
+    report_failures,
+    select_units,
+    show_result,
+)
+from framework.errors import ExitCode, FrameworkError, UsageError
 from framework.platforms import registry
-from framework.platforms.base import Deployer
 from framework.project import Unit
-from framework.report import TextReporter, reporter
-
-
-def _nothing_deployable(listed: list[str]) -> DeployError:
-    return DeployError(f"agent.yaml lists {', '.join(listed)}; the framework deploys only to "
-                       f"{', '.join(registry.deployable())} so far: deploy generated/<target>/ with the "
-                       "platform's tool")
-
-
-def _units(file: str | Sequence[str], output: str, stage: str | None, agents: Sequence[str]) -> list[Unit]:
-    """The (agent, stage) units of a run: one file as before, or the files the CLI found."""
-    from framework import project
-
-    return project.units([file] if isinstance(file, str) else list(file), output, agents, stage)
-
-
-def _load(unit: Unit, target: str):
-    from framework.build import render_all
-    from framework.writer import differences
-
-    agent = unit.validated.agent
-    listed = [t.name for t in agent.targets]
-    if target not in listed:
-        raise UsageError(f"target {target!r} is not in {unit.file} (it lists: {', '.join(listed)})")
-    if target not in registry.deployable():
-        raise DeployError(f"deploying to {target} is not built yet (only {', '.join(registry.deployable())}): deploy "
-                          f"generated/{target}/ with the platform's own tool (see README)")
-    build = render_all(unit.validated, only=target)
-    stale = []
-    if (unit.output / target).is_dir():
-        stale = [d for d in differences(build, unit.output) if d.split()[-1].startswith(f"{target}/")]
-    return agent, agent.target(target), build.targets[target], stale, unit.validated.warnings
-
-
-def make_deployer(unit: Unit, target: str, stderr: TextIO, **options: Any) -> Deployer:
-    """The target's Deployer for the unit's agent as agent.yaml says now; `options` are DeployOptions' fields."""
-    agent, settings, files, stale, warnings = _load(unit, target)
-    TextReporter(stderr=stderr).warnings(list(warnings))  # for the person reading stderr, whatever the format
-    if stale:
-        listed = "; ".join(" ".join(d.split()) for d in stale)
-        print(f"warning: {unit.output}/{settings.name}/ is out of date with {unit.file} ({listed}); "
-              f"deploying what {unit.file} says. Run `agenthost build` and commit {unit.root}/ so reviewers "
-              "see the deployed code.", file=stderr)
-    factory = registry.get(settings.name).deployer
-    assert factory is not None  # _load admits deployable targets only
-    return factory(agent, settings, files, DeployOptions(stderr=stderr, **options))
-
-
-def _confirm(question: str, yes: bool, stdin: TextIO, stderr: TextIO, environ: Mapping[str, str]) -> None:
-    if yes:
-        return
-    if environ.get("CI"):
-        raise ConfirmationRequired("running in CI (CI is set), where nobody can answer: pass --yes to apply")
-    if not (hasattr(stdin, "isatty") and stdin.isatty()):
-        raise ConfirmationRequired("no terminal to ask for confirmation on: pass --yes to apply")
-    print(f"{question} [y/N] ", end="", file=stderr, flush=True)
-    answer = stdin.readline().strip().lower()
-    if answer not in ("y", "yes"):
-        raise Cancelled("cancelled; nothing was changed")
-
-
-def _result(report: TextReporter, lines: list[str], data: Any) -> None:
-    """A deploy-stage result: its JSON has sorted keys and is ASCII, as it always was."""
-    report.result(lines, data, sort_keys=True, ensure_ascii=True)
-
-
-def _targets(unit: Unit, target: str | None) -> list[str]:
-    """The targets to work on: the one asked for, else every deployable target agent.yaml lists."""
-    if target is not None:
-        return [target]
-    listed = [t.name for t in unit.validated.agent.targets]
-    deployable = [name for name in listed if name in registry.deployable()]
-    if not deployable:
-        raise _nothing_deployable(listed)
-    return deployable
-
-
-@dataclass
-class _Step:
-    """One unit of a run over several targets: its deployer, plan and outcome. The parallel machinery
-    (_Pool, _Console) knows a step only by its `label` and `error`."""
-
-    unit: Unit
-    target: str
-    several: bool = False  # one of a run over several agents or stages: its lines name its agent
-    deployer: Any = None  # a Deployer, once made
-    result: DeployPlan | None = None
-    snapshot: Any = None  # the platform's own snapshot type
-    error: FrameworkError | None = None
-    outputs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """What prefixes the step's lines on stderr (and names it in errors)."""
-        return f"{self.unit.validated.agent.name}/{self.target}" if self.several else self.target
-
-    @property
-    def plan(self) -> Plan | None:
-        return self.result.plan if self.result is not None else None
-
-
-WORKERS = 4  # steps at once: each mostly waits on its cloud's answers, so a few threads cost little
-INTERRUPTED = "interrupted: what was done stays done; run the same command again to finish"
-
-
-class _Console:
-    """The one writer of every step's lines on stderr: each line whole, under one lock, prefixed by
-    its step's label (padded to the longest), so steps running at once stay readable."""
-
-    def __init__(self, stream: TextIO, labels: Sequence[str]):
-        self.stream = stream
-        self.width = max(map(len, labels), default=0)
-        self.lock = threading.RLock()  # also held around a check and its line (see _Progress)
-
-    def line(self, label: str, text: str) -> None:
-        with self.lock:
-            print(f"{label:<{self.width}}  {text}", file=self.stream, flush=True)
-
-    def note(self, text: str) -> None:
-        with self.lock:
-            print(text, file=self.stream, flush=True)
-
-
-class _StepStream(io.TextIOBase):
-    """A step's stderr as its deployer sees it (warnings, retries): text is held until its newline
-    (or a flush), then written through the console as a whole line with the step's label."""
-
-    def __init__(self, console: _Console, label: str):
-        super().__init__()
-        self.console, self.label, self.pending = console, label, ""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        *lines, self.pending = (self.pending + text).split("\n")
-        for line in lines:
-            self.console.line(self.label, line)
-        return len(text)
-
-    def flush(self) -> None:
-        if self.pending:
-            text, self.pending = self.pending, ""
-            self.console.line(self.label, text)
-
-
-class _Stopped(KeyboardInterrupt):
-    """Raised in a worker before its next operation once Ctrl-C was pressed (a KeyboardInterrupt, so
-    that no `except Exception` on the way swallows it)."""
-
-
-class _Pool:
-    """Runs `work(step)` for steps in their order, at most WORKERS at a time (a single step runs in
-    the calling thread).
-
-    A step whose work raises a FrameworkError keeps it as its error and the others go on. With
-    fail_fast, the first error stops the launching of steps not started yet; those in flight finish
-    their work (a target is never left half-way because another failed), then that error is raised.
-    Ctrl-C stops the launching too; while `changing`, it is announced once and the workers stop
-    before their next operation, and are waited for (a second Ctrl-C abandons them: daemon threads
-    end with the process). Reading and planning are abandoned at once."""
-
-    def __init__(self, console: _Console, fail_fast: bool = False):
-        self.console = console
-        self.fail_fast = fail_fast
-        self.interrupted = threading.Event()  # set on Ctrl-C: no operation starts any more
-
-    def run(self, steps: Sequence[_Step], work: Callable[[_Step], None], changing: bool = False) -> None:
-        todo = list(steps)
-        lock = threading.Lock()
-        stop: list[Exception] = []  # what stopped the launching; the first is raised
-
-        def take() -> _Step | None:
-            with lock:
-                return todo.pop(0) if todo and not stop and not self.interrupted.is_set() else None
-
-        def worker() -> None:
-            while (step := take()) is not None:
-                try:
-                    work(step)
-                except FrameworkError as error:
-                    step.error = error
-                    if self.fail_fast:
-                        with lock:
-                            stop.append(error)
-                except _Stopped:
-                    return
-                except Exception as error:  # not a user's error (a bug): stop, raise it in the calling thread
-                    with lock:
-                        stop.append(error)
-
-        threads = [threading.Thread(target=worker, name=f"agenthost-{n}", daemon=True)
-                   for n in range(min(WORKERS, len(todo)))]
-        try:
-            if len(threads) == 1:
-                worker()
-            else:
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-        except KeyboardInterrupt:
-            with self.console.lock:  # after this line, no operation starts (see _Progress)
-                self.interrupted.set()
-                if changing:
-                    self.console.note(f"\n{INTERRUPTED}")
-            if changing:
-                try:
-                    for thread in threads:
-                        if thread.is_alive():
-                            thread.join()
-                except KeyboardInterrupt:
-                    pass
-            raise
-        if stop:
-            if changing and todo and isinstance(stop[0], FrameworkError):
-                self.console.note(f"stopped (--fail-fast): not started: {', '.join(s.label for s in todo)}")
-            raise stop[0]
-
-
-class _Progress:
-    """A step's way through its plan, as whole lines: one when an operation starts, one when it ends
-    ("ok") or fails. Before starting an operation, it stops the step if Ctrl-C was pressed."""
-
-    def __init__(self, console: _Console, label: str, interrupted: threading.Event):
-        self.console, self.label, self.interrupted = console, label, interrupted
-        self.current: str | None = None  # the operation under way
-
-    def __call__(self, event: str, index: int, total: int, resource: Resource, op: Operation) -> None:
-        if event == "start":
-            with self.console.lock:
-                if self.interrupted.is_set():
-                    raise _Stopped
-                self.current = f"[{index}/{total}] {op.api or op.kind:<34} {resource.kind} {resource.name} ..."
-                self.console.line(self.label, self.current)
-        else:
-            self.console.line(self.label, f"{self.current} ok")
-            self.current = None
-
-    def failed(self) -> None:
-        if self.current is not None:
-            self.console.line(self.label, f"{self.current} failed")
-
-
-def _apply(step: _Step, pool: _Pool) -> dict[str, Any]:
-    """The step's plan applied, its progress on the console."""
-    progress = _Progress(pool.console, step.label, pool.interrupted)
-    try:
-        return step.deployer.apply(step.plan, progress)
-    except Exception:
-        progress.failed()
-        raise
-
-
-def _make_deployers(steps: list[_Step], pool: _Pool, **options: Any) -> None:
-    """Each step's deployer, writing to stderr through the pool's console. Made one by one in this
-    thread: rendering and importing the SDKs are work for this process, not waits on a cloud (and
-    imports are safest not raced)."""
-    for step in steps:
-        try:
-            step.deployer = make_deployer(step.unit, step.target, _StepStream(pool.console, step.label), **options)
-        except FrameworkError as error:
-            if pool.fail_fast:
-                raise
-            step.error = error
-
-
-def _steps(units: list[Unit], target: str | None) -> list[_Step]:
-    """One step per unit and target, in the units' order, then the registry's."""
-    several = len(units) > 1
-    return [_Step(unit, name, several) for unit in units for name in _targets(unit, target)]
+from framework.report import reporter
 
 
 def _planned(units: list[Unit], target: str | None, stderr: TextIO, destroy: bool,
-             fail_fast: bool = False, **options: Any) -> tuple[list[_Step], _Pool]:
+             fail_fast: bool = False, **options: Any) -> tuple[list[Step], Pool]:
     """Every unit's targets read and planned, in parallel; one that fails to plan is recorded, the
     others go on (unless fail_fast, or one target of one agent was asked for)."""
-    steps = _steps(units, target)
-    pool = _Pool(_Console(stderr, [step.label for step in steps]), fail_fast=fail_fast or len(steps) == 1
+    steps = make_steps(units, target)
+    pool = Pool(Console(stderr, [step.label for step in steps]), fail_fast=fail_fast or len(steps) == 1
                  and target is not None)
-    _make_deployers(steps, pool, **options)
+    make_deployers(steps, pool, **options)
 
-    def read(step: _Step) -> None:
+    def read(step: Step) -> None:
         with step.deployer.errors():
             if destroy:
                 step.result = step.deployer.destroy_plan(step.deployer.snapshot(destroy=True))
@@ -327,34 +62,7 @@ def _planned(units: list[Unit], target: str | None, stderr: TextIO, destroy: boo
     return steps, pool
 
 
-def _data(steps: list[_Step], target: str | None, value) -> Any:
-    """A run's JSON: one target's value (--target), or {"targets": {name: value, or {"error": ...}}};
-    over several agents or stages, that per agent: {"agents": {<name>[-<stage>]: ...}}."""
-    def one(group: list[_Step]) -> Any:
-        if target is not None:
-            step = group[0]
-            return {"error": str(step.error)} if step.error is not None else value(step)
-        return {"targets": {step.target: ({"error": str(step.error)} if step.error is not None else value(step))
-                            for step in group}}
-
-    if not any(step.several for step in steps):
-        return one(steps)
-    names = dict.fromkeys(step.unit.validated.agent.name for step in steps)
-    return {"agents": {name: one([s for s in steps if s.unit.validated.agent.name == name]) for name in names}}
-
-
-def _report_failures(steps: list[_Step], verb: str, report: TextReporter) -> ExitCode:
-    """Name every target that failed (the others' results stand); FAILED when any did."""
-    failed = [step for step in steps if step.error is not None]
-    for step in failed:
-        report.note(f"error: {step.label}: {step.error}")
-    if failed:
-        report.note(f"{verb} failed for: {', '.join(step.label for step in failed)}")
-        return ExitCode.FAILED
-    return ExitCode.OK
-
-
-def _plans_text(steps: list[_Step], verb: str = "deploy") -> str:
+def _plans_text(steps: list[Step], verb: str = "deploy") -> str:
     texts = [format_text(step.plan, verb=verb) for step in steps if step.plan is not None]
     if len(texts) > 1:
         all_ = totals([step.plan for step in steps])
@@ -369,14 +77,14 @@ def plan(file: str | Sequence[str], target: str | None, output: str, fmt: str, *
     when there is nothing to change, CHANGES_PENDING when there is (cli.py declares these as plan's
     results, so an error never exits with CHANGES_PENDING's number). markdown: for a pull request."""
     report = reporter("text" if fmt == "markdown" else fmt, stdout, stderr)
-    steps, _ = _planned(_units(file, output, stage, agents), target, report.stderr, destroy=False, **options)
+    steps, _ = _planned(select_units(file, output, stage, agents), target, report.stderr, destroy=False, **options)
     if fmt == "markdown":
         report.display(format_markdown([PlanSection(step.unit.agent, step.unit.stage, step.plan,
                                                     f"{step.target}: {step.error}" if step.error else None)
                                         for step in steps]))
     else:
-        _result(report, [_plans_text(steps)], _data(steps, target, lambda step: step.plan.to_dict()))
-    if _report_failures(steps, "plan", report):
+        show_result(report, [_plans_text(steps)], per_step_json(steps, target, lambda step: step.plan.to_dict()))
+    if report_failures(steps, "plan", report):
         return ExitCode.FAILED
     return ExitCode.CHANGES_PENDING if any(step.plan.has_changes for step in steps) else ExitCode.OK
 
@@ -390,8 +98,8 @@ def deploy(file: str | Sequence[str], target: str | None, output: str, fmt: str,
     report = reporter(fmt, stdout, stderr)
     stdin, stderr = stdin or sys.stdin, report.stderr
     environ = os.environ if environ is None else environ
-    steps, pool = _planned(_units(file, output, stage, agents), target, stderr, destroy=False, fail_fast=fail_fast,
-                           environ=environ, **options)
+    steps, pool = _planned(select_units(file, output, stage, agents), target, stderr, destroy=False,
+                           fail_fast=fail_fast, environ=environ, **options)
     report.display(_plans_text(steps))
     for step in steps:
         if step.error is None and step.plan.has_changes:
@@ -405,11 +113,11 @@ def deploy(file: str | Sequence[str], target: str | None, output: str, fmt: str,
     changing = [step for step in steps if step.error is None and step.plan.has_changes]
     if changing:
         where = ", ".join(step.deployer.title for step in changing)
-        _confirm(f"Apply these changes to {where}?", yes, stdin, stderr, environ)
+        confirm(f"Apply these changes to {where}?", yes, stdin, stderr, environ)
 
-    def apply(step: _Step) -> None:
+    def apply(step: Step) -> None:
         with step.deployer.errors():
-            results = _apply(step, pool) if step.plan.has_changes else {}
+            results = apply_plan(step, pool) if step.plan.has_changes else {}
             step.outputs = {**step.deployer.outputs(step.snapshot, results), "changed": step.plan.has_changes}
 
     pool.run([step for step in steps if step.error is None], apply, changing=bool(changing))
@@ -418,9 +126,9 @@ def deploy(file: str | Sequence[str], target: str | None, output: str, fmt: str,
     for step in done:
         verb = "Deployed" if step.outputs["changed"] else "Up to date:"
         lines += [f"{verb} {step.outputs['summary']}", f"URL: {step.outputs['url']}"]
-    data = _data(steps, target, lambda step: step.outputs)
-    _result(report, lines, data)
-    return _report_failures(steps, "deploy", report)
+    data = per_step_json(steps, target, lambda step: step.outputs)
+    show_result(report, lines, data)
+    return report_failures(steps, "deploy", report)
 
 
 def destroy(file: str | Sequence[str], target: str | None, output: str, fmt: str, yes: bool, *,
@@ -431,7 +139,7 @@ def destroy(file: str | Sequence[str], target: str | None, output: str, fmt: str
     report = reporter(fmt, stdout, stderr)
     stdin, stderr = stdin or sys.stdin, report.stderr
     environ = os.environ if environ is None else environ
-    steps, pool = _planned(_units(file, output, stage, agents), target, stderr, destroy=True, fail_fast=fail_fast,
+    steps, pool = _planned(select_units(file, output, stage, agents), target, stderr, destroy=True, fail_fast=fail_fast,
                            environ=environ, **options)
     for step in steps:
         if step.error is None:
@@ -441,22 +149,22 @@ def destroy(file: str | Sequence[str], target: str | None, output: str, fmt: str
     changing = [step for step in steps if step.error is None and step.plan.has_changes]
     if changing:
         where = ", ".join(step.deployer.title for step in changing)
-        _confirm(f"Delete these resources from {where}?", yes, stdin, stderr, environ)
+        confirm(f"Delete these resources from {where}?", yes, stdin, stderr, environ)
 
-    def delete(step: _Step) -> None:
+    def delete(step: Step) -> None:
         with step.deployer.errors():
-            _apply(step, pool)
+            apply_plan(step, pool)
 
     pool.run(changing, delete, changing=True)
 
-    def destroyed(step: _Step) -> dict[str, Any]:
+    def destroyed(step: Step) -> dict[str, Any]:
         return {"destroyed": [f"{r.kind} {r.name}" for r in step.plan.resources],
                 "left_alone": list(step.plan.notes)}
 
     lines = [f"Destroyed {step.deployer.agent.name} on {step.deployer.title}."
              for step in changing if step.error is None]
-    _result(report, lines, _data(steps, target, destroyed))
-    return _report_failures(steps, "destroy", report)
+    show_result(report, lines, per_step_json(steps, target, destroyed))
+    return report_failures(steps, "destroy", report)
 
 
 def info(file: str | Sequence[str], target: str | None, output: str, fmt: str, *, stage: str | None = None,
@@ -465,22 +173,22 @@ def info(file: str | Sequence[str], target: str | None, output: str, fmt: str, *
     """What is deployed, per agent and target (read in parallel): a target that cannot be read is named
     and does not hide the others; the exit code is FAILED when any could not be read."""
     report = reporter(fmt, stdout, stderr)
-    units = _units(file, output, stage, agents)
+    units = select_units(file, output, stage, agents)
     several = len(units) > 1
-    rows: list[tuple[Unit, dict[str, Any] | _Step]] = []  # in agent.yaml's order: a row, or the step reading one
+    rows: list[tuple[Unit, dict[str, Any] | Step]] = []  # in agent.yaml's order: a row, or the step reading one
     for unit in units:
         listed = [t.name for t in unit.validated.agent.targets]
         if target is not None and target not in listed:
             raise UsageError(f"target {target!r} is not in {unit.file} (it lists: {', '.join(listed)})")
         for name in listed:
             if target is None or name == target:
-                rows.append((unit, _Step(unit, name, several) if name in registry.deployable() else
+                rows.append((unit, Step(unit, name, several) if name in registry.deployable() else
                              {"target": name, "deployed": None, "note": "deploy not built yet for this target"}))
-    steps = [row for _, row in rows if isinstance(row, _Step)]
-    pool = _Pool(_Console(report.stderr, [step.label for step in steps]))
-    _make_deployers(steps, pool, **options)
+    steps = [row for _, row in rows if isinstance(row, Step)]
+    pool = Pool(Console(report.stderr, [step.label for step in steps]))
+    make_deployers(steps, pool, **options)
 
-    def read(step: _Step) -> None:
+    def read(step: Step) -> None:
         with step.deployer.errors():
             step.outputs = step.deployer.info()
 
@@ -504,5 +212,5 @@ def info(file: str | Sequence[str], target: str | None, output: str, fmt: str, *
             data["agents"].setdefault(unit.validated.agent.name, []).append(row)
     else:
         data = [row for _, row in reports]
-    _result(report, lines, data)
-    return _report_failures(steps, "info", report)
+    show_result(report, lines, data)
+    return report_failures(steps, "info", report)

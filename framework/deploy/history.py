@@ -14,17 +14,17 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-from framework.deploy.commands import (
-    _confirm,
-    _Console,
-    _data,
-    _make_deployers,
-    _Pool,
-    _report_failures,
-    _result,
-    _Step,
-    _steps,
-    _units,
+from framework.deploy.run import (
+    Console,
+    Pool,
+    Step,
+    confirm,
+    make_deployers,
+    make_steps,
+    per_step_json,
+    report_failures,
+    select_units,
+    show_result,
 )
 from framework.deploy.versions import History, Version, choose
 from framework.errors import ExitCode, UsageError
@@ -41,11 +41,11 @@ def history(file: str | Sequence[str], target: str | None, output: str, fmt: str
             **options: Any) -> ExitCode:
     """Every target's deployed versions, newest first, read in parallel."""
     report = reporter(fmt, stdout, stderr)
-    steps = _steps(_units(file, output, stage, agents), target)
-    pool = _Pool(_Console(report.stderr, [step.label for step in steps]))
-    _make_deployers(steps, pool, **options)
+    steps = make_steps(select_units(file, output, stage, agents), target)
+    pool = Pool(Console(report.stderr, [step.label for step in steps]))
+    make_deployers(steps, pool, **options)
 
-    def read(step: _Step) -> None:
+    def read(step: Step) -> None:
         with step.deployer.errors():
             step.snapshot = step.deployer.history()
 
@@ -59,8 +59,8 @@ def history(file: str | Sequence[str], target: str | None, output: str, fmt: str
                      f"{step.deployer.title}, newest first")
         lines += [_line(v) for v in found.versions]
         lines += [f"  note: {note}" for note in found.notes]
-    _result(report, lines, _data(steps, target, lambda step: step.snapshot.to_dict()))
-    return _report_failures(steps, "history", report)
+    show_result(report, lines, per_step_json(steps, target, lambda step: step.snapshot.to_dict()))
+    return report_failures(steps, "history", report)
 
 
 def rollback(file: str | Sequence[str], target: str | None, output: str, fmt: str, yes: bool, *,
@@ -72,15 +72,15 @@ def rollback(file: str | Sequence[str], target: str | None, output: str, fmt: st
     report = reporter(fmt, stdout, stderr)
     stdin, stderr = stdin or sys.stdin, report.stderr
     environ = os.environ if environ is None else environ
-    steps = _steps(_units(file, output, stage, agents), target)
+    steps = make_steps(select_units(file, output, stage, agents), target)
     if to is not None and len(steps) > 1:
         raise UsageError(f"--to names one platform's version: choose the target and agent with --target and "
                          f"--agent ({', '.join(step.label for step in steps)})")
-    pool = _Pool(_Console(stderr, [step.label for step in steps]), fail_fast=len(steps) == 1)
-    _make_deployers(steps, pool, environ=environ, **options)
+    pool = Pool(Console(stderr, [step.label for step in steps]), fail_fast=len(steps) == 1)
+    make_deployers(steps, pool, environ=environ, **options)
     picked: dict[int, tuple[Version | None, Version]] = {}
 
-    def read(step: _Step) -> None:
+    def read(step: Step) -> None:
         with step.deployer.errors():
             step.snapshot = step.deployer.history()
             picked[id(step)] = choose(step.snapshot, to, f"{step.deployer.agent.name} on {step.deployer.title}")
@@ -99,10 +99,10 @@ def rollback(file: str | Sequence[str], target: str | None, output: str, fmt: st
                        f"{kind} {live.id if live else '(none)'} -> {wanted.id}")
         changing.append(step)
     if changing:
-        _confirm(f"Make these versions live on {', '.join(s.deployer.title for s in changing)}?", yes, stdin,
+        confirm(f"Make these versions live on {', '.join(s.deployer.title for s in changing)}?", yes, stdin,
                  stderr, environ)
 
-    def apply(step: _Step) -> None:
+    def apply(step: Step) -> None:
         live, wanted = picked[id(step)]
         with step.deployer.errors():
             step.outputs = {"from": live.id if live else None, "to": wanted.id, "kind": step.snapshot.kind,
@@ -113,12 +113,12 @@ def rollback(file: str | Sequence[str], target: str | None, output: str, fmt: st
              f"{step.outputs['from']}); `agenthost deploy` makes agent.yaml live again" for step in changing
              if step.error is None]
 
-    def value(step: _Step) -> dict[str, Any]:
+    def value(step: Step) -> dict[str, Any]:
         if step.outputs:
             return step.outputs
         live, _ = picked[id(step)]
         return {"from": live.id if live else None, "to": live.id if live else None, "kind": step.snapshot.kind,
                 "changed": False}
 
-    _result(report, lines, _data(steps, target, value))
-    return _report_failures(steps, "rollback", report)
+    show_result(report, lines, per_step_json(steps, target, value))
+    return report_failures(steps, "rollback", report)

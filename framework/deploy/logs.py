@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from framework.deploy.commands import _Console, _make_deployers, _Pool, _report_failures, _Step, _steps, _units
 from framework.deploy.loglines import LogLine, checked_request
+from framework.deploy.run import Console, Pool, Step, make_deployers, make_steps, report_failures, select_units
 from framework.errors import ExitCode, UsageError
 from framework.report import reporter
 
@@ -76,9 +76,9 @@ def logs(file: str | Sequence[str], target: str | None, output: str, fmt: str, *
     report = reporter(fmt, stdout, stderr)
     start_ms = int((clock() - since_seconds(since)) * 1000)
     request = checked_request(request)
-    steps = _steps(_units(file, output, stage, agents), target)
-    pool = _Pool(_Console(report.stderr, [step.label for step in steps]), fail_fast=len(steps) == 1)
-    _make_deployers(steps, pool, **options)
+    steps = make_steps(select_units(file, output, stage, agents), target)
+    pool = Pool(Console(report.stderr, [step.label for step in steps]), fail_fast=len(steps) == 1)
+    make_deployers(steps, pool, **options)
     several = len(steps) > 1
     width = max(len(step.label) for step in steps)
     shown = {id(step): _Shown() for step in steps}  # each step's lines: ids are unique within one log only
@@ -86,7 +86,7 @@ def logs(file: str | Sequence[str], target: str | None, output: str, fmt: str, *
     found: dict[int, list[LogLine]] = {}
     header: list[bool] = []
 
-    def read(step: _Step) -> None:
+    def read(step: Step) -> None:
         with step.deployer.errors():
             found[id(step)] = step.deployer.log_lines(read_from[id(step)], request)
 
@@ -94,7 +94,7 @@ def logs(file: str | Sequence[str], target: str | None, output: str, fmt: str, *
         """Read every step once; print what is new, in time order; how many lines were."""
         found.clear()
         pool.run([step for step in steps if step.error is None], read)
-        new: list[tuple[LogLine, _Step]] = []
+        new: list[tuple[LogLine, Step]] = []
         for step in steps:
             lines = found.get(id(step), [])
             new += [(line, step) for line in shown[id(step)].fresh(lines, read_from[id(step)])]
@@ -114,7 +114,7 @@ def logs(file: str | Sequence[str], target: str | None, output: str, fmt: str, *
     if not follow:
         if show() == 0 and all(step.error is None for step in steps):
             report.note(f"no log lines since {_time(start_ms)} UTC" + (f" for request {request}" if request else ""))
-        return _report_failures(steps, "logs", report)
+        return report_failures(steps, "logs", report)
     sleep = options.get("sleep") or time.sleep
     try:
         wait = FIRST_WAIT
@@ -124,7 +124,7 @@ def logs(file: str | Sequence[str], target: str | None, output: str, fmt: str, *
             wait = FIRST_WAIT if show() else min(wait * 2, LONGEST_WAIT)
     except KeyboardInterrupt:  # Ctrl-C is how --follow ends: what was shown stands
         pass
-    return _report_failures(steps, "logs", report)
+    return report_failures(steps, "logs", report)
 
 
 def _text(line: LogLine, fmt: str, label: str) -> str | None:

@@ -14,17 +14,17 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-from framework.deploy import commands
+from framework.deploy import run
 from framework.deploy.skeleton import DeployPlan
 from framework.errors import ExitCode
 from framework.report import reporter
 
 
-def _calls(step: commands._Step) -> list[str]:
+def _calls(step: run.Step) -> list[str]:
     return [op.api or op.kind for op in step.plan.operations] if step.plan is not None else []
 
 
-def _line(step: commands._Step, resume: bool) -> str:
+def _line(step: run.Step, resume: bool) -> str:
     """One target's intent: the calls it takes, or that it already is so."""
     plan = step.plan
     assert plan is not None
@@ -42,12 +42,12 @@ def pause(file: str | Sequence[str], target: str | None, output: str, fmt: str, 
     report = reporter(fmt, stdout, stderr)
     stdin, stderr = stdin or sys.stdin, report.stderr
     environ = os.environ if environ is None else environ
-    steps = commands._steps(commands._units(file, output, stage, agents), target)
-    pool = commands._Pool(commands._Console(stderr, [step.label for step in steps]),
+    steps = run.make_steps(run.select_units(file, output, stage, agents), target)
+    pool = run.Pool(run.Console(stderr, [step.label for step in steps]),
                           fail_fast=fail_fast or len(steps) == 1 and target is not None)
-    commands._make_deployers(steps, pool, environ=environ, **options)
+    run.make_deployers(steps, pool, environ=environ, **options)
 
-    def read(step: commands._Step) -> None:
+    def read(step: run.Step) -> None:
         with step.deployer.errors():
             step.result = DeployPlan(step.deployer.pause_plan(resume))
 
@@ -58,11 +58,11 @@ def pause(file: str | Sequence[str], target: str | None, output: str, fmt: str, 
         where = ", ".join(step.deployer.title for step in changing)
         question = (f"Let requests in again on {where}?" if resume else
                     f"Refuse every new request on {where} (nothing is deleted)?")
-        commands._confirm(question, yes, stdin, stderr, environ)
+        run.confirm(question, yes, stdin, stderr, environ)
 
-    def apply(step: commands._Step) -> None:
+    def apply(step: run.Step) -> None:
         with step.deployer.errors():
-            commands._apply(step, pool)
+            run.apply_plan(step, pool)
 
     pool.run(changing, apply, changing=True)
     state = "running" if resume else "paused"
@@ -72,7 +72,7 @@ def pause(file: str | Sequence[str], target: str | None, output: str, fmt: str, 
             done = "Resumed" if resume else "Paused"
             lines.append(f"{done} {step.plan.title}." if step.plan.has_changes else
                          f"Already {state}: {step.plan.title}.")
-    data = commands._data(steps, target, lambda step: {"paused": not resume, "changed": step.plan.has_changes,
+    data = run.per_step_json(steps, target, lambda step: {"paused": not resume, "changed": step.plan.has_changes,
                                                        "calls": _calls(step), "title": step.plan.title})
-    commands._result(report, lines, data)
-    return commands._report_failures(steps, "resume" if resume else "pause", report)
+    run.show_result(report, lines, data)
+    return run.report_failures(steps, "resume" if resume else "pause", report)

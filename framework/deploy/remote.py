@@ -18,7 +18,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from framework.deploy import commands
+from framework.deploy import run
 from framework.deploy.network import UnresolvedHost
 from framework.errors import DeployError, ExitCode, UsageError
 from framework.local.session import Answer, show
@@ -115,12 +115,12 @@ def invoke_deployed(file: str | Sequence[str], target: str | None, output: str, 
     """Find the deployed URL as `info` does, authenticate the platform's way, send the message, print
     the answer as local invoke does; FAILED (with the status on stderr) unless it was 2xx."""
     environ = os.environ if environ is None else environ
-    units = commands._units(file, output, stage, agents)
+    units = run.select_units(file, output, stage, agents)
     if len(units) != 1:
         raise UsageError(f"invoke runs one agent; choose one with --agent ({', '.join(u.agent for u in units)})")
     unit = units[0]
     name = _target(unit, target)
-    deployer = commands.make_deployer(unit, name, reporter.stderr, environ=environ, **options)
+    deployer = run.make_deployer(unit, name, reporter.stderr, environ=environ, **options)
     payload: dict[str, Any] = {"message": message}
     if stream is not None:
         payload["stream"] = stream

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import boto3
 import pytest
 
-from framework.deploy import commands
+from framework.deploy import commands, run
 from framework.errors import DeployError
 from tests.deploy.azure_fixtures import GROUP, STORAGE, SUB, azure_env, azure_server  # noqa: F401
 from tests.deploy.gcp_fixtures import FUNCTION, gcp_env, gcp_server  # noqa: F401
@@ -254,7 +254,7 @@ def test_fail_fast_lets_the_targets_in_flight_finish(clouds):
 
 
 def test_fail_fast_does_not_start_the_targets_waiting_for_a_worker(clouds, monkeypatch):
-    monkeypatch.setattr(commands, "WORKERS", 1)  # one at a time: aws, then gcp fails, azure and vercel wait
+    monkeypatch.setattr(run, "WORKERS", 1)  # one at a time: aws, then gcp fails, azure and vercel wait
     clouds.gcp.fail_build()
     stderr = io.StringIO()
     with pytest.raises(DeployError, match="Build failed"):
@@ -270,13 +270,13 @@ def test_ctrl_c_is_said_once_and_stops_every_target_before_its_next_operation(cl
     def press_ctrl_c(cloud: str) -> None:
         if cloud == "gcp":  # gcp's first write is under way: Ctrl-C, and answer once it is said
             os.kill(os.getpid(), signal.SIGINT)
-            wait_until(lambda: commands.INTERRUPTED in log.getvalue())
+            wait_until(lambda: run.INTERRUPTED in log.getvalue())
     clouds.hold(writes, press_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         clouds.run("deploy", stderr=log)
     text = log.getvalue()
-    assert text.count(commands.INTERRUPTED) == 1
-    after = text.split(commands.INTERRUPTED)[1]
+    assert text.count(run.INTERRUPTED) == 1
+    after = text.split(run.INTERRUPTED)[1]
     assert not [m for m in progress_lines(after) if not m["end"]]  # no operation started after it
     gcp = [m for m in progress_lines(text) if m["target"] == "gcp"]
     assert [(m["i"], bool(m["end"])) for m in gcp] == [("1", False), ("1", True)]  # its call ended, then it stopped
@@ -285,7 +285,7 @@ def test_ctrl_c_is_said_once_and_stops_every_target_before_its_next_operation(cl
 def test_after_ctrl_c_the_same_command_finishes_the_deploy(clouds):
     log = io.StringIO()
     clouds.hold(writes, lambda cloud: (os.kill(os.getpid(), signal.SIGINT),
-                                       wait_until(lambda: commands.INTERRUPTED in log.getvalue()))
+                                       wait_until(lambda: run.INTERRUPTED in log.getvalue()))
                 if cloud == "gcp" else None)
     with pytest.raises(KeyboardInterrupt):
         clouds.run("deploy", stderr=log)
