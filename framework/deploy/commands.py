@@ -22,17 +22,17 @@ from framework.deploy.plan import (
     totals,
 )
 from framework.deploy.run import (
-    Console,
     Pool,
     Step,
     apply_plan,
     confirm,
-    make_deployers,
+    each,
     make_steps,
     per_step_json,
     report_failures,
     select_units,
     show_result,
+    start,
 )
 from framework.errors import ExitCode, FrameworkError, UsageError
 from framework.platforms import registry
@@ -45,20 +45,17 @@ def _planned(units: list[Unit], target: str | None, stderr: TextIO, destroy: boo
     """Every unit's targets read and planned, in parallel; one that fails to plan is recorded, the
     others go on (unless fail_fast, or one target of one agent was asked for)."""
     steps = make_steps(units, target)
-    pool = Pool(Console(stderr, [step.label for step in steps]), fail_fast=fail_fast or len(steps) == 1
-                 and target is not None)
-    make_deployers(steps, pool, **options)
+    pool = start(steps, stderr, fail_fast=fail_fast or len(steps) == 1 and target is not None, **options)
 
     def read(step: Step) -> None:
-        with step.deployer.errors():
-            if destroy:
-                step.result = step.deployer.destroy_plan(step.deployer.snapshot(destroy=True))
-            else:
-                step.deployer.prepare()
-                step.snapshot = step.deployer.snapshot()
-                step.result = step.deployer.plan(step.snapshot)
+        if destroy:
+            step.result = step.deployer.destroy_plan(step.deployer.snapshot(destroy=True))
+        else:
+            step.deployer.prepare()
+            step.snapshot = step.deployer.snapshot()
+            step.result = step.deployer.plan(step.snapshot)
 
-    pool.run([step for step in steps if step.error is None], read)
+    each(pool, steps, read)
     return steps, pool
 
 
@@ -116,11 +113,10 @@ def deploy(file: str | Sequence[str], target: str | None, output: str, fmt: str,
         confirm(f"Apply these changes to {where}?", yes, stdin, stderr, environ)
 
     def apply(step: Step) -> None:
-        with step.deployer.errors():
-            results = apply_plan(step, pool) if step.plan.has_changes else {}
-            step.outputs = {**step.deployer.outputs(step.snapshot, results), "changed": step.plan.has_changes}
+        results = apply_plan(step, pool) if step.plan.has_changes else {}
+        step.outputs = {**step.deployer.outputs(step.snapshot, results), "changed": step.plan.has_changes}
 
-    pool.run([step for step in steps if step.error is None], apply, changing=bool(changing))
+    each(pool, steps, apply, changing=bool(changing))
     done = [step for step in steps if step.error is None]
     lines = []
     for step in done:
@@ -151,11 +147,7 @@ def destroy(file: str | Sequence[str], target: str | None, output: str, fmt: str
         where = ", ".join(step.deployer.title for step in changing)
         confirm(f"Delete these resources from {where}?", yes, stdin, stderr, environ)
 
-    def delete(step: Step) -> None:
-        with step.deployer.errors():
-            apply_plan(step, pool)
-
-    pool.run(changing, delete, changing=True)
+    each(pool, changing, lambda step: apply_plan(step, pool), changing=True)
 
     def destroyed(step: Step) -> dict[str, Any]:
         return {"destroyed": [f"{r.kind} {r.name}" for r in step.plan.resources],
@@ -185,14 +177,8 @@ def info(file: str | Sequence[str], target: str | None, output: str, fmt: str, *
                 rows.append((unit, Step(unit, name, several) if name in registry.deployable() else
                              {"target": name, "deployed": None, "note": "deploy not built yet for this target"}))
     steps = [row for _, row in rows if isinstance(row, Step)]
-    pool = Pool(Console(report.stderr, [step.label for step in steps]))
-    make_deployers(steps, pool, **options)
-
-    def read(step: Step) -> None:
-        with step.deployer.errors():
-            step.outputs = step.deployer.info()
-
-    pool.run([step for step in steps if step.error is None], read)
+    pool = start(steps, report.stderr, **options)
+    each(pool, steps, lambda step: setattr(step, "outputs", step.deployer.info()))
     reports = [(unit, row if isinstance(row, dict) else
                 {"target": row.target, "error": str(row.error)} if row.error is not None else row.outputs)
                for unit, row in rows]

@@ -15,16 +15,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from framework.deploy.run import (
-    Console,
-    Pool,
     Step,
     confirm,
-    make_deployers,
+    each,
     make_steps,
     per_step_json,
     report_failures,
     select_units,
     show_result,
+    start,
 )
 from framework.deploy.versions import History, Version, choose
 from framework.errors import ExitCode, UsageError
@@ -42,14 +41,8 @@ def history(file: str | Sequence[str], target: str | None, output: str, fmt: str
     """Every target's deployed versions, newest first, read in parallel."""
     report = reporter(fmt, stdout, stderr)
     steps = make_steps(select_units(file, output, stage, agents), target)
-    pool = Pool(Console(report.stderr, [step.label for step in steps]))
-    make_deployers(steps, pool, **options)
-
-    def read(step: Step) -> None:
-        with step.deployer.errors():
-            step.snapshot = step.deployer.history()
-
-    pool.run([step for step in steps if step.error is None], read)
+    pool = start(steps, report.stderr, **options)
+    each(pool, steps, lambda step: setattr(step, "snapshot", step.deployer.history()))
     lines = []
     for step in steps:
         if step.error is not None:
@@ -76,16 +69,14 @@ def rollback(file: str | Sequence[str], target: str | None, output: str, fmt: st
     if to is not None and len(steps) > 1:
         raise UsageError(f"--to names one platform's version: choose the target and agent with --target and "
                          f"--agent ({', '.join(step.label for step in steps)})")
-    pool = Pool(Console(stderr, [step.label for step in steps]), fail_fast=len(steps) == 1)
-    make_deployers(steps, pool, environ=environ, **options)
+    pool = start(steps, stderr, fail_fast=len(steps) == 1, environ=environ, **options)
     picked: dict[int, tuple[Version | None, Version]] = {}
 
     def read(step: Step) -> None:
-        with step.deployer.errors():
-            step.snapshot = step.deployer.history()
-            picked[id(step)] = choose(step.snapshot, to, f"{step.deployer.agent.name} on {step.deployer.title}")
+        step.snapshot = step.deployer.history()
+        picked[id(step)] = choose(step.snapshot, to, f"{step.deployer.agent.name} on {step.deployer.title}")
 
-    pool.run([step for step in steps if step.error is None], read)
+    each(pool, steps, read)
     changing = []
     for step in steps:
         if step.error is not None:
@@ -104,11 +95,10 @@ def rollback(file: str | Sequence[str], target: str | None, output: str, fmt: st
 
     def apply(step: Step) -> None:
         live, wanted = picked[id(step)]
-        with step.deployer.errors():
-            step.outputs = {"from": live.id if live else None, "to": wanted.id, "kind": step.snapshot.kind,
-                            **step.deployer.rollback(step.snapshot, wanted)}
+        step.outputs = {"from": live.id if live else None, "to": wanted.id, "kind": step.snapshot.kind,
+                        **step.deployer.rollback(step.snapshot, wanted)}
 
-    pool.run(changing, apply, changing=True)
+    each(pool, changing, apply, changing=True)
     lines = [f"Rolled back {step.label}: {step.outputs['kind']} {step.outputs['to']} is live (was "
              f"{step.outputs['from']}); `agenthost deploy` makes agent.yaml live again" for step in changing
              if step.error is None]

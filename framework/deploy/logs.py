@@ -17,7 +17,14 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from framework.deploy.loglines import LogLine, checked_request
-from framework.deploy.run import Console, Pool, Step, make_deployers, make_steps, report_failures, select_units
+from framework.deploy.run import (
+    Step,
+    each,
+    make_steps,
+    report_failures,
+    select_units,
+    start,
+)
 from framework.errors import ExitCode, UsageError
 from framework.report import reporter
 
@@ -77,8 +84,7 @@ def logs(file: str | Sequence[str], target: str | None, output: str, fmt: str, *
     start_ms = int((clock() - since_seconds(since)) * 1000)
     request = checked_request(request)
     steps = make_steps(select_units(file, output, stage, agents), target)
-    pool = Pool(Console(report.stderr, [step.label for step in steps]), fail_fast=len(steps) == 1)
-    make_deployers(steps, pool, **options)
+    pool = start(steps, report.stderr, fail_fast=len(steps) == 1, **options)
     several = len(steps) > 1
     width = max(len(step.label) for step in steps)
     shown = {id(step): _Shown() for step in steps}  # each step's lines: ids are unique within one log only
@@ -87,13 +93,12 @@ def logs(file: str | Sequence[str], target: str | None, output: str, fmt: str, *
     header: list[bool] = []
 
     def read(step: Step) -> None:
-        with step.deployer.errors():
-            found[id(step)] = step.deployer.log_lines(read_from[id(step)], request)
+        found[id(step)] = step.deployer.log_lines(read_from[id(step)], request)
 
     def show() -> int:
         """Read every step once; print what is new, in time order; how many lines were."""
         found.clear()
-        pool.run([step for step in steps if step.error is None], read)
+        each(pool, steps, read)
         new: list[tuple[LogLine, Step]] = []
         for step in steps:
             lines = found.get(id(step), [])

@@ -43,15 +43,9 @@ def pause(file: str | Sequence[str], target: str | None, output: str, fmt: str, 
     stdin, stderr = stdin or sys.stdin, report.stderr
     environ = os.environ if environ is None else environ
     steps = run.make_steps(run.select_units(file, output, stage, agents), target)
-    pool = run.Pool(run.Console(stderr, [step.label for step in steps]),
-                          fail_fast=fail_fast or len(steps) == 1 and target is not None)
-    run.make_deployers(steps, pool, environ=environ, **options)
-
-    def read(step: run.Step) -> None:
-        with step.deployer.errors():
-            step.result = DeployPlan(step.deployer.pause_plan(resume))
-
-    pool.run([step for step in steps if step.error is None], read)
+    pool = run.start(steps, stderr, fail_fast=fail_fast or len(steps) == 1 and target is not None,
+                     environ=environ, **options)
+    run.each(pool, steps, lambda step: setattr(step, "result", DeployPlan(step.deployer.pause_plan(resume))))
     report.display("\n".join(_line(step, resume) for step in steps if step.error is None))
     changing = [step for step in steps if step.error is None and step.plan.has_changes]
     if changing:
@@ -60,11 +54,7 @@ def pause(file: str | Sequence[str], target: str | None, output: str, fmt: str, 
                     f"Refuse every new request on {where} (nothing is deleted)?")
         run.confirm(question, yes, stdin, stderr, environ)
 
-    def apply(step: run.Step) -> None:
-        with step.deployer.errors():
-            run.apply_plan(step, pool)
-
-    pool.run(changing, apply, changing=True)
+    run.each(pool, changing, lambda step: run.apply_plan(step, pool), changing=True)
     state = "running" if resume else "paused"
     lines = []
     for step in steps:

@@ -287,6 +287,22 @@ def make_deployers(steps: list[Step], pool: Pool, **options: Any) -> None:
             step.error = error
 
 
+
+def start(steps: list[Step], stderr: TextIO, fail_fast: bool = False, **options: Any) -> Pool:
+    """The pool of a run over `steps`, each step's Deployer made, writing through the pool's console."""
+    pool = Pool(Console(stderr, [step.label for step in steps]), fail_fast=fail_fast)
+    make_deployers(steps, pool, **options)
+    return pool
+
+
+def each(pool: Pool, steps: Sequence[Step], work: Callable[[Step], None], changing: bool = False) -> None:
+    """work(step) on every step that has not failed yet, in its deployer's errors(), in parallel."""
+    def guarded(step: Step) -> None:
+        with step.deployer.errors():
+            work(step)
+
+    pool.run([step for step in steps if step.error is None], guarded, changing=changing)
+
 def make_steps(units: list[Unit], target: str | None) -> list[Step]:
     """One step per unit and target, in the units' order, then the registry's."""
     several = len(units) > 1
