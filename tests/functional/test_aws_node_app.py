@@ -121,7 +121,7 @@ def test_package_dockerfile_and_template_describe_a_streaming_node_function(gene
 
 def test_index_mjs_adapts_events_to_the_core(generated):
     index = (generated / "aws" / "index.mjs").read_text(encoding="utf-8")
-    assert 'import { handle } from "./lib/agent.mjs";' in index
+    assert 'import { handle, warmUp } from "./lib/agent.mjs";' in index
     assert "export const handler = lambda.streamifyResponse(" in index
     assert "HttpResponseStream.from(" in index
     assert "https://docs.aws.amazon.com/lambda/latest/dg/configuration-response-streaming.html" in index
@@ -150,7 +150,8 @@ def test_the_core_exports_every_method_and_handle(generated):
     script = f"import({json.dumps(core)}).then((m) => console.log(JSON.stringify(Object.keys(m).sort())));"
     result = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == sorted(["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "handle"])
+    methods = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
+    assert json.loads(result.stdout) == sorted([*methods, "handle", "warmUp"])
 
 
 def test_the_node_app_type_checks_with_strict_tsc(generated, tsc, tmp_path):
