@@ -6,6 +6,8 @@ Clients: functions_v2.FunctionServiceClient and run_v2.ServicesClient over REST.
 overridden with GCP_FUNCTIONS_ENDPOINT / GCP_RUN_ENDPOINT (e.g. http://127.0.0.1:PORT, a local fake).
 The sessions' TTL policy goes to Firestore's admin REST API (plain HTTPS with the same credentials;
 endpoint GCP_FIRESTORE_ENDPOINT, default https://firestore.googleapis.com, no token over plain http).
+concurrency.warm_schedule's Cloud Scheduler job goes to its REST API the same way (framework/platforms/gcp/warm.py,
+endpoint GCP_SCHEDULER_ENDPOINT, default https://cloudscheduler.googleapis.com).
 Credentials: GOOGLE_OAUTH_ACCESS_TOKEN (a plain token) if set, anonymous against a plain-http
 endpoint override, else Application Default Credentials (gcloud auth application-default login,
 a CI workload identity, the metadata server).
