@@ -48,8 +48,9 @@ assert result["statusCode"] == 200, result
 """,
     "gcp": """
 import main
-class Request:  # what functions-framework hands over: method, headers, body
+class Request:  # what functions-framework hands over: method, path, headers, body
     method = "POST"
+    path = "/"
     headers = {"Content-Type": "application/json"}
     def get_data(self, cache=True):
         return b'{"message": "hello"}'

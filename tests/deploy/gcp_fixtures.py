@@ -66,6 +66,7 @@ def gcp_env(gcp_server, monkeypatch, tmp_path):
     monkeypatch.setenv("GCP_RUN_ENDPOINT", gcp_server.url)
     monkeypatch.setenv("GCP_FIRESTORE_ENDPOINT", gcp_server.url)
     monkeypatch.setenv("GCP_LOGGING_ENDPOINT", gcp_server.url)  # Cloud Logging (logs)
+    monkeypatch.setenv("GCP_SCHEDULER_ENDPOINT", gcp_server.url)  # Cloud Scheduler (warm_schedule)
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     monkeypatch.setenv("AGENT_FRAMEWORK_CACHE", str(tmp_path / "cache"))
     return gcp_server

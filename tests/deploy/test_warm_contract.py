@@ -5,6 +5,7 @@ EventBridge Scheduler schedule deploy creates once, leaves alone, updates, delet
 from __future__ import annotations
 
 import json
+import textwrap
 
 import boto3
 import pytest
@@ -121,3 +122,144 @@ def test_aws_refuses_a_schedule_of_its_name_that_is_not_ours(moto_env, tmp_path)
         Target={"Arn": "arn:aws:lambda:us-east-1:123456789012:function:x", "RoleArn": "arn:aws:iam::1:role/x"})
     with pytest.raises(Exception, match="not created by this framework"):
         helpers.run("deploy", _write(tmp_path, 5))
+
+
+# ---------------------------------------------------------------- Google (Cloud Scheduler) and Vercel (CRON_SECRET)
+# on the deploy contract's emulators (tests/deploy/test_deploy_contract.py's Clouds)
+
+from tests.deploy import gcp_fixtures  # noqa: E402
+from tests.deploy.test_deploy_contract import (  # noqa: E402, F401
+    CLOUDS,
+    Cloud,
+    gcp_env,
+    gcp_server,
+    vercel_env,
+    vercel_server,
+)
+
+JOB = f"projects/{gcp_fixtures.PROJECT}/locations/{gcp_fixtures.REGION}/jobs/support-bot-warmup"
+
+
+@pytest.fixture(params=["gcp", "vercel"])
+def cron_cloud(request: pytest.FixtureRequest) -> Cloud:
+    return CLOUDS[request.param](request)
+
+
+def _cloud_agent(cloud: Cloud, tmp_path, minutes: int | None):
+    body = cloud.agent if minutes is None else cloud.agent.replace(
+        "      warm: 0\n", f"      warm: 0\n      warm_schedule: {minutes}\n")
+    return helpers.write_agent(tmp_path, textwrap.dedent(body))
+
+
+def _deployed_secret(cloud: Cloud) -> str | None:
+    """The secret as the platform holds it (the emulator's own state: Vercel never answers it)."""
+    if cloud.name == "gcp":
+        env = cloud.emulator.function(gcp_fixtures.FUNCTION)["serviceConfig"].get("environmentVariables") or {}
+        return env.get("AGENT_WARMUP_SECRET")
+    found = [e for e in cloud.emulator.state.envs.get("prj_000001", []) if e["key"] == "CRON_SECRET"]
+    assert all(e["type"] == "sensitive" and e["target"] == ["production"] for e in found)
+    return found[0]["value"] if found else None
+
+
+# what each deploy of the schedule calls on the emulator, beyond the function's own calls
+P = gcp_fixtures.P.replace("/v2/", "/v1/")
+CREATES = {"gcp": f"POST {P}/jobs", "vercel": "POST /v10/projects/prj_000001/env"}
+UPDATES = {"gcp": [f"PATCH /v1/{JOB}"], "vercel": []}  # a Vercel cron lives in vercel.json: a new deployment
+REMOVES = {"gcp": f"DELETE /v1/{JOB}", "vercel": "DELETE /v9/projects/prj_000001/env/"}
+
+
+def test_deploy_creates_keeps_updates_and_removes_the_schedule(cron_cloud, tmp_path):
+    cloud = cron_cloud
+    agent = _cloud_agent(cloud, tmp_path, 5)
+    plan = cloud.run("plan", agent, "json")
+    assert plan.code == 2, plan.stderr  # changes pending
+    assert {"gcp": "cloud scheduler job", "vercel": "CRON_SECRET"}[cloud.name] in plan.stdout
+    run = cloud.run("deploy", agent)
+    assert run.code == 0, run.stderr
+    assert CREATES[cloud.name] in cloud.mutating()
+    secret = _deployed_secret(cloud)
+    assert secret and len(secret) >= 32
+    for text in (plan.stdout, plan.stderr, run.stdout, run.stderr):
+        assert secret not in text
+    if cloud.name == "gcp":
+        job = cloud.emulator.job(JOB)
+        function = cloud.emulator.function(gcp_fixtures.FUNCTION)
+        assert job["schedule"] == "*/5 * * * *" and job["timeZone"] == "Etc/UTC"
+        assert job["httpTarget"] == {"uri": function["url"], "httpMethod": "GET",
+                                     "headers": {warm.HEADER: secret}}
+        assert "support-bot" in job["description"]
+    else:
+        live = next(d for d in cloud.emulator.state.deployments.values() if "support-bot.vercel.app" in d["alias"])
+        assert live["meta"]["agentFrameworkSecret_CRON_SECRET"].startswith("scrypt:")  # a digest, never the value
+        assert secret not in json.dumps(live["meta"])
+
+    cloud.clear()
+    again = cloud.run("deploy", agent, "json")
+    assert again.code == 0, again.stderr
+    assert cloud.mutating() == []  # nothing changed: no mutating call, and the secret is kept
+    assert _deployed_secret(cloud) == secret
+    assert secret not in again.stdout + again.stderr
+
+    cloud.clear()
+    agent = _cloud_agent(cloud, tmp_path, 15)
+    changed = cloud.run("deploy", agent)
+    assert changed.code == 0, changed.stderr
+    if cloud.name == "gcp":
+        assert cloud.mutating() == UPDATES["gcp"]  # the function is as it was: one call, the job's PATCH
+        assert cloud.emulator.job(JOB)["schedule"] == "*/15 * * * *"
+        assert cloud.emulator.job(JOB)["httpTarget"]["headers"] == {warm.HEADER: secret}
+    else:
+        assert "POST /v10/projects/prj_000001/env" not in cloud.mutating()  # the secret is not regenerated
+    assert _deployed_secret(cloud) == secret
+
+    cloud.clear()
+    agent = _cloud_agent(cloud, tmp_path, None)
+    removed = cloud.run("deploy", agent)
+    assert removed.code == 0, removed.stderr
+    assert any(c.startswith(REMOVES[cloud.name]) for c in cloud.mutating())
+    assert _deployed_secret(cloud) is None
+    if cloud.name == "gcp":
+        assert cloud.emulator.job(JOB) is None
+    cloud.clear()
+    assert cloud.run("deploy", agent).code == 0
+    assert cloud.mutating() == []
+
+
+def test_destroy_removes_the_schedule(cron_cloud, tmp_path):
+    cloud = cron_cloud
+    agent = _cloud_agent(cloud, tmp_path, 10)
+    assert cloud.run("deploy", agent).code == 0
+    cloud.clear()
+    assert cloud.run("destroy", agent).code == 0
+    if cloud.name == "gcp":
+        assert cloud.mutating()[0] == f"DELETE /v1/{JOB}"
+        assert cloud.emulator.job(JOB) is None
+    else:
+        assert cloud.mutating() == ["DELETE /v9/projects/prj_000001"]  # the project goes, its variables with it
+
+
+def test_gcp_refuses_a_job_of_its_name_that_is_not_ours(gcp_env, tmp_path):  # noqa: F811
+    from urllib.request import Request, urlopen
+
+    body = json.dumps({"name": JOB, "schedule": "0 * * * *", "httpTarget": {"uri": "https://example.com/"}})
+    urlopen(Request(f"{gcp_env.url}/v1/{JOB.rsplit('/jobs/', 1)[0]}/jobs", body.encode(), method="POST",
+                    headers={"Content-Type": "application/json"}))
+    agent = gcp_fixtures.write_agent(tmp_path, gcp_fixtures.AGENT.replace(
+        "      warm: 0\n", "      warm: 0\n      warm_schedule: 5\n"))
+    with pytest.raises(Exception, match="not created by this framework"):
+        gcp_fixtures.deploy(agent)
+    assert gcp_env.job(JOB)["schedule"] == "0 * * * *"
+
+
+def test_gcp_refuses_a_private_agent_with_the_reason(gcp_env, tmp_path):  # noqa: F811
+    agent = gcp_fixtures.write_agent(tmp_path, gcp_fixtures.AGENT.replace(
+        "      warm: 0\n", "      warm: 0\n      warm_schedule: 5\n") + "    public: false\n")
+    with pytest.raises(Exception, match="oidcToken"):
+        gcp_fixtures.deploy(agent)
+    assert gcp_env.mutating() == []
+
+
+def test_gcp_without_a_schedule_never_calls_cloud_scheduler(gcp_env, tmp_path):  # noqa: F811
+    assert gcp_fixtures.deploy(gcp_fixtures.write_agent(tmp_path)).plan.has_changes
+    gcp_fixtures.deploy(gcp_fixtures.write_agent(tmp_path))
+    assert not [r for r in gcp_env.requests if "/jobs" in r.path]

@@ -24,6 +24,11 @@ clients send `$alt=json;enum-encoding=int`; the query is stripped before matchin
   `field="value"` / `timestamp>="RFC 3339"` and a quoted global search term `"text"`, joined by AND
   (anything else is 400). Entries come from `add_log_entry` (a LogEntry: logName, resource, timestamp,
   insertId, jsonPayload or textPayload).
+- Cloud Scheduler v1 (the warm-up job, https://cloud.google.com/scheduler/docs/reference/rest/v1/
+  projects.locations.jobs): POST /v1/projects/P/locations/L/jobs (a Job; 409 ALREADY_EXISTS when its name
+  exists; 400 without a schedule, an http(s) httpTarget.uri, or with a body on a GET), GET / PATCH
+  ?updateMask=a,b / DELETE /v1/projects/P/locations/L/jobs/J (404 NOT_FOUND when absent). The stored Job
+  gets state ENABLED and userUpdateTime, as the service sets them; `job(name)` reads it.
 Errors: {"error": {"code": N, "message": ..., "status": ...}} (google.rpc.Status over HTTP, as in
 https://cloud.google.com/apis/design/errors). The signed upload follows the v2 generateUploadUrl reference:
 PUT with content-type application/zip and no Authorization header.
@@ -156,6 +161,7 @@ class State:
     # Cloud Run service name -> {"revisions": [Revision, oldest first], "traffic": [TrafficTarget]}
     run: dict[str, dict[str, Any]] = field(default_factory=dict)
     log_entries: list[dict[str, Any]] = field(default_factory=list)  # Cloud Logging LogEntry objects
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # Cloud Scheduler Job name -> Job (warm-up)
 
 
 class FakeGcp:
@@ -247,6 +253,12 @@ class FakeGcp:
         with self.lock:
             self.state.log_entries.append(copy.deepcopy(entry))
 
+    def job(self, name: str) -> dict[str, Any] | None:
+        """A Cloud Scheduler job as stored (None: no such job)."""
+        with self.lock:
+            found = self.state.jobs.get(name)
+            return copy.deepcopy(found) if found else None
+
     def policy(self, service: str) -> dict[str, Any] | None:
         with self.lock:
             return copy.deepcopy(self.state.services.get(service))
@@ -290,6 +302,9 @@ class FakeGcp:
             if key not in self.state.objects:
                 raise ApiError(404, "No such object")
             return 200, self.state.objects[key]
+        if parts[0] == "v1" and len(parts) in (6, 7) and parts[1] == "projects" and parts[3] == "locations" \
+                and parts[5] == "jobs":
+            return self._scheduler(method, parts, query, body)
         if parts[0] == "v1" and parts[1:2] == ["projects"] and len(parts) >= 5 and parts[3] == "databases":
             return self._firestore(method, parts, query, body)
         if parts == ["v2", "entries:list"] and method == "POST":
@@ -329,6 +344,59 @@ class FakeGcp:
             if not verb and method == "DELETE":
                 return 200, self._delete(name)
         raise ApiError(404, f"unknown method {method} {path}")
+
+    # ------------------------------------------------------------ Cloud Scheduler (the warm-up job)
+
+    @staticmethod
+    def _check_job(job: dict[str, Any]) -> None:
+        # https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs#Job, #HttpTarget
+        target = job.get("httpTarget") or {}
+        if not job.get("schedule"):
+            raise ApiError(400, "Job.schedule is required")
+        if not str(target.get("uri", "")).startswith(("http://", "https://")):
+            raise ApiError(400, "HttpTarget.uri must begin with http:// or https://")
+        if target.get("body") and target.get("httpMethod", "POST") not in ("POST", "PUT", "PATCH"):
+            raise ApiError(400, "a body is allowed only with POST, PUT or PATCH")
+
+    def _scheduler(self, method, parts, query, body) -> tuple[int, Any]:
+        data = json.loads(body or b"{}")
+        parent = "/".join(parts[1:5])
+        if len(parts) == 6:
+            if method != "POST":
+                raise ApiError(404, f"unknown method {method} on {parent}/jobs")
+            name = data.get("name") or ""
+            if name.rsplit("/jobs/", 1)[0] != parent:
+                raise ApiError(400, f"Job.name must be {parent}/jobs/JOB_ID")
+            if name in self.state.jobs:
+                raise ApiError(409, f"Job {name} already exists")
+            self._check_job(data)
+            job = {**data, "state": "ENABLED", "userUpdateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            job["httpTarget"].setdefault("httpMethod", "POST")  # the documented default
+            self.state.jobs[name] = job
+            return 200, job
+        name = "/".join(parts[1:7])
+        if name not in self.state.jobs:
+            raise ApiError(404, f"Job {name} not found")
+        if method == "GET":
+            return 200, self.state.jobs[name]
+        if method == "DELETE":
+            del self.state.jobs[name]
+            return 200, {}
+        if method == "PATCH":
+            mask = [m for item in query.get("updateMask", []) for m in item.split(",") if m]
+            if not mask:
+                raise ApiError(400, "updateMask is required by this fake")
+            job = copy.deepcopy(self.state.jobs[name])
+            for key in mask:
+                if key not in data:
+                    job.pop(key, None)
+                else:
+                    job[key] = data[key]
+            self._check_job(job)
+            job["userUpdateTime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ")
+            self.state.jobs[name] = job
+            return 200, job
+        raise ApiError(404, f"unknown method {method} {name}")
 
     # ------------------------------------------------------------ Cloud Logging (entries:list)
 

@@ -123,7 +123,7 @@ def azure_caller(app_dir: Path) -> Call:
     module = load_module(app_dir, "function_app")
     host = json.loads((app_dir / "host.json").read_text())
     prefix = host.get("extensions", {}).get("http", {}).get("routePrefix", "api")
-    (function,) = module.app.get_functions()
+    (function,) = [f for f in module.app.get_functions() if f.get_trigger().type == "httpTrigger"]
     trigger = function.get_trigger()
     route = f"/{prefix}/{trigger.route}".split("/{*", 1)[0]  # a catch-all segment also matches nothing
     methods = {str(getattr(m, "value", m)).upper() for m in trigger.methods}

@@ -88,6 +88,10 @@ class AzureApp:
         routes = []
         for function in app.get_functions():
             trigger = function.get_trigger()
+            if trigger.type != "httpTrigger":
+                # concurrency.warm_schedule's timer trigger (issue 14): the Functions host runs it on its
+                # schedule; this in-process front serves HTTP only (nothing here schedules it)
+                continue
             path = "/" + "/".join(part for part in (prefix, trigger.route.strip("/")) if part)
             methods = {str(getattr(m, "value", m)).upper() for m in (trigger.methods or [])}
             routes.append((route_pattern(path), function.get_user_function(), methods))

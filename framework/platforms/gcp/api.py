@@ -6,6 +6,8 @@ Clients: functions_v2.FunctionServiceClient and run_v2.ServicesClient over REST.
 overridden with GCP_FUNCTIONS_ENDPOINT / GCP_RUN_ENDPOINT (e.g. http://127.0.0.1:PORT, a local fake).
 The sessions' TTL policy goes to Firestore's admin REST API (plain HTTPS with the same credentials;
 endpoint GCP_FIRESTORE_ENDPOINT, default https://firestore.googleapis.com, no token over plain http).
+concurrency.warm_schedule's Cloud Scheduler job goes to its REST API the same way (framework/platforms/gcp/warm.py,
+endpoint GCP_SCHEDULER_ENDPOINT, default https://cloudscheduler.googleapis.com).
 Credentials: GOOGLE_OAUTH_ACCESS_TOKEN (a plain token) if set, anonymous against a plain-http
 endpoint override, else Application Default Credentials (gcloud auth application-default login,
 a CI workload identity, the metadata server).
@@ -501,11 +503,14 @@ class Deployer(DeployerBase):
 
     def snapshot(self, *, destroy: bool = False) -> gcp.Snapshot:
         content = None if destroy or self.desired is None else self.desired.content
-        return read_snapshot(self.api, self.agent.name, self.project, self.region, content=content,
+        snap = read_snapshot(self.api, self.agent.name, self.project, self.region, content=content,
                              ttl_field=self.ttl_field)
+        self.read_warm(snap)  # concurrency.warm_schedule (issue 14)
+        return snap
 
     def destroy_plan(self, snap: gcp.Snapshot) -> DeployPlan:
-        return DeployPlan(gcp.plan_destroy(self.agent.name, self.project, self.region, snap, self.ttl_field))
+        plan = gcp.plan_destroy(self.agent.name, self.project, self.region, snap, self.ttl_field)
+        return DeployPlan(self.with_warm_destroy(plan))
 
     def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]:
         def keep(name: str) -> str:
@@ -618,19 +623,6 @@ class Deployer(DeployerBase):
 
         return read_lines(self.api, self.project, self.agent.name, since_ms, request)
 
-    # ---- warm_schedule (issue 14)
-
-    def plan(self, snap: Any) -> DeployPlan:
-        """Refused while deploy cannot create what the warm-up needs here: never a schedule that half works."""
-        if self.settings.concurrency.warm_schedule:
-            raise DeployError(
-                "concurrency.warm_schedule is not deployed to Google Cloud yet: this framework does not "
-                "create the Cloud Scheduler job "
-                "(https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs) and "
-                "the function's AGENT_WARMUP_SECRET; remove warm_schedule for this target (README, "
-                "Limits)")
-        return super().plan(snap)
-
     # ---- invoke --deployed (issue 14)
     def invoke_headers(self, deployed: Mapping[str, Any], url: str, body: bytes,
                        headers: Mapping[str, str]) -> dict[str, str]:
@@ -656,3 +648,59 @@ class Deployer(DeployerBase):
                     "GOOGLE_ID_TOKEN=$(gcloud auth print-identity-token), or use a service account "
                     "(GOOGLE_APPLICATION_CREDENTIALS)") from None
         return {"Authorization": f"Bearer {token}"}
+
+    # ---- warm_schedule (issue 14)
+
+    warm_job: Any = None  # the Cloud Scheduler job as snapshot() read it (gcp/warm.py JobState), None: none
+
+    def read_warm(self, snap: gcp.Snapshot) -> None:
+        """GET the warm-up job (framework/platforms/gcp/warm.py) when there may be one: warm_schedule is
+        set, or the function holds the secret only a warm-up deploy sets. An agent that never had a
+        schedule makes no Cloud Scheduler call (its API need not even be enabled)."""
+        from framework.platforms.gcp import warm as gcp_warm
+        from framework.platforms.gcp.target import WARM_SECRET
+
+        held = snap.function is not None and WARM_SECRET in snap.function.environment
+        if self.settings.concurrency.warm_schedule or held:
+            self.warm_job = gcp_warm.read_job(self.api, gcp_warm.job_name(self.project, self.region,
+                                                                          self.agent.name))
+
+    def plan(self, snap: gcp.Snapshot) -> DeployPlan:
+        """The function's plan with AGENT_WARMUP_SECRET (generated once, then kept), then the Cloud
+        Scheduler job that sends it (after the function whose URL it calls)."""
+        import dataclasses
+
+        from framework.deploy.secrets import SecretValues
+        from framework.platforms.gcp import warm as gcp_warm
+        from framework.platforms.gcp.target import WARM_SECRET
+
+        assert self.desired is not None, "prepare() comes first"
+        minutes = self.settings.concurrency.warm_schedule
+        generated = None
+        if minutes and WARM_SECRET not in self.agent.secrets:  # a secret of agent.yaml's: the user's to set
+            if gcp_warm.secret_wanted(snap.function):
+                if WARM_SECRET not in self.secrets:
+                    self.secrets = SecretValues({**self.secrets.values(), WARM_SECRET: gcp_warm.new_secret()})
+                generated = self.secrets.digest(WARM_SECRET)
+            self.desired = dataclasses.replace(
+                self.desired, secret_env={**self.desired.secret_env, WARM_SECRET: generated})
+        deploy_plan = gcp.plan_deploy(self.desired, snap)
+        plan = deploy_plan.plan
+        if minutes and WARM_SECRET not in self.agent.secrets:
+            kept = self.home.kept_note(WARM_SECRET)
+            notes = tuple(n for n in plan.notes if n != kept)
+            plan = dataclasses.replace(plan, notes=notes)
+        extra = gcp_warm.plan(self.agent.name, self.project, self.region, minutes, self.agent.public,
+                              snap.function, self.warm_job, generated)
+        return DeployPlan(dataclasses.replace(plan, resources=plan.resources + tuple(extra)),
+                          deploy_plan.missing_secrets)
+
+    def with_warm_destroy(self, plan: Plan) -> Plan:
+        """Destroy's plan with the warm-up job first (while the function it calls still exists)."""
+        import dataclasses
+
+        from framework.platforms.gcp import warm as gcp_warm
+
+        return dataclasses.replace(plan, resources=tuple(gcp_warm.destroy(self.agent.name, self.warm_job)) +
+                                   plan.resources, notes=plan.notes + tuple(gcp_warm.notes(self.agent.name,
+                                                                                             self.warm_job)))
