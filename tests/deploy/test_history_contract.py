@@ -3,6 +3,7 @@ mode, tests/fakes), driven as the deploy contract drives them (tests/deploy/test
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from framework.deploy import history as commands
 from framework.errors import DeployError, ExitCode, UsageError
-from tests.deploy import gcp_fixtures
+from tests.deploy import azure_fixtures, gcp_fixtures
 from tests.deploy.azure_fixtures import azure_env, azure_server  # noqa: F401
 from tests.deploy.gcp_fixtures import gcp_env, gcp_server  # noqa: F401
 from tests.deploy.helpers import Run
@@ -94,3 +95,19 @@ def test_rollback_with_one_version_says_there_is_nothing_to_roll_back_to(cloud, 
     with pytest.raises(DeployError, match="nothing to roll back to"):
         run(cloud, "rollback", agent)
     assert cloud.mutating() == []
+
+
+@pytest.fixture
+def azure(request: pytest.FixtureRequest) -> Cloud:
+    return CLOUDS["azure"](request)
+
+
+def test_azure_without_a_storage_account_says_it_keeps_no_package(azure, tmp_path):
+    """Premium without sessions.account: no account to keep packages in, said plainly, nothing stored."""
+    agent = write_agent(tmp_path, dataclasses.replace(azure, agent=azure_fixtures.PREMIUM))
+    assert azure.run("deploy", agent).code == 0
+    assert azure.emulator.blobs.mutating == []
+    shown = run(azure, "history", agent)
+    assert shown.code == ExitCode.FAILED and "need a storage account" in json.loads(shown.stdout)["error"]
+    with pytest.raises(DeployError, match="need a storage account"):
+        run(azure, "rollback", agent)
