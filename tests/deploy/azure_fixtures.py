@@ -11,12 +11,14 @@ from framework.deploy import commands
 from tests.deploy import helpers
 from tests.deploy.helpers import FAKE_KEY
 from tests.fakes.azure_server import FakeAzure
+from tests.fakes.blob_azurite import BlobService
 
 SUB = "11111111-2222-3333-4444-555555555555"
 GROUP = "agents-rg"
 TOKEN = "fake-arm-token-0123"
 ACCOUNT = "agentsdeploy"
 STORAGE = f"https://{ACCOUNT}.blob.core.windows.net/app-package-support-bot"
+PACKAGES = "agent-framework-packages"  # the container of the kept packages (framework/platforms/azure/packages.py)
 
 AGENT = f"""\
     name: support-bot
@@ -43,6 +45,19 @@ SESSIONS = AGENT + "    sessions:\n      ttl_hours: 24\n"
 PREMIUM = AGENT.replace(f"        storage: {STORAGE}\n", "        plan: premium\n")
 
 
+_BLOBS: list[BlobService] = []
+
+
+def blob_service() -> BlobService:
+    """Azurite's blob service for the kept packages (issue 14), started once per test process."""
+    if not _BLOBS:
+        import atexit
+
+        _BLOBS.append(BlobService(ACCOUNT))
+        atexit.register(_BLOBS[0].close)
+    return _BLOBS[0]
+
+
 @pytest.fixture(scope="session")
 def azure_server():
     with FakeAzure(token=TOKEN) as fake:
@@ -53,6 +68,9 @@ def azure_server():
 def azure_env(azure_server, monkeypatch, tmp_path):
     """A clean fake with the resource group, and an environment that can only reach it."""
     azure_server.reset()
+    blobs = blob_service()
+    blobs.reset(PACKAGES)
+    azure_server.blobs = blobs  # the kept packages' service, for the tests that look at it
     azure_server.add_resource_group(SUB, GROUP)
     azure_server.add_storage_account(SUB, GROUP, ACCOUNT)
     for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "CI",
@@ -62,6 +80,8 @@ def azure_env(azure_server, monkeypatch, tmp_path):
     monkeypatch.setenv("AZURE_SCM_ENDPOINT", azure_server.scm_url)
     monkeypatch.setenv("AZURE_LOGS_ENDPOINT", azure_server.url)  # the Application Insights query API (logs)
     monkeypatch.setenv("AZURE_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("AZURE_BLOB_ENDPOINT", blobs.url)  # the kept packages (issue 14): Azurite
+    monkeypatch.setenv("AZURE_STORAGE_ACCESS_TOKEN", blobs.token)
     monkeypatch.setenv("AGENT_FRAMEWORK_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     return azure_server

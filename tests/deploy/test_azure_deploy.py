@@ -93,7 +93,7 @@ def test_prompt_change_publishes_and_records_nothing_else(azure_env, tmp_path):
     assert "function_app.py" not in planned.stdout
     apis = [op["kind"] for r in json.loads(run("plan", agent, fmt="json").stdout)["resources"]
             for op in r["operations"]]
-    assert apis == ["kudu.publish", "appsettings.merge"]
+    assert apis == ["blob.put", "kudu.publish", "appsettings.merge"]  # the package kept first (issue 14)
     fake.clear()
     run("deploy", agent)
     assert fake.mutating == ["POST kudu /api/publish", "PUT sites/support-bot/config/appsettings"]

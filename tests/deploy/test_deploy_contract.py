@@ -316,7 +316,8 @@ def _azure(request: pytest.FixtureRequest) -> Cloud:
     return Cloud(
         "azure", azure_fixtures.AGENT, fake, lambda: fake.mutating, fake.clear, {}, plant,
         first_deploy=first,
-        prompt_only=Calls(["POST /api/publish (remote build)", "PUT appsettings (merged)"], first[2:]),
+        # issue 14: the package is kept (Put Blob, to Azurite: not among the fake's calls) before it is published
+        prompt_only=Calls(["Put Blob", "POST /api/publish (remote build)", "PUT appsettings (merged)"], first[2:]),
         concurrency_only=Calls(["PATCH sites"], ["PATCH sites/support-bot"]),
         destroy_calls=["DELETE sites/support-bot", "DELETE serverfarms/support-bot-plan"], reset=reset,
         state=state, ours=ours, plant_others=plant_others, interrupt=interrupt,

@@ -3,6 +3,7 @@ mode, tests/fakes), driven as the deploy contract drives them (tests/deploy/test
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from framework.deploy import history as commands
 from framework.errors import DeployError, ExitCode, UsageError
-from tests.deploy import gcp_fixtures
+from tests.deploy import azure_fixtures, gcp_fixtures
 from tests.deploy.azure_fixtures import azure_env, azure_server  # noqa: F401
 from tests.deploy.gcp_fixtures import gcp_env, gcp_server  # noqa: F401
 from tests.deploy.helpers import Run
@@ -25,9 +26,11 @@ ROLLBACK_CALLS = {
     "gcp": lambda versions: [f"PATCH /v2/projects/{gcp_fixtures.PROJECT}/locations/{gcp_fixtures.REGION}/services/"
                              "support-bot"],
     "vercel": lambda versions: [f"POST /v10/projects/prj_000001/promote/{versions[1]}"],
+    # the kept package (Get Blob from Azurite: a read) published again, then recorded as the app's package
+    "azure": lambda versions: ["POST kudu /api/publish", "PUT sites/support-bot/config/appsettings"],
 }
 
-KIND = {"aws": "version", "gcp": "revision", "azure": "deployment", "vercel": "deployment"}
+KIND = {"aws": "version", "gcp": "revision", "azure": "package", "vercel": "deployment"}
 
 
 @pytest.fixture(params=sorted(ROLLBACK_CALLS))
@@ -99,12 +102,12 @@ def azure(request: pytest.FixtureRequest) -> Cloud:
     return CLOUDS["azure"](request)
 
 
-def test_azure_says_plainly_that_it_keeps_no_earlier_package(azure, tmp_path):
-    agent = write_agent(tmp_path, azure)
+def test_azure_without_a_storage_account_says_it_keeps_no_package(azure, tmp_path):
+    """Premium without sessions.account: no account to keep packages in, said plainly, nothing stored."""
+    agent = write_agent(tmp_path, dataclasses.replace(azure, agent=azure_fixtures.PREMIUM))
     assert azure.run("deploy", agent).code == 0
-    azure.clear()
+    assert azure.emulator.blobs.mutating == []
     shown = run(azure, "history", agent)
-    assert shown.code == ExitCode.FAILED and "no earlier package" in json.loads(shown.stdout)["error"]
-    with pytest.raises(DeployError, match="not built for Azure"):
+    assert shown.code == ExitCode.FAILED and "need a storage account" in json.loads(shown.stdout)["error"]
+    with pytest.raises(DeployError, match="need a storage account"):
         run(azure, "rollback", agent)
-    assert azure.mutating() == []

@@ -2,13 +2,16 @@
 After K deploys with keep N < K, deploy has deleted exactly the oldest K - N versions; never the live
 one, never one an alias points at (AWS) or another hand made (Vercel), never the one a rollback made
 live; a deploy with nothing to prune makes no mutating call. Against moto in server mode and
-tests/fakes/vercel_server.py, driven as the deploy contract drives them. Azure keeps no earlier
-package and Google is not asked to prune (see the README): neither has the setting."""
+tests/fakes/vercel_server.py, and `targets.azure.keep_packages` against Azurite's blob service (the
+packages the framework keeps, tests/fakes/blob_azurite.py) beside tests/fakes/azure_server.py, driven as
+the deploy contract drives them. Google is not asked to prune (see the README): it has no setting."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,16 +23,23 @@ import pytest
 
 from framework.errors import ExitCode
 from framework.local.http import upstream_port
+from framework.platforms.azure.api import Api, blobs
+from tests.deploy import azure_fixtures
 from tests.deploy.helpers import write_agent as write
 from tests.deploy.test_deploy_contract import (  # noqa: F401
     CLOUDS,
+    Calls,
     Cloud,
+    azure_env,
+    azure_server,
     vercel_env,
     vercel_server,
 )
 from tests.deploy.test_history_contract import run as history_run
 
-SETTING = {"aws": "keep_versions", "vercel": "keep_deployments"}
+SETTING = {"aws": "keep_versions", "vercel": "keep_deployments", "azure": "keep_packages"}
+DELETE_API = {"aws": "DeleteFunction", "vercel": "DELETE /v13/deployments/{id}", "azure": "Delete Blob"}
+KEPT = re.compile(rf"^(PUT|DELETE) {azure_fixtures.PACKAGES}/support-bot/([0-9a-f]{{64}})\.zip$")
 PROMPT = "helpful support"  # in every Cloud's agent.yaml
 
 
@@ -57,9 +67,32 @@ def moto_server():
         process.wait(timeout=10)
 
 
+def _blob_call(call: str) -> str:
+    """A recorded Blob call as these tests compare them: "Put Blob", "Delete Blob <sha12>" or "Create Container"."""
+    if call == f"PUT {azure_fixtures.PACKAGES}":  # the container, on the first deploy
+        return "Create Container"
+    found = KEPT.match(call)
+    assert found, call
+    return "Put Blob" if found.group(1) == "PUT" else f"Delete Blob {found.group(2)[:12]}"
+
+
+def _azure(request: pytest.FixtureRequest) -> Cloud:
+    """The contract's Azure, its mutating calls with the kept packages' Blob calls after ARM's and Kudu's."""
+    cloud = CLOUDS["azure"](request)
+    fake = cloud.emulator
+
+    def clear() -> None:
+        fake.clear()
+        fake.blobs.clear()
+
+    return dataclasses.replace(
+        cloud, mutating=lambda: fake.mutating + [_blob_call(c) for c in fake.blobs.mutating], clear=clear,
+        prompt_only=Calls(cloud.prompt_only.operations, cloud.prompt_only.calls + ["Put Blob"]))
+
+
 @pytest.fixture(params=sorted(SETTING))
 def cloud(request: pytest.FixtureRequest) -> Cloud:
-    return CLOUDS[request.param](request)
+    return _azure(request) if request.param == "azure" else CLOUDS[request.param](request)
 
 
 def agent_with(cloud: Cloud, folder: Path, keep: int | None, prompt: str = PROMPT) -> Path:
@@ -73,6 +106,9 @@ def versions(cloud: Cloud) -> list[str]:
     if cloud.name == "aws":
         listed = boto3.client("lambda", region_name="us-east-1").list_versions_by_function(FunctionName="support-bot")
         return sorted((v["Version"] for v in listed["Versions"] if v["Version"] != "$LATEST"), key=int)
+    if cloud.name == "azure":  # the kept packages, by the ids history shows
+        kept = blobs(Api(azure_fixtures.SUB, azure_fixtures.GROUP, os.environ), azure_fixtures.ACCOUNT)
+        return [s.sha[:12] for s in reversed(kept.list("support-bot"))]
     return [d["id"] for d in cloud.emulator.state.deployments.values()
             if d["meta"].get("agentFramework") == "support-bot" and d["target"] == "production"]
 
@@ -81,6 +117,8 @@ def deletes(cloud: Cloud, ids: list[str]) -> list[str]:
     """The emulator's mutating calls that delete these versions."""
     if cloud.name == "aws":
         return ["DeleteFunction"] * len(ids)
+    if cloud.name == "azure":
+        return [f"Delete Blob {i}" for i in ids]
     return [f"DELETE /v13/deployments/{i}" for i in ids]
 
 
@@ -128,8 +166,7 @@ def test_lowering_the_setting_is_a_plan_of_deletes_and_deploy_makes_exactly_them
     planned = cloud.run("plan", agent, "json")
     assert planned.code == ExitCode.CHANGES_PENDING
     doomed = [r for r in json.loads(planned.stdout)["resources"] if r["action"] == "delete"]
-    assert [op["api"] for r in doomed for op in r["operations"]] == [
-        "DeleteFunction" if cloud.name == "aws" else "DELETE /v13/deployments/{id}"] * 2
+    assert [op["api"] for r in doomed for op in r["operations"]] == [DELETE_API[cloud.name]] * 2
     if cloud.name == "aws":  # the oldest two, by qualifier
         assert [r["operations"][0]["args"]["Qualifier"] for r in doomed] == made[:2]
     assert deploy(cloud, agent) == deletes(cloud, made[:2])

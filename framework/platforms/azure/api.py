@@ -13,6 +13,7 @@ Retry-After, say an unresolved host and announce each wait the same way.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import time
@@ -41,12 +42,13 @@ from framework.deploy.executor import Context, Executor, Progress, Registry
 from framework.deploy.loglines import LogLine
 from framework.deploy.network import UnresolvedHost, unresolved
 from framework.deploy.package import DOCS, build_zip
-from framework.deploy.plan import Plan
+from framework.deploy.plan import UNCHANGED, Plan
 from framework.deploy.secrets import digest
 from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan, session_store
 from framework.deploy.versions import History, Version
 from framework.errors import DeployError
 from framework.model import Agent, TargetSettings
+from framework.platforms.azure import packages
 from framework.platforms.azure import planner as azure
 from framework.render import File
 
@@ -511,10 +513,22 @@ def package_files(files: Sequence[File], target: str = "azure") -> tuple[bytes, 
     return data, hashlib.sha256(data).hexdigest(), names
 
 
-_NO_HISTORY = ("history and rollback are not built for Azure yet: each deploy replaces the app's one package (Flex "
-               "Consumption keeps the latest in its deployment container, "
-               "https://learn.microsoft.com/en-us/azure/azure-functions/flex-consumption-plan#deployments), so there "
-               "is no earlier package to list or redeploy: deploy the earlier agent.yaml instead")
+# ---- history (issue 14): the packages the framework keeps (framework/platforms/azure/packages.py)
+
+
+def blobs(api: Api, account: str) -> packages.Blobs:
+    """The package container of `account` with the deployer's credential and retry policy."""
+    return packages.Blobs(account, api.environ, api.credential, api.retry, api.sleep, api.stderr)
+
+
+@REGISTRY.handler("blob.put")
+def _put_blob(ctx: Context, args: dict[str, Any]) -> None:
+    blobs(ctx.api, args["account"]).put(args["app"], args["sha"], args["zip"], args["files"], args["prompt"])
+
+
+@REGISTRY.handler("blob.delete")
+def _delete_blob(ctx: Context, args: dict[str, Any]) -> None:
+    blobs(ctx.api, args["account"]).delete(args["app"], args["sha"])
 
 
 class Deployer(DeployerBase):
@@ -536,6 +550,7 @@ class Deployer(DeployerBase):
         self.package: bytes | None = None
         store = session_store(self.files)
         self.sessions = store if store and store.get("store") == "table" else None
+        self.stored: list[packages.Stored] | None = None  # the kept packages, read with keep_packages (issue 14)
 
     @property
     def plan_name(self) -> str:
@@ -559,7 +574,9 @@ class Deployer(DeployerBase):
         return self.sessions["account"], self.sessions["table"]
 
     def snapshot(self, *, destroy: bool = False) -> azure.Snapshot:
-        return read_snapshot(self.api, self.app, self.plan_name, owner=self.agent.name, table=self.session_table)
+        snap = read_snapshot(self.api, self.app, self.plan_name, owner=self.agent.name, table=self.session_table)
+        self.stored = None if destroy else self.read_stored(snap)  # keep_packages (issue 14)
+        return snap
 
     def destroy_plan(self, snap: azure.Snapshot) -> DeployPlan:
         table = "/".join(self.session_table) if self.session_table else None
@@ -629,14 +646,73 @@ class Deployer(DeployerBase):
         return azure.plan_pause(self.agent.name, self.app, self.group, self.snapshot(), resume)
 
     # ---- history (issue 14)
+    @property
+    def package_account(self) -> str | None:
+        """The storage account that keeps this agent's packages (packages.account_of)."""
+        return packages.account_of(self.settings.options)
+
+    def read_stored(self, snap: azure.Snapshot) -> list[packages.Stored] | None:
+        """The kept packages, newest first: read only with keep_packages, on an app of ours."""
+        keep, account = self.settings.options.get("keep_packages"), self.package_account
+        if not keep or not account or snap.site is None or snap.site.tags.get(azure.TAG_AGENT) != self.agent.name:
+            return None
+        return blobs(self.api, account).list(self.app)
+
+    def plan(self, snap: azure.Snapshot) -> DeployPlan:
+        """The planner's plan, plus keeping the package it publishes ("stored package" before "code
+        package") and, with keep_packages, deleting the kept packages beyond the newest N."""
+        found = super().plan(snap)
+        account = self.package_account
+        if account is None or self.desired is None:
+            return found
+        resources = list(found.plan.resources)
+        code = next(i for i, r in enumerate(resources) if r.kind == "code package")
+        sha = self.desired.package_sha256
+        publishing = sha if resources[code].action != UNCHANGED else None
+        if publishing:
+            prompt = hashlib.sha256(self.agent.system_prompt.encode()).hexdigest()
+            resources.insert(code, packages.plan_store(account, self.app, sha, self.desired.files, prompt))
+        resources += packages.plan_prune(account, self.app, self.settings.options.get("keep_packages"),
+                                         self.stored or [], snap.markers.get(azure.SETTING_PACKAGE),
+                                         publishing)
+        return dataclasses.replace(found, plan=dataclasses.replace(found.plan, resources=tuple(resources)))
+
     def history(self) -> History:
-        """Not built: the framework publishes one package per deploy (Flex Consumption: OneDeploy
-        /api/publish, https://learn.microsoft.com/en-us/azure/azure-functions/functions-deployment-technologies#one-deploy)
-        and keeps no earlier package to list or redeploy."""
-        raise DeployError(_NO_HISTORY)
+        """The packages kept in the agent's storage account (List Blobs), newest first; the live one is
+        the sha256 the app records in AGENT_FRAMEWORK_PACKAGE."""
+        account = self.package_account
+        if account is None:
+            raise DeployError(packages.NONE_KEPT)
+        snap = read_snapshot(self.api, self.app, self.plan_name, owner=self.agent.name)
+        if snap.site is None or snap.site.tags.get(azure.TAG_AGENT) != self.agent.name:
+            return History(packages.KIND, notes=(f"not deployed (no function app {self.app} of this agent)",))
+        live = snap.markers.get(azure.SETTING_PACKAGE)
+        stored = blobs(self.api, account).list(self.app)
+        versions = tuple(Version(s.sha[:12], s.created, content=s.sha, prompt=s.prompt, live=s.sha == live)
+                         for s in stored)
+        notes = [] if not live or any(v.live for v in versions) else [
+            f"the live package {live[:12]} is not kept in {account}/{packages.CONTAINER} (deployed before packages "
+            "were kept, or deleted by another hand)"]
+        return History(packages.KIND, versions, tuple(notes))
 
     def rollback(self, history: History, version: Version) -> dict[str, Any]:
-        raise DeployError(_NO_HISTORY)
+        """Publish the kept package again through the deploy's own path (Flex: OneDeploy /api/publish;
+        Premium: /api/zipdeploy, https://learn.microsoft.com/en-us/azure/azure-functions/functions-deployment-technologies),
+        then record it in AGENT_FRAMEWORK_PACKAGE, so a later plan shows agent.yaml's package as a change."""
+        account = self.package_account
+        sha = version.content or ""
+        stored = next((s for s in blobs(self.api, account or "").list(self.app) if s.sha == sha), None)
+        snap = read_snapshot(self.api, self.app, self.plan_name, owner=self.agent.name)
+        if account is None or stored is None or snap.site is None:
+            raise DeployError(f"the package {version.id} is no longer kept for {self.app}: nothing to publish")
+        data = blobs(self.api, account).get(self.app, sha)
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise DeployError(f"the kept package {version.id} does not match its sha256: it was changed since it "
+                              "was stored; not published")
+        self.api.publish(self.app, data, flex=snap.site.memory is not None)
+        _merge_settings(Context(api=self.api), {"app": self.app, "remove": [], "set": {
+            azure.SETTING_PACKAGE: sha, azure.SETTING_FILES: stored.files}})
+        return {"changed": True}
 
     # ---- logs (issue 14)
     def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:
