@@ -9,9 +9,10 @@ SAM_CLI := aws-sam-cli>=1.130,<2
 # Beyond Python, `make test` needs Node.js 20+ and npm (the JavaScript runtimes and tools under test),
 # the compilers AWS's Node.js runtime interface client builds its native part with, once, into the
 # cache, redis-server (behind the Upstash REST front the Vercel session store is tested on) and jq
-# (the init-ci workflow's plan-comment filter, run by its tests):
+# (the init-ci workflow's plan-comment filter, run by its tests) and openssl (the self-signed certificate
+# of the Azurite blob service Azure's stored packages are tested on):
 # command:Debian-package pairs. Missing ones are installed as root with apt-get, else named.
-TEST_TOOLS := node:nodejs npm:npm make:make cmake:cmake g++:g++ redis-server:redis-server jq:jq
+TEST_TOOLS := node:nodejs npm:npm make:make cmake:cmake g++:g++ redis-server:redis-server jq:jq openssl:openssl
 
 .PHONY: run test install install-test prerequisites bench clean
 
