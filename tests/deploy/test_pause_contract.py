@@ -18,7 +18,7 @@ import pytest
 from framework.deploy import pause
 from tests.deploy import gcp_fixtures, helpers
 from tests.deploy.helpers import Run
-from tests.deploy.test_deploy_contract import (  # noqa: F401  # noqa: F401
+from tests.deploy.test_deploy_contract import (  # noqa: F401
     CLOUDS,
     FAST,
     STAGES,
