@@ -45,6 +45,12 @@ class Unit:
         """The agent's name as written (its resources are named <agent>-<stage>)."""
         return self.validated.document.data["name"]
 
+    def require_target(self, target: str) -> None:
+        """A target the agent does not list is a UsageError naming those it does."""
+        listed = [t.name for t in self.validated.agent.targets]
+        if target not in listed:
+            raise UsageError(f"target {target!r} is not in {self.file} (it lists: {', '.join(listed)})")
+
     @property
     def label(self) -> str:
         return f"{self.agent} ({self.stage})" if self.stage else self.agent
@@ -93,10 +99,8 @@ def units(files: Sequence[str], output: str, agents: Sequence[str] = (), stage: 
         if agents and name not in agents:
             continue
         base = name if several else ""
-        listed = stages.names(versions[0].document)
-        if stage is not None and stage not in listed:
-            have = f"it lists: {', '.join(listed)}" if listed else "it has no `stages:`"
-            raise UsageError(f"stage {stage!r} is not in {versions[0].document.file} ({have})")
+        if stage is not None:
+            stages.require(versions[0].document, stage)
         for validated in versions:
             at = validated.document.stage
             if at == stage or (every_stage and stage is None):

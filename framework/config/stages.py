@@ -30,12 +30,17 @@ def _under(path: PathT, prefix: PathT) -> bool:
     return path[:len(prefix)] == prefix
 
 
-def staged(doc: Document, stage: str) -> Document:
-    """The document of one stage (pure); a stage agent.yaml does not list is a UsageError naming them."""
+def require(doc: Document, stage: str) -> None:
+    """A stage agent.yaml does not list is a UsageError naming those it does."""
     listed = names(doc)
     if stage not in listed:
         have = f"it lists: {', '.join(listed)}" if listed else "it has no `stages:`"
         raise UsageError(f"stage {stage!r} is not in {doc.file} ({have})")
+
+
+def staged(doc: Document, stage: str) -> Document:
+    """The document of one stage (pure); see require for a stage not listed."""
+    require(doc, stage)
     block = doc.data["stages"][stage] or {}
     data = _merge({key: value for key, value in doc.data.items() if key != "stages"}, block)
     prefix = ("stages", stage)

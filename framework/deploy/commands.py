@@ -34,7 +34,7 @@ from framework.deploy.run import (
     show_result,
     start,
 )
-from framework.errors import ExitCode, FrameworkError, UsageError
+from framework.errors import ExitCode, FrameworkError
 from framework.platforms import registry
 from framework.project import Unit
 from framework.report import reporter
@@ -169,10 +169,9 @@ def info(file: str | Sequence[str], target: str | None, output: str, fmt: str, *
     several = len(units) > 1
     rows: list[tuple[Unit, dict[str, Any] | Step]] = []  # in agent.yaml's order: a row, or the step reading one
     for unit in units:
-        listed = [t.name for t in unit.validated.agent.targets]
-        if target is not None and target not in listed:
-            raise UsageError(f"target {target!r} is not in {unit.file} (it lists: {', '.join(listed)})")
-        for name in listed:
+        if target is not None:
+            unit.require_target(target)
+        for name in (t.name for t in unit.validated.agent.targets):
             if target is None or name == target:
                 rows.append((unit, Step(unit, name, several) if name in registry.deployable() else
                              {"target": name, "deployed": None, "note": "deploy not built yet for this target"}))

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from framework.deploy.plan import Operation, Plan, Resource
 from framework.deploy.skeleton import DeployOptions, DeployPlan
-from framework.errors import Cancelled, ConfirmationRequired, DeployError, ExitCode, FrameworkError, UsageError
+from framework.errors import Cancelled, ConfirmationRequired, DeployError, ExitCode, FrameworkError
 from framework.platforms import registry
 from framework.platforms.base import Deployer
 from framework.project import Unit
@@ -41,9 +41,7 @@ def _load(unit: Unit, target: str):
     from framework.writer import differences
 
     agent = unit.validated.agent
-    listed = [t.name for t in agent.targets]
-    if target not in listed:
-        raise UsageError(f"target {target!r} is not in {unit.file} (it lists: {', '.join(listed)})")
+    unit.require_target(target)
     if target not in registry.deployable():
         raise DeployError(f"deploying to {target} is not built yet (only {', '.join(registry.deployable())}): deploy "
                           f"generated/{target}/ with the platform's own tool (see README)")
