@@ -26,7 +26,10 @@ def _agent(secret: str | None = SECRET) -> Agent:
     return Agent(CONFIG, environ=env)
 
 
-@pytest.mark.parametrize("header", [{"x-agent-warmup": SECRET}, {"authorization": f"Bearer {SECRET}"}])
+@pytest.mark.parametrize("header", [
+    {"x-agent-warmup": SECRET}, {"authorization": f"Bearer {SECRET}"},
+    # a private Google agent's job: Cloud Scheduler's ID token in Authorization, the secret beside it
+    {"x-agent-warmup": SECRET, "authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"}])
 def test_the_schedulers_marked_get_is_answered_without_a_model_call(header, capsys):
     reply = _agent().handle("GET", header, b"", path="/api/agent")
     assert (reply.status, json.loads(reply.body)) == (200, {"warm": True})
@@ -127,6 +130,7 @@ def test_aws_refuses_a_schedule_of_its_name_that_is_not_ours(moto_env, tmp_path)
 # ---------------------------------------------------------------- Google (Cloud Scheduler) and Vercel (CRON_SECRET)
 # on the deploy contract's emulators (tests/deploy/test_deploy_contract.py's Clouds)
 
+from framework.platforms.gcp import warm as gcp_warm  # noqa: E402
 from tests.deploy import gcp_fixtures  # noqa: E402
 from tests.deploy.test_deploy_contract import (  # noqa: E402, F401
     CLOUDS,
@@ -136,6 +140,7 @@ from tests.deploy.test_deploy_contract import (  # noqa: E402, F401
     vercel_env,
     vercel_server,
 )
+from tests.fakes.gcp_server import DEFAULT_SERVICE_ACCOUNT  # noqa: E402
 
 JOB = f"projects/{gcp_fixtures.PROJECT}/locations/{gcp_fixtures.REGION}/jobs/support-bot-warmup"
 
@@ -251,12 +256,126 @@ def test_gcp_refuses_a_job_of_its_name_that_is_not_ours(gcp_env, tmp_path):  # n
     assert gcp_env.job(JOB)["schedule"] == "0 * * * *"
 
 
-def test_gcp_refuses_a_private_agent_with_the_reason(gcp_env, tmp_path):  # noqa: F811
-    agent = gcp_fixtures.write_agent(tmp_path, gcp_fixtures.AGENT.replace(
-        "      warm: 0\n", "      warm: 0\n      warm_schedule: 5\n") + "    public: false\n")
-    with pytest.raises(Exception, match="oidcToken"):
-        gcp_fixtures.deploy(agent)
-    assert gcp_env.mutating() == []
+# ---- a `public: false` agent on Google: the job signs in with an OIDC token of the function's runtime
+# service account, which deploy grants roles/run.invoker on the function's service (and revokes, only that)
+
+INVOKER = "roles/run.invoker"
+MEMBER = f"serviceAccount:{DEFAULT_SERVICE_ACCOUNT}"
+SET_POLICY = f"POST {gcp_fixtures.P}/services/support-bot:setIamPolicy"
+CREATE_JOB = f"POST {P}/jobs"
+ALICE = "user:alice@example.com"
+CONDITION = {"title": "office hours", "expression": "request.time.getHours('Europe/Berlin') < 18"}
+
+
+def _private(tmp_path, minutes: int | None = 5, public: bool = False):
+    body = gcp_fixtures.AGENT if minutes is None else gcp_fixtures.AGENT.replace(
+        "      warm: 0\n", f"      warm: 0\n      warm_schedule: {minutes}\n")
+    return gcp_fixtures.write_agent(tmp_path, body + ("" if public else "    public: false\n"))
+
+
+def _invokers(fake) -> set[str]:
+    """The members holding roles/run.invoker on the function's service without a condition."""
+    policy = fake.policy(gcp_fixtures.SERVICE) or {}
+    return {m for b in policy.get("bindings", []) if b["role"] == INVOKER and "condition" not in b
+            for m in b["members"]}
+
+
+def _job_is_ours_and_records_the_grant(fake, granted: bool) -> None:
+    description = fake.job(JOB)["description"]
+    assert "support-bot" in description and description.endswith(gcp_warm.GRANTED) == granted
+
+
+def test_gcp_private_agent_job_sends_an_oidc_token_its_account_may_use(gcp_env, tmp_path):  # noqa: F811
+    agent = _private(tmp_path)
+    plan = gcp_fixtures.deploy(agent, apply=False)
+    assert [(r.kind, r.action) for r in plan.plan.resources][-2:] == [
+        ("cloud scheduler job", "create"), ("warm-up invoker", "create")]
+    assert "OIDC token of the function's runtime service account" in plan.text
+    gcp_fixtures.deploy(agent)
+    # the job records the grant first, then the grant: an interrupted deploy leaves none unrecorded
+    assert gcp_fixtures.calls(gcp_env) == gcp_fixtures.CLEAN_DEPLOY[:3] + [CREATE_JOB, SET_POLICY]
+    function = gcp_env.function(gcp_fixtures.FUNCTION)
+    secret = function["serviceConfig"]["environmentVariables"]["AGENT_WARMUP_SECRET"]
+    assert gcp_env.job(JOB)["httpTarget"] == {
+        "uri": function["url"], "httpMethod": "GET", "headers": {warm.HEADER: secret},
+        "oidcToken": {"serviceAccountEmail": DEFAULT_SERVICE_ACCOUNT, "audience": function["url"]}}
+    assert _invokers(gcp_env) == {MEMBER}  # that account only: the agent stays private (no allUsers)
+    _job_is_ours_and_records_the_grant(gcp_env, True)
+
+    gcp_env.clear_requests()
+    again = gcp_fixtures.deploy(agent)
+    assert gcp_env.mutating() == []  # the grant is there and the job matches: no mutating call
+    assert "granted by this framework" in again.text
+
+
+def test_gcp_private_agent_job_uses_the_account_the_function_runs_as(gcp_env, tmp_path):  # noqa: F811
+    gcp_fixtures.deploy(_private(tmp_path, None))
+    account = "agent-runtime@my-project-123.iam.gserviceaccount.com"  # set outside the framework
+    with gcp_env.lock:
+        gcp_env.state.functions[gcp_fixtures.FUNCTION]["serviceConfig"]["serviceAccountEmail"] = account
+    gcp_fixtures.deploy(_private(tmp_path))
+    assert gcp_env.job(JOB)["httpTarget"]["oidcToken"]["serviceAccountEmail"] == account
+    assert _invokers(gcp_env) == {f"serviceAccount:{account}"}
+
+
+@pytest.mark.parametrize("change", ["schedule off", "destroy", "public"])
+def test_gcp_revokes_only_the_grant_it_made(gcp_env, tmp_path, change):  # noqa: F811
+    gcp_fixtures.deploy(_private(tmp_path))
+    gcp_env.add_binding(gcp_fixtures.SERVICE, INVOKER, [ALICE])
+    gcp_env.add_binding(gcp_fixtures.SERVICE, INVOKER, [MEMBER], CONDITION)  # the user's own, conditional
+    gcp_env.clear_requests()
+    if change == "destroy":
+        assert gcp_fixtures.destroy(_private(tmp_path)).plan.has_changes
+        assert gcp_env.mutating()[:2] == [SET_POLICY, f"DELETE /v1/{JOB}"]  # the grant, then the job recording it
+        return
+    gcp_fixtures.deploy(_private(tmp_path, None) if change == "schedule off" else _private(tmp_path, public=True))
+    assert _invokers(gcp_env) == ({ALICE} if change == "schedule off" else {ALICE, "allUsers"})
+    bindings = gcp_env.policy(gcp_fixtures.SERVICE)["bindings"]
+    assert {"role": INVOKER, "members": [MEMBER], "condition": CONDITION} in bindings
+    if change == "schedule off":
+        assert gcp_env.job(JOB) is None
+        assert gcp_env.mutating().index(SET_POLICY) < gcp_env.mutating().index(f"DELETE /v1/{JOB}")
+    else:  # public: the job sends no token, and no longer records a grant
+        assert "oidcToken" not in gcp_env.job(JOB)["httpTarget"]
+        _job_is_ours_and_records_the_grant(gcp_env, False)
+
+
+def test_gcp_leaves_a_grant_it_did_not_make(gcp_env, tmp_path):  # noqa: F811
+    gcp_fixtures.deploy(_private(tmp_path, None))
+    gcp_env.add_binding(gcp_fixtures.SERVICE, INVOKER, [MEMBER])  # granted by hand before the schedule
+    gcp_env.clear_requests()
+    turned_on = gcp_fixtures.deploy(_private(tmp_path))
+    assert SET_POLICY not in gcp_env.mutating()
+    assert "granted outside this framework" in turned_on.text
+    _job_is_ours_and_records_the_grant(gcp_env, False)
+    gcp_env.clear_requests()
+    gcp_fixtures.deploy(_private(tmp_path, None))
+    assert SET_POLICY not in gcp_env.mutating()
+    assert _invokers(gcp_env) == {MEMBER}
+
+
+def test_gcp_grants_again_what_was_revoked_by_hand(gcp_env, tmp_path):  # noqa: F811
+    agent = _private(tmp_path)
+    gcp_fixtures.deploy(agent)
+    with gcp_env.lock:
+        gcp_env.state.services[gcp_fixtures.SERVICE]["bindings"] = []
+    gcp_env.clear_requests()
+    gcp_fixtures.deploy(agent)
+    assert gcp_env.mutating() == [SET_POLICY]  # the job already records the grant: no PATCH
+    assert _invokers(gcp_env) == {MEMBER}
+
+
+def test_gcp_records_a_grant_before_making_it_when_the_users_one_went(gcp_env, tmp_path):  # noqa: F811
+    gcp_fixtures.deploy(_private(tmp_path, None))
+    gcp_env.add_binding(gcp_fixtures.SERVICE, INVOKER, [MEMBER])
+    agent = _private(tmp_path)
+    gcp_fixtures.deploy(agent)
+    with gcp_env.lock:
+        gcp_env.state.services[gcp_fixtures.SERVICE]["bindings"] = []
+    gcp_env.clear_requests()
+    gcp_fixtures.deploy(agent)
+    assert gcp_env.mutating() == [f"PATCH /v1/{JOB}", SET_POLICY]
+    _job_is_ours_and_records_the_grant(gcp_env, True)
 
 
 def test_gcp_without_a_schedule_never_calls_cloud_scheduler(gcp_env, tmp_path):  # noqa: F811

@@ -11,7 +11,8 @@ clients send `$alt=json;enum-encoding=int`; the query is stripped before matchin
 - the signed upload URL: PUT /upload/BUCKET/OBJECT (refuses an Authorization header, as a signed URL
   does, and a content type other than the one it was signed for), and the signed download URL.
 - Cloud Run v2: GET .../services/S:getIamPolicy, POST .../services/S:setIamPolicy (etag checked: 409 ABORTED
-  on a stale etag).
+  on a stale etag; a policy with conditional bindings is shown whole as version 3 only, and written as
+  version 3 only, 400 otherwise, https://cloud.google.com/iam/docs/reference/rest/v1/Policy#FIELDS.version).
 - Firestore admin v1 (the TTL policy, https://cloud.google.com/firestore/docs/reference/rest/v1/
   projects.databases.collectionGroups.fields): GET /v1/projects/P/databases/D/collectionGroups/C/fields/F
   (any field: ttlConfig only when set), PATCH ...?updateMask=ttlConfig with {"ttlConfig": {}} (on: CREATING,
@@ -28,14 +29,21 @@ clients send `$alt=json;enum-encoding=int`; the query is stripped before matchin
   projects.locations.jobs): POST /v1/projects/P/locations/L/jobs (a Job; 409 ALREADY_EXISTS when its name
   exists; 400 without a schedule, an http(s) httpTarget.uri, or with a body on a GET), GET / PATCH
   ?updateMask=a,b / DELETE /v1/projects/P/locations/L/jobs/J (404 NOT_FOUND when absent). The stored Job
-  gets state ENABLED and userUpdateTime, as the service sets them; `job(name)` reads it.
+  gets state ENABLED and userUpdateTime, as the service sets them; `job(name)` reads it. An
+  httpTarget.oidcToken (#OidcToken: serviceAccountEmail, audience) is stored and answered as sent; one
+  without a serviceAccountEmail is 400.
+- The function's runtime identity: serviceConfig.serviceAccountEmail, when the function does not set one,
+  is answered as the project's default compute service account PROJECT_NUMBER-compute@developer.
+  gserviceaccount.com ("If empty, defaults to ...", ServiceConfig in the v2 reference; the Terraform
+  provider marks the field default_from_api, GoogleCloudPlatform/magic-modules cloudfunctions2/Function.yaml).
 Errors: {"error": {"code": N, "message": ..., "status": ...}} (google.rpc.Status over HTTP, as in
 https://cloud.google.com/apis/design/errors). The signed upload follows the v2 generateUploadUrl reference:
 PUT with content-type application/zip and no Authorization header.
 
 Test hooks: every request is recorded (method, path, query, headers, body); `fail_next(status, count,
 retry_after)` answers the next requests with an error; `fail_after(n)` refuses every mutating request
-after the n-th (the deploying process "killed" between two calls); `put_function` adds a foreign function.
+after the n-th (the deploying process "killed" between two calls); `put_function` adds a foreign function;
+`add_binding` a binding made outside the framework.
 """
 
 from __future__ import annotations
@@ -62,6 +70,8 @@ STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 4
 DEFAULT_CPU = [(128, "0.0833"), (256, "0.1666"), (512, "0.3333"), (1024, "0.5833"), (2048, "1"), (8192, "2"),
                (16384, "4"), (32768, "8")]
 UNITS = {"k": 1000, "M": 1000 ** 2, "G": 1000 ** 3, "Mi": 1024 ** 2, "Gi": 1024 ** 3}
+PROJECT_NUMBER = "123456789012"  # every project's number here (the upload bucket carries it too)
+DEFAULT_SERVICE_ACCOUNT = f"{PROJECT_NUMBER}-compute@developer.gserviceaccount.com"
 
 
 def memory_mib(text: str) -> float:
@@ -263,6 +273,15 @@ class FakeGcp:
         with self.lock:
             return copy.deepcopy(self.state.services.get(service))
 
+    def add_binding(self, service: str, role: str, members: list[str], condition: dict | None = None) -> None:
+        """A binding someone else added to the service's IAM policy (a new etag, as setIamPolicy makes)."""
+        with self.lock:
+            policy = self.state.services[service]
+            binding = {"role": role, "members": list(members), **({"condition": condition} if condition else {})}
+            policy.setdefault("bindings", []).append(binding)
+            number = int(base64.b64decode(policy["etag"]).decode().split("-")[1]) + 1
+            policy["etag"] = base64.b64encode(f"etag-{number}".encode()).decode()
+
     # ------------------------------------------------------------ dispatch
 
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
@@ -324,7 +343,8 @@ class FakeGcp:
         if rest[:1] == ["services"] and len(rest) == 2:
             name, _, verb = "/".join(parts[1:7]).partition(":")
             if verb == "getIamPolicy" and method == "GET":
-                return 200, self._get_policy(name)
+                version = int((query.get("options.requestedPolicyVersion") or ["0"])[0])
+                return 200, self._read_policy(name, version)
             if verb == "setIamPolicy" and method == "POST":
                 return 200, self._set_policy(name, data)
         if rest[:1] == ["operations"] and len(rest) == 2 and method == "GET":
@@ -357,6 +377,10 @@ class FakeGcp:
             raise ApiError(400, "HttpTarget.uri must begin with http:// or https://")
         if target.get("body") and target.get("httpMethod", "POST") not in ("POST", "PUT", "PATCH"):
             raise ApiError(400, "a body is allowed only with POST, PUT or PATCH")
+        if "oidcToken" in target and not (target["oidcToken"] or {}).get("serviceAccountEmail"):
+            raise ApiError(400, "OidcToken.serviceAccountEmail is required")
+        if "oidcToken" in target and "oauthToken" in target:
+            raise ApiError(400, "HttpTarget takes one of oauthToken and oidcToken")
 
     def _scheduler(self, method, parts, query, body) -> tuple[int, Any]:
         data = json.loads(body or b"{}")
@@ -456,7 +480,7 @@ class FakeGcp:
     # ------------------------------------------------------------ storage
 
     def _upload_url(self) -> dict[str, Any]:
-        bucket, obj = "gcf-v2-uploads-123456789012-us-central1", f"{next(self._ids):08d}-source.zip"
+        bucket, obj = f"gcf-v2-uploads-{PROJECT_NUMBER}-us-central1", f"{next(self._ids):08d}-source.zip"
         self.state.signed[(bucket, obj)] = "application/zip"
         return {"uploadUrl": f"{self.url}/upload/{bucket}/{obj}?GoogleAccessId=fake&Expires=9999999999&Signature=x",
                 "storageSource": {"bucket": bucket, "object": obj}}
@@ -607,6 +631,7 @@ class FakeGcp:
         service.setdefault("maxInstanceRequestConcurrency", 1)
         service.setdefault("ingressSettings", 1)
         service.setdefault("maxInstanceCount", 100)
+        service.setdefault("serviceAccountEmail", DEFAULT_SERVICE_ACCOUNT)
         function["url"] = f"https://{region}-{project}.cloudfunctions.net/{function_id}"
         function["updateTime"] = f"2026-01-01T00:00:{count:02d}Z"
         self.state.services.setdefault(service_name, {"etag": base64.b64encode(b"etag-1").decode()})
@@ -728,11 +753,35 @@ class FakeGcp:
             raise ApiError(404, f"Resource '{service}' was not found")
         return copy.deepcopy(self.state.services[service])
 
+    @staticmethod
+    def _conditional(policy: dict[str, Any]) -> bool:
+        return any("condition" in b for b in policy.get("bindings", []))
+
+    def _read_policy(self, service: str, version: int) -> dict[str, Any]:
+        """getIamPolicy (GetPolicyOptions.requestedPolicyVersion): the answer's version is 3 only when it has
+        conditions; a lower version shows a conditional binding without its condition, its role named
+        ROLE_withcond_HASH (https://cloud.google.com/iam/docs/troubleshooting-withcond), which no
+        setIamPolicy of a lower version can write back."""
+        policy = self._get_policy(service)
+        if not self._conditional(policy):
+            return {**policy, "version": 1}
+        if version == 3:
+            return {**policy, "version": 3}
+        def hidden(binding: dict[str, Any]) -> dict[str, Any]:
+            mark = hashlib.sha256(json.dumps(binding["condition"], sort_keys=True).encode()).hexdigest()[:20]
+            return {"role": f"{binding['role']}_withcond_{mark}", "members": binding["members"]}
+        shown = [hidden(b) if "condition" in b else b for b in policy["bindings"]]
+        return {**policy, "bindings": shown, "version": 1}
+
     def _set_policy(self, service: str, data: dict[str, Any]) -> dict[str, Any]:
         current = self._get_policy(service)
         policy = data.get("policy") or {}
         if policy.get("etag") and policy["etag"] != current.get("etag"):
             raise ApiError(409, "There were concurrent policy changes (etag mismatch)", "ABORTED")
+        # Policy.version: "Any operation that affects conditional role bindings must specify version 3",
+        # including removing any binding from a policy that includes conditions
+        if (self._conditional(policy) or self._conditional(current)) and policy.get("version") != 3:
+            raise ApiError(400, "a policy with conditional role bindings must be written as version 3")
         number = int(base64.b64decode(current["etag"]).decode().split("-")[1]) + 1
         stored = {k: v for k, v in policy.items() if k in ("bindings", "version")}
         stored["etag"] = base64.b64encode(f"etag-{number}".encode()).decode()

@@ -252,7 +252,8 @@ def _function_state(function: functions_v2.Function) -> gcp.FunctionState:
         secrets=tuple(sorted((s.key, s.project_id, s.secret, s.version or "latest")
                              for s in service.secret_environment_variables)),
         url=function.url or service.uri or None, run_uri=service.uri or None, service=service.service or None,
-        revision=service.revision or None, update_time=str(function.update_time) if function.update_time else None)
+        revision=service.revision or None, update_time=str(function.update_time) if function.update_time else None,
+        service_account=service.service_account_email or None)
 
 
 def _get_function(api: Api, name: str) -> functions_v2.Function | None:
@@ -274,12 +275,29 @@ def read_function(api: Api, name: str, *, wait: bool = True) -> functions_v2.Fun
     return function
 
 
-def _is_public(api: Api, service: str) -> bool | None:
+# getIamPolicy's requestedPolicyVersion: 3 shows conditional bindings as they are, so that a read-modify-write
+# keeps them (a version 1 read of a policy with conditions cannot be written back,
+# https://cloud.google.com/iam/docs/policies#versions)
+POLICY_VERSION = 3
+
+
+def _read_policy(api: Api, service: str) -> Any:
+    return api.call("reading the invoker policy", api.run.get_iam_policy,
+                    request={"resource": service, "options": {"requested_policy_version": POLICY_VERSION}})
+
+
+def _invoker_bindings(policy: Any) -> list[Any]:
+    """The policy's roles/run.invoker bindings without a condition: the only ones deploy reads or edits."""
+    return [b for b in policy.bindings if b.role == gcp.INVOKER and not b.HasField("condition")]
+
+
+def invokers(api: Api, service: str) -> frozenset[str] | None:
+    """The members holding roles/run.invoker on the service unconditionally (None: no such service)."""
     try:
-        policy = api.call("reading the invoker policy", api.run.get_iam_policy, request={"resource": service})
+        policy = _read_policy(api, service)
     except gexc.NotFound:
         return None
-    return any(b.role == gcp.INVOKER and gcp.ALL_USERS in b.members for b in policy.bindings)
+    return frozenset(m for b in _invoker_bindings(policy) for m in b.members)
 
 
 def deployed_prompt(api: Api, name: str) -> str | None:
@@ -312,12 +330,14 @@ def read_snapshot(api: Api, name: str, project: str, region: str, *, content: st
     if found is None:
         return gcp.Snapshot(project, region, ttl=ttl)
     function = _function_state(found)
-    public = _is_public(api, function.service) if function.service else None
+    members = invokers(api, function.service) if function.service else None
+    public = None if members is None else gcp.ALL_USERS in members
     prompt = None
     if (content is not None and function.labels.get(gcp.LABEL_AGENT) == name
             and function.labels.get(gcp.LABEL_CONTENT) != content[:gcp.LABEL_LIMIT] and function.source):
         prompt = deployed_prompt(api, function_name)
-    return gcp.Snapshot(project, region, function=function, public=public, deployed_prompt=prompt, ttl=ttl)
+    return gcp.Snapshot(project, region, function=function, public=public, deployed_prompt=prompt, ttl=ttl,
+                        invokers=members or frozenset())
 
 
 # ---------------------------------------------------------------- handlers (the only mutations)
@@ -346,7 +366,8 @@ def _result(response: Any) -> dict[str, Any]:
     if function is None:
         return {}
     return {"url": function.url or function.service_config.uri or None, "service": function.service_config.service,
-            "revision": function.service_config.revision or None, "run_uri": function.service_config.uri or None}
+            "revision": function.service_config.revision or None, "run_uri": function.service_config.uri or None,
+            "service_account": function.service_config.service_account_email or None}
 
 
 def _function(body: Mapping[str, Any]) -> functions_v2.Function:
@@ -391,28 +412,31 @@ def _update_function(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
 @REGISTRY.handler("gcp.set_invoker")
 def _set_invoker(ctx: Context, args: dict[str, Any]) -> None:
     """Grant or revoke roles/run.invoker for allUsers on the service, keeping every other binding."""
-    api: Api = ctx.api
-    service, public = args["service"], args["public"]
+    set_invoker(ctx.api, args["service"], gcp.ALL_USERS, args["public"])
+
+
+def set_invoker(api: Api, service: str, member: str, granted: bool) -> None:
+    """Make `member` hold roles/run.invoker on the service unconditionally, or not, keeping every other
+    binding and member: getIamPolicy, then setIamPolicy only when that changes something (the etag read
+    travels with the policy, so a concurrent change fails with ABORTED and is read again)."""
     for attempt in range(5):
-        policy = api.call("reading the invoker policy", api.run.get_iam_policy, request={"resource": service})
-        bindings = [b for b in policy.bindings if b.role == gcp.INVOKER]
-        present = any(gcp.ALL_USERS in b.members for b in bindings)
-        if present == public:
+        policy = _read_policy(api, service)
+        bindings = _invoker_bindings(policy)
+        if any(member in b.members for b in bindings) == granted:
             return None
-        if public:
+        if granted:
             if bindings:
-                bindings[0].members.append(gcp.ALL_USERS)
+                bindings[0].members.append(member)
             else:
-                policy.bindings.add(role=gcp.INVOKER, members=[gcp.ALL_USERS])
+                policy.bindings.add(role=gcp.INVOKER, members=[member])
         else:
             for binding in bindings:
-                if gcp.ALL_USERS in binding.members:
-                    binding.members.remove(gcp.ALL_USERS)
+                if member in binding.members:
+                    binding.members.remove(member)
             kept = [b for b in policy.bindings if b.members]
             del policy.bindings[:]
             policy.bindings.extend(kept)
         try:
-            # the etag read above travels with the policy: a concurrent change makes this fail (ABORTED)
             api.call("setting the invoker policy", api.run.set_iam_policy,
                      request={"resource": service, "policy": policy})
             return None
@@ -510,7 +534,7 @@ class Deployer(DeployerBase):
 
     def destroy_plan(self, snap: gcp.Snapshot) -> DeployPlan:
         plan = gcp.plan_destroy(self.agent.name, self.project, self.region, snap, self.ttl_field)
-        return DeployPlan(self.with_warm_destroy(plan))
+        return DeployPlan(self.with_warm_destroy(plan, snap))
 
     def apply(self, plan: Plan, progress: Progress | None = None) -> dict[str, Any]:
         def keep(name: str) -> str:
@@ -691,16 +715,17 @@ class Deployer(DeployerBase):
             notes = tuple(n for n in plan.notes if n != kept)
             plan = dataclasses.replace(plan, notes=notes)
         extra = gcp_warm.plan(self.agent.name, self.project, self.region, minutes, self.agent.public,
-                              snap.function, self.warm_job, generated)
+                              snap, self.warm_job, generated)
         return DeployPlan(dataclasses.replace(plan, resources=plan.resources + tuple(extra)),
                           deploy_plan.missing_secrets)
 
-    def with_warm_destroy(self, plan: Plan) -> Plan:
-        """Destroy's plan with the warm-up job first (while the function it calls still exists)."""
+    def with_warm_destroy(self, plan: Plan, snap: gcp.Snapshot) -> Plan:
+        """Destroy's plan with the warm-up job first (while the function it calls still exists), after
+        the invoker grant it records."""
         import dataclasses
 
         from framework.platforms.gcp import warm as gcp_warm
 
-        return dataclasses.replace(plan, resources=tuple(gcp_warm.destroy(self.agent.name, self.warm_job)) +
+        return dataclasses.replace(plan, resources=tuple(gcp_warm.destroy(self.agent.name, self.warm_job, snap)) +
                                    plan.resources, notes=plan.notes + tuple(gcp_warm.notes(self.agent.name,
                                                                                              self.warm_job)))

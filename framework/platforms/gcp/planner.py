@@ -195,6 +195,7 @@ class FunctionState:
     service: str | None = None
     revision: str | None = None
     update_time: str | None = None
+    service_account: str | None = None  # the runtime identity, as the API answers it (its default filled in)
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,8 @@ class Snapshot:
     public: bool | None = None  # allUsers holds roles/run.invoker on the service (None: no service yet)
     deployed_prompt: str | None = None  # the system prompt in the deployed source, when it could be read
     ttl: str | None = None  # the sessions field's ttlConfig.state: CREATING, ACTIVE, NEEDS_REPAIR (None: no policy)
+    # the members holding roles/run.invoker on the service without a condition (allUsers, the warm-up's account)
+    invokers: frozenset[str] = frozenset()
 
 
 # ---------------------------------------------------------------- planner

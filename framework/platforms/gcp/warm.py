@@ -13,6 +13,21 @@ https://cloudscheduler.googleapis.com; no token over plain http), retried like e
 The secret is generated once, on the deploy that first needs it, and kept as the function's environment
 variable: the planner handles it like the copied secrets (a digest in the plan, never the value); the job's
 header is compared by digest with the function's, so a later deploy with nothing changed makes no call.
+
+A `public: false` agent admits only callers with a Google-signed ID token allowed roles/run.invoker on the
+function's Cloud Run service (https://cloud.google.com/functions/docs/securing/authenticating). The job
+then also sends `httpTarget.oidcToken` ({serviceAccountEmail, audience},
+https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs#OidcToken): Cloud
+Scheduler's service agent mints an ID token of that account for the audience, the function's URL (as
+`invoke --deployed` sends), in `Authorization: Bearer` (https://cloud.google.com/scheduler/docs/http-target-auth);
+the secret header stays, as the runtime recognises a warm-up by it. The account is the function's runtime
+service account as GetFunction answers serviceConfig.serviceAccountEmail ("If empty, defaults to
+{project_number}-compute@developer.gserviceaccount.com", filled in by the API): deploying the function
+already needs iam.serviceAccounts.actAs on it, which is what a job with its OIDC token needs too, so no new
+identity or permission. Deploy grants it roles/run.invoker on the function's service only, and only when it
+lacks it; a job carries no labels, so the job's description records that this framework made the grant
+(written before the grant is made, removed after it is revoked), and turning the schedule off, making the
+agent public or destroy revokes exactly that member, never a binding someone else made.
 """
 
 from __future__ import annotations
@@ -29,8 +44,8 @@ from framework.deploy.secrets import digest
 from framework.deploy.skeleton import left_alone
 from framework.errors import DeployError
 from framework.platforms import warm
-from framework.platforms.gcp.api import REGISTRY, Api, _http_message
-from framework.platforms.gcp.planner import FunctionState
+from framework.platforms.gcp.api import REGISTRY, Api, _http_message, set_invoker
+from framework.platforms.gcp.planner import INVOKER, FunctionState, Snapshot
 from framework.platforms.gcp.target import WARM_SECRET
 
 SCHEDULER = "https://cloudscheduler.googleapis.com"
@@ -44,8 +59,16 @@ def job_name(project: str, region: str, agent: str) -> str:
     return f"projects/{project}/locations/{region}/jobs/{agent}-warmup"
 
 
-def description(agent: str) -> str:
-    return f"Warm-up of the serverless agent {agent} (agent-framework)"
+# the description's ending while the job's service account holds roles/run.invoker by this framework's grant
+GRANTED = "; granted its service account roles/run.invoker on the function's service"
+
+
+def description(agent: str, granted: bool = False) -> str:
+    return f"Warm-up of the serverless agent {agent} (agent-framework){GRANTED if granted else ''}"
+
+
+def member(account: str) -> str:
+    return f"serviceAccount:{account}"
 
 
 def new_secret() -> str:
@@ -65,9 +88,16 @@ class JobState:
     method: str = ""
     header: str | None = None  # digest of the x-agent-warmup header's value (None: no such header)
     state: str = ""
+    account: str | None = None  # httpTarget.oidcToken.serviceAccountEmail (None: no OIDC token)
+    audience: str | None = None
 
     def ours(self, agent: str) -> bool:
-        return self.description == description(agent)
+        return self.description in (description(agent), description(agent, True))
+
+    @property
+    def granted(self) -> str | None:
+        """The account this framework granted roles/run.invoker to, as the description records it."""
+        return self.account if self.description.endswith(GRANTED) else None
 
 
 def _session(api: Api) -> tuple[str, Any]:
@@ -106,10 +136,12 @@ def read_job(api: Api, name: str) -> JobState | None:
     target = found.get("httpTarget") or {}
     headers = {k.lower(): v for k, v in (target.get("headers") or {}).items()}
     value = headers.get(warm.HEADER)
+    oidc = target.get("oidcToken") or {}
     return JobState(name=name, description=found.get("description") or "", schedule=found.get("schedule") or "",
                     time_zone=found.get("timeZone") or "", uri=target.get("uri") or "",
                     method=target.get("httpMethod") or "", header=digest(value) if value else None,
-                    state=found.get("state") or "")
+                    state=found.get("state") or "", account=oidc.get("serviceAccountEmail") or None,
+                    audience=oidc.get("audience") or None)
 
 
 # ---------------------------------------------------------------- planning (pure)
@@ -120,38 +152,46 @@ def secret_wanted(function: FunctionState | None) -> bool:
     return function is None or WARM_SECRET not in function.environment
 
 
-def plan(agent: str, project: str, region: str, minutes: int | None, public: bool, function: FunctionState | None,
+def plan(agent: str, project: str, region: str, minutes: int | None, public: bool, snap: Snapshot,
          job: JobState | None, secret: str | None) -> list[Resource]:
-    """The job, created, updated or deleted to match warm_schedule; no operation when it already does.
-    `secret`: the digest of the secret this deploy generates (None: the function's is kept)."""
+    """The job, created, updated or deleted to match warm_schedule, and for a private agent the invoker
+    grant of its account; no operation when they already match. `secret`: the digest of the secret this
+    deploy generates (None: the function's is kept)."""
     name = job_name(project, region, agent)
+    function = snap.function
     if minutes is None:
-        return destroy(agent, job)
+        return destroy(agent, job, snap)
     if job is not None and not job.ours(agent):
         raise DeployError(f"a Cloud Scheduler job {name} exists and was not created by this framework for {agent}: "
                           "remove it, or remove concurrency.warm_schedule from agent.yaml")
-    if not public:
-        raise DeployError(
-            "concurrency.warm_schedule on Google Cloud needs `public: true` for now: a function that admits "
-            "authenticated callers only refuses the Cloud Scheduler job's request unless the job sends an OIDC "
-            "token of a service account allowed roles/run.invoker (httpTarget.oidcToken, "
-            f"{DOC}#HttpTarget), which this framework does not set up; remove warm_schedule or make the agent "
-            "public (README, Limits)")
     expression = warm.cron(minutes)
     if expression is None:  # validate refuses it first (warm.check_cron)
         raise DeployError(f"Cloud Scheduler cannot fire every {minutes} minutes by a cron expression")
+    if function is not None and not function.service_account and not public:
+        raise _no_account(function.name)
     wanted_header = secret or (function.environment.get(WARM_SECRET) if function else None)
     uri: Any = (function.url or function.run_uri) if function is not None else None
-    body = {"name": name, "description": description(agent), "schedule": expression, "timeZone": TIME_ZONE,
-            "httpTarget": {"uri": uri or {"$output": "url"}, "httpMethod": "GET",
-                           "headers": {warm.HEADER: {"$secret": WARM_SECRET} if secret else {"$keep": WARM_SECRET}}}}
+    # a new function's account and service are known once CreateFunction answers
+    account: Any = None if public else (function.service_account if function else {"$output": "service_account"})
+    service: Any = function.service if function is not None and function.service else {"$output": "service"}
+    before, after, granted = _invoker(job, account, service, snap)
+    http_target: dict[str, Any] = {
+        "uri": uri or {"$output": "url"}, "httpMethod": "GET",
+        "headers": {warm.HEADER: {"$secret": WARM_SECRET} if secret else {"$keep": WARM_SECRET}}}
+    if account is not None:
+        http_target["oidcToken"] = {"serviceAccountEmail": account, "audience": uri or {"$output": "url"}}
+    body = {"name": name, "description": description(agent, granted), "schedule": expression, "timeZone": TIME_ZONE,
+            "httpTarget": http_target}
+    token = None if account is None else f"OIDC token of {_shown(account)} for {uri or 'the function URL'}"
     if job is None:
         # https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs/create
-        return [Resource("cloud scheduler job", name, CREATE, (
-            Change("every", None, expression), Change("sends", None, f"GET {uri or 'the function URL'}"),
-            Change(f"header {warm.HEADER}", None, "(value hidden)")), (
+        changes = [Change("every", None, expression), Change("sends", None, f"GET {uri or 'the function URL'}"),
+                   Change(f"header {warm.HEADER}", None, "(value hidden)")]
+        if token:
+            changes.append(Change("authorization", None, token))
+        return before + [Resource("cloud scheduler job", name, CREATE, tuple(changes), (
             Operation("gcp.scheduler_create", {"parent": name.rsplit("/jobs/", 1)[0], "job": body},
-                      "POST jobs"),))]
+                      "POST jobs"),))] + after
     changes = []
     if job.schedule != expression or job.time_zone != TIME_ZONE:
         changes.append(Change("every", f"{job.schedule} ({job.time_zone})", f"{expression} ({TIME_ZONE})"))
@@ -160,18 +200,66 @@ def plan(agent: str, project: str, region: str, minutes: int | None, public: boo
     if job.header is None or job.header != wanted_header:
         changes.append(Change(f"header {warm.HEADER}", "(value hidden)" if job.header else None,
                               "(new value hidden)"))
+    if (job.account, job.audience) != ((account, uri) if account is not None else (None, None)):
+        old = None if job.account is None else f"OIDC token of {job.account} for {job.audience or job.uri}"
+        changes.append(Change("authorization", old, token))
+    if job.description != body["description"]:
+        changes.append(Change("records the invoker grant", "yes" if job.granted else None,
+                              "yes" if granted else None))
     if not changes:
-        return [Resource("cloud scheduler job", name, UNCHANGED, detail=f"{expression}, {job.state.lower()}")]
+        resource = Resource("cloud scheduler job", name, UNCHANGED, detail=f"{expression}, {job.state.lower()}")
+        return before + [resource] + after
     # https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs/patch
-    return [Resource("cloud scheduler job", name, UPDATE, tuple(changes), (
-        Operation("gcp.scheduler_patch", {"job": body}, "PATCH job"),))]
+    return before + [Resource("cloud scheduler job", name, UPDATE, tuple(changes), (
+        Operation("gcp.scheduler_patch", {"job": body}, "PATCH job"),))] + after
 
 
-def destroy(agent: str, job: JobState | None) -> list[Resource]:
-    """Delete the job when it is ours (https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs/delete)."""
+def _shown(account: Any) -> str:
+    return account if isinstance(account, str) else "the function's runtime service account"
+
+
+def _no_account(function: str) -> DeployError:
+    return DeployError(f"{function} reports no runtime service account (serviceConfig.serviceAccountEmail), which "
+                       "the warm-up job of a `public: false` agent signs in as; run the same command again")
+
+
+def _grant(service: Any, account: Any, granted: bool) -> Resource:
+    """roles/run.invoker for the account on the function's service, granted or revoked (one member only)."""
+    name = service if isinstance(service, str) else "the function's Cloud Run service"
+    label = f"{INVOKER} for {'serviceAccount:' + account if isinstance(account, str) else _shown(account)}"
+    return Resource("warm-up invoker", name, CREATE if granted else DELETE,
+                    (Change(label, None if granted else "granted", "granted" if granted else None),),
+                    (Operation("gcp.warm_invoker", {"service": service, "account": account, "granted": granted},
+                               "getIamPolicy + setIamPolicy"),))
+
+
+def _invoker(job: JobState | None, account: Any, service: Any, snap: Snapshot
+             ) -> tuple[list[Resource], list[Resource], bool]:
+    """(revocations before the job's change, grants after it, whether the job records a grant): a
+    revocation goes before the job stops recording it and a grant after the job records it, so an
+    interrupted deploy never leaves a grant of ours unrecorded (and never revokes one it did not make)."""
+    earlier = job.granted if job is not None else None
+    before = [_grant(service, earlier, False)] if (
+        earlier and earlier != account and member(earlier) in snap.invokers) else []
+    if account is None:
+        return before, [], False
+    if isinstance(account, str) and member(account) in snap.invokers:
+        ours = earlier == account
+        detail = "granted by this framework" if ours else "granted outside this framework: left alone"
+        name = service if isinstance(service, str) else "the function's Cloud Run service"
+        return before, [Resource("warm-up invoker", name, UNCHANGED, detail=f"{member(account)} {detail}")], ours
+    return before, [_grant(service, account, True)], True
+
+
+def destroy(agent: str, job: JobState | None, snap: Snapshot) -> list[Resource]:
+    """Delete the job when it is ours, after revoking the invoker grant it records
+    (https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs/delete)."""
     if job is None or not job.ours(agent):
         return []
-    return [Resource("cloud scheduler job", job.name, DELETE, (Change("every", job.schedule, None),), (
+    service = snap.function.service if snap.function is not None else None
+    revoke = [_grant(service, job.granted, False)] if (
+        service and job.granted and member(job.granted) in snap.invokers) else []
+    return revoke + [Resource("cloud scheduler job", job.name, DELETE, (Change("every", job.schedule, None),), (
         Operation("gcp.scheduler_delete", {"name": job.name}, "DELETE job"),))]
 
 
@@ -198,3 +286,10 @@ def _patch(ctx: Context, args: dict[str, Any]) -> None:
 @REGISTRY.handler("gcp.scheduler_delete")
 def _delete(ctx: Context, args: dict[str, Any]) -> None:
     call(ctx.api, "DELETE", args["name"])
+
+
+@REGISTRY.handler("gcp.warm_invoker")
+def _warm_invoker(ctx: Context, args: dict[str, Any]) -> None:
+    if not args["account"]:  # a new function's, as CreateFunction answered it
+        raise _no_account(str(args["service"]))
+    set_invoker(ctx.api, args["service"], member(args["account"]), args["granted"])
