@@ -405,3 +405,18 @@ def test_without_any_google_credentials_the_error_says_how_to_sign_in(monkeypatc
     with pytest.raises(DeployError, match="no Google Cloud credentials found"):
         with gcp_api.translate_errors():
             gcp_api.credentials({})
+
+
+@pytest.mark.parametrize(("base", "authorized"), [("http://127.0.0.1:8085", False),
+                                                  ("https://logging.googleapis.com", True)])
+def test_a_rest_session_carries_the_credentials_except_to_a_plain_http_fake(base, authorized):
+    """Api.session_for: what Logging, Firestore's admin API and Cloud Scheduler are called with."""
+    from google.auth.transport.requests import AuthorizedSession
+
+    from framework.platforms.gcp.api import Api
+
+    api = Api({"GOOGLE_OAUTH_ACCESS_TOKEN": "ya29.test-token"})
+    session = api.session_for(base)
+    assert isinstance(session, AuthorizedSession) is authorized
+    assert session is api.http or session.credentials is api.credentials
+    assert api.credentials.token == "ya29.test-token" and api.credentials is api.credentials  # found once

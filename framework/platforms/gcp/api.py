@@ -106,30 +106,57 @@ class Api:
         self.stderr = stderr
         self._functions = None
         self._run = None
+        self._revisions = None
         self._credentials = None
         self.http = requests.Session()
 
-    def _creds(self):
+    @property
+    def credentials(self):
+        """The deploying identity's credentials (credentials()), found once."""
         if self._credentials is None:
             self._credentials = credentials(self.environ)
         return self._credentials
+
+    def _creds(self):  # gcp/warm.py's name for `credentials` (another change's file): session_for replaces it
+        return self.credentials
+
+    def session_for(self, base: str) -> requests.Session:
+        """The HTTP session for a REST API at `base` that the client libraries do not cover (Logging,
+        Firestore's admin API, Cloud Scheduler): authorized with the credentials, except a local fake
+        over plain http, which never gets a token."""
+        if base.startswith("http://"):
+            return self.http
+        from google.auth.transport.requests import AuthorizedSession
+
+        return AuthorizedSession(self.credentials)
 
     @property
     def functions(self) -> functions_v2.FunctionServiceClient:
         if self._functions is None:
             endpoint = self.environ.get("GCP_FUNCTIONS_ENDPOINT")
             self._functions = functions_v2.FunctionServiceClient(
-                transport="rest", credentials=self._creds(),
+                transport="rest", credentials=self.credentials,
                 client_options={"api_endpoint": endpoint} if endpoint else None)
         return self._functions
 
     @property
     def run(self) -> run_v2.ServicesClient:
         if self._run is None:
-            endpoint = self.environ.get("GCP_RUN_ENDPOINT")
-            self._run = run_v2.ServicesClient(transport="rest", credentials=self._creds(),
-                                              client_options={"api_endpoint": endpoint} if endpoint else None)
+            self._run = run_v2.ServicesClient(transport="rest", credentials=self.credentials,
+                                              client_options=self._run_endpoint())
         return self._run
+
+    @property
+    def revisions(self) -> run_v2.RevisionsClient:
+        """Cloud Run's revisions (history), at the same endpoint as the services."""
+        if self._revisions is None:
+            self._revisions = run_v2.RevisionsClient(transport="rest", credentials=self.credentials,
+                                                     client_options=self._run_endpoint())
+        return self._revisions
+
+    def _run_endpoint(self) -> dict[str, str] | None:
+        endpoint = self.environ.get("GCP_RUN_ENDPOINT")
+        return {"api_endpoint": endpoint} if endpoint else None
 
     def call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """function(*args, **kwargs), retried on 429/5xx and connection errors (Retry-After honoured)."""
@@ -158,12 +185,7 @@ class Api:
                   params: Mapping[str, str] | None = None) -> dict[str, Any] | None:
         """One call of Firestore's admin API (v1), retried like the others; a GET answered 404 is None."""
         base = (self.environ.get("GCP_FIRESTORE_ENDPOINT") or FIRESTORE).rstrip("/")
-        if base.startswith("http://"):  # a local fake: never a token over plain http
-            session = self.http
-        else:
-            from google.auth.transport.requests import AuthorizedSession
-
-            session = AuthorizedSession(self._creds())
+        session = self.session_for(base)
 
         def send() -> dict[str, Any] | None:
             answer = session.request(method, f"{base}/v1/{path}", json=body, params=params, timeout=60)
@@ -555,11 +577,6 @@ class Deployer(DeployerBase):
         return gcp.plan_pause(self.agent.name, self.project, self.region, snap, resume)
 
     # ---- history (issue 14)
-    def _revisions(self) -> run_v2.RevisionsClient:
-        endpoint = self.environ.get("GCP_RUN_ENDPOINT")
-        return run_v2.RevisionsClient(transport="rest", credentials=self.api._creds(),
-                                      client_options={"api_endpoint": endpoint} if endpoint else None)
-
     def history(self) -> History:
         """The Cloud Run revisions of the function's service, newest first, and the one serving 100% of
         the traffic: ListRevisions (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions/list)
@@ -576,7 +593,7 @@ class Deployer(DeployerBase):
         if serving:
             latest_type = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
             live = latest if serving[0].type_ == latest_type else serving[0].revision.rsplit("/", 1)[-1]
-        pager = self.api.call("ListRevisions", self._revisions().list_revisions, request={"parent": service_name})
+        pager = self.api.call("ListRevisions", self.api.revisions.list_revisions, request={"parent": service_name})
         found = sorted(pager, key=lambda r: r.create_time, reverse=True)
         versions = tuple(Version(
             id=r.name.rsplit("/", 1)[-1], created=r.create_time.isoformat() if r.create_time else None,

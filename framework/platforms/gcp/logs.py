@@ -50,12 +50,7 @@ def _line(entry: dict[str, Any]) -> LogLine:
 def read_lines(api: Api, project: str, service: str, since_ms: int, request: str | None = None) -> list[LogLine]:
     """Every entry of the service's log from since_ms on, oldest first, all pages."""
     base = (api.environ.get("GCP_LOGGING_ENDPOINT") or LOGGING).rstrip("/")
-    if base.startswith("http://"):  # a local fake: never a token over plain http
-        session = api.http
-    else:
-        from google.auth.transport.requests import AuthorizedSession
-
-        session = AuthorizedSession(api._creds())
+    session = api.session_for(base)  # no token over plain http (a local fake)
     body: dict[str, Any] = {"resourceNames": [f"projects/{project}"], "filter": log_filter(service, since_ms, request),
                             "orderBy": "timestamp asc", "pageSize": PAGE_SIZE}
 
