@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from framework.deploy.executor import Progress
-from framework.deploy.loglines import LogLine
+from framework.deploy.loglines import LogReader
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import SecretValues
 from framework.deploy.skeleton import DeployOptions, DeployPlan
@@ -79,8 +79,9 @@ class Deployer(Protocol):
         ...
 
     # logs (issue 14): the function's log lines from the platform's log service
-    def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:
-        """The lines logged at or after since_ms (epoch ms), oldest first; `request`: only that request's."""
+    def log_reader(self, request: str | None = None) -> LogReader:
+        """Find the function's log once (a missing function is an error saying so), and return what
+        reads its lines from a time on; `request`: only that request's lines."""
         ...
 
     # invoke --deployed (issue 14): framework/deploy/remote.py

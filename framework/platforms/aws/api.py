@@ -23,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, WaiterError
 
 from framework.deploy.executor import Context, Executor, Progress, Registry
-from framework.deploy.loglines import LogLine
+from framework.deploy.loglines import LogReader
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import digest
 from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan, session_store
@@ -556,11 +556,11 @@ class Deployer(DeployerBase):
         return {"changed": True}
 
     # ---- logs (issue 14)
-    def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:
+    def log_reader(self, request: str | None = None) -> LogReader:
         """The function's CloudWatch Logs lines (framework/platforms/aws/logs.py)."""
-        from framework.platforms.aws.logs import read_lines
+        from framework.platforms.aws.logs import reader
 
-        return read_lines(self.api, self.agent.name, since_ms, request)
+        return reader(self.api, self.agent.name, request)
 
     # ---- warm_schedule (issue 14)
 

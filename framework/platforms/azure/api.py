@@ -39,7 +39,7 @@ from azure.mgmt.web import WebSiteManagementClient
 
 from framework.deploy import http
 from framework.deploy.executor import Context, Executor, Progress, Registry
-from framework.deploy.loglines import LogLine
+from framework.deploy.loglines import LogReader
 from framework.deploy.network import UnresolvedHost, unresolved
 from framework.deploy.package import DOCS, build_zip
 from framework.deploy.plan import UNCHANGED, Plan
@@ -715,11 +715,11 @@ class Deployer(DeployerBase):
         return {"changed": True}
 
     # ---- logs (issue 14)
-    def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:
+    def log_reader(self, request: str | None = None) -> LogReader:
         """The app's traces in Application Insights (framework/platforms/azure/logs.py)."""
-        from framework.platforms.azure.logs import read_lines
+        from framework.platforms.azure.logs import reader
 
-        return read_lines(self.api, self.app, since_ms, request)
+        return reader(self.api, self.app, request)
 
     # ---- invoke --deployed (issue 14)
     def invoke_headers(self, deployed: Mapping[str, Any], url: str, body: bytes,

@@ -38,7 +38,7 @@ from google.protobuf import field_mask_pb2
 
 from framework.deploy import http
 from framework.deploy.executor import Context, Executor, Progress, Registry
-from framework.deploy.loglines import LogLine
+from framework.deploy.loglines import LogReader
 from framework.deploy.network import UnresolvedHost
 from framework.deploy.package import DOCS, build_zip, content_hash
 from framework.deploy.plan import Plan
@@ -634,11 +634,11 @@ class Deployer(DeployerBase):
         raise DeployError(f"the traffic change did not finish in time (operation {name})")
 
     # ---- logs (issue 14)
-    def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:
+    def log_reader(self, request: str | None = None) -> LogReader:
         """The function's Cloud Logging lines (framework/platforms/gcp/logs.py)."""
-        from framework.platforms.gcp.logs import read_lines
+        from framework.platforms.gcp.logs import reader
 
-        return read_lines(self.api, self.project, self.agent.name, since_ms, request)
+        return reader(self.api, self.project, self.agent.name, request)
 
     # ---- invoke --deployed (issue 14)
     def invoke_headers(self, deployed: Mapping[str, Any], url: str, body: bytes,

@@ -37,7 +37,7 @@ from typing import Any, TextIO
 
 from framework.deploy import http
 from framework.deploy.executor import Context, Executor, Progress, Registry
-from framework.deploy.loglines import LogLine
+from framework.deploy.loglines import LogReader
 from framework.deploy.network import UnresolvedHost
 from framework.deploy.plan import Plan
 from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan
@@ -483,11 +483,11 @@ class Deployer(DeployerBase):
         return {"changed": True}
 
     # ---- logs (issue 14)
-    def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:
+    def log_reader(self, request: str | None = None) -> LogReader:
         """The production deployment's runtime logs (framework/platforms/vercel/logs.py)."""
-        from framework.platforms.vercel.logs import read_lines
+        from framework.platforms.vercel.logs import reader
 
-        return read_lines(self.api, self.project, self.agent.name, since_ms, request)
+        return reader(self.api, self.project, self.agent.name, request)
 
     # ---- invoke --deployed (issue 14)
     def invoke_headers(self, deployed: Mapping[str, Any], url: str, body: bytes,
