@@ -24,7 +24,7 @@ import pytest
 from framework.deploy import commands
 from framework.deploy import logs as logs_command
 from framework.deploy.loglines import LogLine, iso
-from framework.errors import UsageError
+from framework.errors import DeployError, UsageError
 from framework.runtime import agent_runtime
 from tests.deploy import azure_fixtures, helpers
 from tests.deploy.azure_fixtures import azure_env, azure_server  # noqa: F401
@@ -284,6 +284,22 @@ def test_a_secret_value_in_a_line_is_never_shown(deployed):
     shown = logs.run(agent)
     assert helpers.FAKE_KEY not in shown.stdout + shown.stderr
     assert "a library printed the key *** by mistake" in shown.stdout
+
+
+def test_a_vercel_stream_line_that_is_not_a_log_row_is_a_plain_error(request, tmp_path, monkeypatch):
+    logs = _vercel(CLOUDS["vercel"](request))
+    fake = logs.cloud.emulator
+    agent = helpers.write_agent(tmp_path, logs.cloud.agent + "    stages:\n      dev: {}\n")
+    assert logs.run(agent, "deploy").code == 0
+    route = fake.route
+
+    def garbled(method: str, path: str, *args):
+        found = route(method, path, *args)
+        return (200, b"<html>502 Bad Gateway</html>\n", found[2]) if path.endswith("/runtime-logs") else found
+
+    monkeypatch.setattr(fake, "route", garbled)
+    with pytest.raises(DeployError, match="sent a line that is not a log row: '<html>502 Bad Gateway</html>'"):
+        logs.run(agent)  # one target: its error is the command's, printed once at the CLI edge
 
 
 def test_a_request_id_that_is_not_one_is_refused_before_any_call(logs, tmp_path):

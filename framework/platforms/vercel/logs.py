@@ -54,6 +54,18 @@ def _open(api: Api, path: str) -> Any:
                      sleep=api.sleep, stderr=api.stderr)
 
 
+def _row(raw: bytes, path: str) -> dict[str, Any]:
+    """One line of the stream: a JSON object, else an error saying what came instead."""
+    try:
+        row = json.loads(raw)
+    except ValueError:
+        row = None
+    if not isinstance(row, dict):
+        raise DeployError(f"Vercel's runtime-logs stream (GET {path}) sent a line that is not a log row: "
+                          f"{raw[:200].decode('utf-8', 'replace').strip()!r}")
+    return row
+
+
 def reader(api: Api, project: str, agent: str, request: str | None = None) -> LogReader:
     """The production deployment the project serves now, found once; then its lines from since_ms on
     (with the request id in them), oldest first."""
@@ -70,12 +82,15 @@ def reader(api: Api, project: str, agent: str, request: str | None = None) -> Lo
                 for raw in stream:
                     if not raw.strip():
                         continue
-                    row = json.loads(raw)
+                    row = _row(raw, path)
                     text, at = str(row.get("message") or ""), int(row.get("timestampInMs") or 0)
                     if at >= since_ms and (not request or request in text):
                         lines.append(LogLine(at, text, str(row.get("rowId") or f"{at}:{text}")))
             except TimeoutError:  # nothing more for STREAM_IDLE seconds: what came is what there is
                 pass
+            except (OSError, HTTPException) as error:
+                raise DeployError(f"Vercel's runtime-logs stream broke off (GET {path}): {error}; run the same "
+                                  "command again") from None
         return sorted(lines, key=lambda line: line.time_ms)
 
     return read
