@@ -700,12 +700,15 @@ class Deployer(DeployerBase):
         Premium: /api/zipdeploy, https://learn.microsoft.com/en-us/azure/azure-functions/functions-deployment-technologies),
         then record it in AGENT_FRAMEWORK_PACKAGE, so a later plan shows agent.yaml's package as a change."""
         account = self.package_account
+        if account is None:
+            raise DeployError(packages.NONE_KEPT)
+        kept = blobs(self.api, account)
         sha = version.content or ""
-        stored = next((s for s in blobs(self.api, account or "").list(self.app) if s.sha == sha), None)
+        stored = next((s for s in kept.list(self.app) if s.sha == sha), None)
         snap = read_snapshot(self.api, self.app, self.plan_name, owner=self.agent.name)
-        if account is None or stored is None or snap.site is None:
+        if stored is None or snap.site is None:
             raise DeployError(f"the package {version.id} is no longer kept for {self.app}: nothing to publish")
-        data = blobs(self.api, account).get(self.app, sha)
+        data = kept.get(self.app, sha)
         if hashlib.sha256(data).hexdigest() != sha:
             raise DeployError(f"the kept package {version.id} does not match its sha256: it was changed since it "
                               "was stored; not published")
