@@ -18,6 +18,7 @@ from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Ope
 from framework.deploy.skeleton import DeployPlan, Mark, SecretHome, desired_env, environment_changes, left_alone, short
 from framework.errors import DeployError
 from framework.platforms.aws.target import lambda_runtime
+from framework.platforms.base import PausedAnswer
 
 TAG_AGENT = "agent-framework:agent"
 TAG_CONTENT = "agent-framework:content"
@@ -746,6 +747,16 @@ def outputs(desired_name: str, snap: Snapshot, results: Mapping[str, Any] | None
 
 PAUSED_NOTE = ("paused: deploy keeps it paused (reserved concurrency 0, no warm instance); `agenthost resume` "
                "lets requests in")
+
+# What a function URL answers while reserved concurrency is 0: Lambda throttles the invocation before the
+# function runs, buffered and streaming URLs alike (429 TooManyRequestsException, "Rate Exceeded.", reason
+# ReservedFunctionConcurrentInvocationLimitExceeded:
+# https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#API_Invoke_Errors,
+# https://repost.aws/knowledge-center/lambda-troubleshoot-throttling).
+PAUSED_ANSWER = PausedAnswer(
+    429, {"Content-Type": "application/json", "x-amzn-ErrorType": "TooManyRequestsException"},
+    b'{"Reason":"ReservedFunctionConcurrentInvocationLimitExceeded","Type":"User","message":"Rate Exceeded."}',
+    "429 as Lambda answers with reserved concurrency 0")
 
 
 def plan_pause(desired_name: str, region: str, snap: Snapshot, reserved: int, warm: int, resume: bool) -> Plan:

@@ -20,6 +20,7 @@ from typing import Any
 from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
 from framework.deploy.skeleton import DeployPlan, Mark, SecretHome, desired_env, environment_changes, left_alone, short
 from framework.errors import DeployError
+from framework.platforms.base import PausedAnswer
 
 LABEL_AGENT = "agent-framework"
 LABEL_CONTENT = "agent-framework-content"
@@ -517,6 +518,19 @@ def outputs(name: str, project: str, region: str, snap: Snapshot,
 # ---- pause / resume (issue 14)
 
 PAUSED_NOTE = "paused: deploy keeps it paused (ingress internal-only); `agenthost resume` lets requests in"
+
+# What a request from the internet gets once ingress is internal-only: Google's front end refuses it
+# with 404 before any instance runs ("All other requests are rejected with a 404 error",
+# https://cloud.google.com/functions/1stgendocs/networking/network-settings#ingress_settings; Cloud Run,
+# which serves 2nd gen functions: https://cloud.google.com/run/docs/securing/ingress), its HTML page
+# "Error: Page not found".
+PAUSED_ANSWER = PausedAnswer(
+    404, {"Content-Type": "text/html; charset=UTF-8"},
+    b"<html><head>\n<meta http-equiv=\"content-type\" content=\"text/html;charset=utf-8\">\n"
+    b"<title>404 Page not found</title>\n</head>\n<body text=#000000 bgcolor=#ffffff>\n"
+    b"<h1>Error: Page not found</h1>\n<h2>The requested URL was not found on this server.</h2>\n"
+    b"<h2></h2>\n</body></html>\n",
+    "404 as Google answers a request from the internet with ingress internal-only")
 
 
 def plan_pause(name: str, project: str, region: str, snap: Snapshot, resume: bool) -> Plan:

@@ -24,6 +24,7 @@ from framework.deploy.package import content_hash
 from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
 from framework.deploy.skeleton import DeployPlan, SecretHome, left_alone, short
 from framework.errors import DeployError
+from framework.platforms.base import PausedAnswer
 
 MARKER = "AGENT_FRAMEWORK_AGENT"  # plain project env var naming the agent that created the project
 META_AGENT = "agentFramework"
@@ -426,6 +427,14 @@ def production_url(deployment: DeploymentState | None) -> str | None:
 
 
 # ---- pause / resume (issue 14)
+
+# What a paused project's URL answers: 503 with the error code DEPLOYMENT_PAUSED
+# (https://vercel.com/docs/errors/DEPLOYMENT_PAUSED, listed at https://vercel.com/docs/errors), in the
+# x-vercel-error header and, for a client that is no browser, a plain-text body: message, code.
+PAUSED_ANSWER = PausedAnswer(
+    503, {"Content-Type": "text/plain; charset=utf-8", "x-vercel-error": "DEPLOYMENT_PAUSED"},
+    b"This Deployment is paused by the owner.\n\nDEPLOYMENT_PAUSED\n",
+    "503 DEPLOYMENT_PAUSED as Vercel answers while the project is paused")
 
 PAUSED_NOTE = ("paused: deploy keeps it paused (a new production deployment is refused until then); "
                "`agenthost resume` lets requests in")
