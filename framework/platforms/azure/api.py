@@ -670,7 +670,7 @@ class Deployer(DeployerBase):
         sha = self.desired.package_sha256
         publishing = sha if resources[code].action != UNCHANGED else None
         if publishing:
-            prompt = hashlib.sha256(self.agent.system_prompt.encode()).hexdigest()
+            prompt = self.agent.prompt_digest
             resources.insert(code, packages.plan_store(account, self.app, sha, self.desired.files, prompt))
         resources += packages.plan_prune(account, self.app, self.settings.options.get("keep_packages"),
                                          self.stored or [], snap.markers.get(azure.SETTING_PACKAGE),

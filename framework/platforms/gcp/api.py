@@ -44,7 +44,7 @@ from framework.deploy.package import DOCS, build_zip, content_hash
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import digest
 from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan, session_store
-from framework.deploy.versions import History, Version
+from framework.deploy.versions import History, Version, read_note
 from framework.errors import DeployError, PackageError
 from framework.model import Agent, TargetSettings
 from framework.platforms.gcp import planner as gcp
@@ -595,16 +595,19 @@ class Deployer(DeployerBase):
             live = latest if serving[0].type_ == latest_type else serving[0].revision.rsplit("/", 1)[-1]
         pager = self.api.call("ListRevisions", self.api.revisions.list_revisions, request={"parent": service_name})
         found = sorted(pager, key=lambda r: r.create_time, reverse=True)
-        versions = tuple(Version(
-            id=r.name.rsplit("/", 1)[-1], created=r.create_time.isoformat() if r.create_time else None,
-            # the content label is the function's, so it is the latest revision's (the source deployed last)
-            content=function.labels.get(gcp.LABEL_CONTENT) if r.name.rsplit("/", 1)[-1] == latest else None,
-            live=r.name.rsplit("/", 1)[-1] == live) for r in found)
-        notes = ("the content label is the function's: it shows on the latest revision only; the prompt's digest "
-                 "is not kept per revision",)
+        versions = []
+        for r in found:
+            revision = r.name.rsplit("/", 1)[-1]
+            note = next((e.value for c in r.containers for e in c.env if e.name == gcp.VERSION_ENV), None)
+            content, prompt = read_note(note)
+            versions.append(Version(id=revision, created=r.create_time.isoformat() if r.create_time else None,
+                                    content=content, prompt=prompt, live=revision == live))
+        notes: tuple[str, ...] = () if all(v.prompt for v in versions) else (
+            f"a revision deployed by an earlier agenthost has no {gcp.VERSION_ENV}: its content hash and prompt "
+            "digest are unknown",)
         if live is None:
             notes += ("the traffic is split between revisions: none serves 100%",)
-        return History("revision", versions, notes)
+        return History("revision", tuple(versions), notes)
 
     def rollback(self, history: History, version: Version) -> dict[str, Any]:
         """Route 100% of the traffic to that revision with Cloud Run's UpdateService: the Cloud Functions

@@ -468,9 +468,10 @@ class Deployer(DeployerBase):
                 continue  # a deployment by another hand (git, the dashboard) is not the agent's
             created = datetime.fromtimestamp(found.created / 1000, UTC).isoformat() if found.created else None
             versions.append(Version(found.uid, created, content=found.meta.get(vercel.META_CONTENT),
-                                    live=found.uid == live))
-        return History("deployment", tuple(versions), ("the prompt's digest is not kept per deployment (its files are: "
-                                                        "the content hash covers them)",))
+                                    prompt=found.meta.get(vercel.META_PROMPT), live=found.uid == live))
+        notes = () if all(v.prompt for v in versions) else (
+            "a deployment made by an earlier agenthost has no prompt digest in its meta",)
+        return History("deployment", tuple(versions), notes)
 
     def rollback(self, history: History, version: Version) -> dict[str, Any]:
         """Point production at an earlier deployment without rebuilding it: POST

@@ -31,6 +31,7 @@ META_AGENT = "agentFramework"
 META_CONTENT = "agentFrameworkContent"
 META_FILES = "agentFrameworkFiles"
 META_SETTINGS = "agentFrameworkSettings"
+META_PROMPT = "agentFrameworkPrompt"  # the prompt's digest (Agent.prompt_digest): what history shows
 META_SECRET = "agentFrameworkSecret_"  # + NAME -> keyed digest of the value the deployment was built with
 DEFAULT_API = "https://api.vercel.com"
 # No secret store the function reads from: every secret is copied into a sensitive project variable.
@@ -87,11 +88,13 @@ class Desired:
     # token_env); None: sessions off
     session_env: tuple[str, str] | None = None
     keep_deployments: int | None = None  # targets.vercel.keep_deployments (issue 14): None keeps every one
+    prompt: str = ""  # the prompt's digest, kept in the deployment's meta
 
     def meta(self) -> dict[str, str]:
         """The deployment's meta, secrets aside (their digests are added by the handler)."""
         return {META_AGENT: self.agent, META_CONTENT: self.content, META_FILES: file_map(self.files),
-                META_SETTINGS: json.dumps(self.settings, sort_keys=True, separators=(",", ":"))}
+                META_SETTINGS: json.dumps(self.settings, sort_keys=True, separators=(",", ":")),
+                META_PROMPT: self.prompt}
 
 
 def file_map(files: Sequence[FileEntry]) -> str:
@@ -154,7 +157,7 @@ def desired_state(agent, settings, files: Sequence[Any], *, secret_values: Mappi
         content=content_hash(entries),
         settings=display_settings(runtime_config, vercel_json, options.get("runtime", "edge")),
         secret_env={n: (secret_digest(secret_values[n], project, n) if n in secret_values else None) for n in names},
-        session_env=session_env, keep_deployments=options.get("keep_deployments"),
+        session_env=session_env, keep_deployments=options.get("keep_deployments"), prompt=agent.prompt_digest,
     )
 
 
