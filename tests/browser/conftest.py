@@ -30,20 +30,25 @@ FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-u
 WAIT = 20  # seconds: a bound on the page's answers (the debounce is 300 ms), never a measured time
 
 
-@pytest.fixture(scope="session")
-def browser(tmp_path_factory) -> Iterator[WebDriver]:
+def chromium(profile: Path) -> WebDriver:
     """Headless Chromium; Selenium Manager stays offline (the driver and browser paths are given)."""
     missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
     if missing:
-        pytest.fail(f"the browser tests need {' and '.join(missing)}: Debian's chromium and chromium-driver "
-                    "(make test installs them)")
+        raise RuntimeError(f"the browser tests need {' and '.join(missing)}: Debian's chromium and "
+                           "chromium-driver (make test installs them)")
     os.environ["SE_OFFLINE"] = "true"
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in (*FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+    for flag in (*FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     driver.set_script_timeout(WAIT)
+    return driver
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory) -> Iterator[WebDriver]:
+    driver = chromium(tmp_path_factory.mktemp("chromium"))
     try:
         yield driver
     finally:
