@@ -52,6 +52,7 @@
    *   not a type switcher;
    * - if/then/else (a tool: MCP when it has `mcp`, else HTTP) becomes a titled oneOf, which json-editor
    *   shows as a choice; it does not evaluate if/then/else;
+   * - an enum gets its values' type: without one json-editor puts a type switcher before the choice;
    * - propertyNames and x-message are dropped: names and messages are the server's validator's business;
    * - each field gets a title with its unit, a description with its default and limits, and its first
    *   example as the input's placeholder.
@@ -85,6 +86,11 @@
         { title: "HTTP request", ...prepare(source.else, root, key, depth + 1) },
         { title: "MCP server", ...prepare(source.then, root, key, depth + 1) },
       ];
+    }
+    if (Array.isArray(out.enum) && out.type === undefined) {
+      // an enum without a type is, to json-editor, "any type" with a type switcher in front of the choice
+      const types = [...new Set(out.enum.map((v) => (Number.isInteger(v) ? "integer" : typeof v)))];
+      if (types.length === 1) out.type = types[0];
     }
     if (Array.isArray(out.type) && out.type.includes("null") && out.type.length === 2) {
       out.type = out.type.find((t) => t !== "null");
@@ -415,8 +421,11 @@
       ui.reason.textContent = body.error || `The editor's server answered ${status}.`;
       return;
     }
-    ui.file.textContent = body.file;
-    document.title = `${body.file} — agenthost edit`;
+    const name = body.file.split(/[\\/]/).pop();
+    ui.file.textContent = name;
+    ui.file.title = body.file;
+    document.title = `${name} — agenthost edit`;
+    window.JSONEditor.defaults.languages.en.button_object_properties = "Add or remove fields";
     setText(body.text);
     showModelKey(body.model_key, body.model_key_name);
     const schema = prepare(body.schema, body.schema, "");
