@@ -61,10 +61,37 @@ def test_the_prompt_changed_in_the_form_shows_in_the_yaml_with_the_comments_kept
     assert "# What the agent is told before every user message" in text and AZURE_COMMENT in text
 
 
+def test_a_prompt_read_from_a_file_shows_the_files_name_in_the_form(page):
+    prompt = yaml_text(page).split("prompt: |\n", 1)[1].split("\n\n", 1)[0]
+    prompt = f"prompt: |\n{prompt}\n"
+    type_over_in_yaml(page, prompt, "prompt: {file: prompts/system.txt}\n")
+    wait_until(page, lambda d: d.find_elements("css selector", '[data-schemapath="root.prompt.file"] input'),
+               "the prompt file's field")
+    assert field(page, "prompt.file").get_attribute("value") == "prompts/system.txt"
+
+
 def test_a_timeout_changed_in_the_form_shows_in_the_yaml(page):
     type_into(field(page, "timeout"), "120")
     wait_until(page, lambda d: "\ntimeout: 120\n" in yaml_text(d), "the timeout in the YAML")
     assert AZURE_TIMEOUT in yaml_text(page)
+
+
+def toggle_platform(driver, name: str) -> None:
+    """Tick or untick a platform in the targets section's "Add or remove fields" list."""
+    box = driver.find_element("id", f"root.targets-{name}")
+    if not box.is_displayed():
+        driver.find_element("css selector", '[data-schemapath="root.targets"] .json-editor-btn-edit_properties').click()
+        box = driver.find_element("id", f"root.targets-{name}")
+    box.click()
+
+
+def test_a_platform_is_removed_and_added_again_with_its_sections_button(page):
+    toggle_platform(page, "vercel")
+    wait_until(page, lambda d: "\n  vercel:" not in yaml_text(d), "vercel gone from the YAML")
+    assert "\n  azure:\n" in yaml_text(page)
+    assert [o.text for o in page.find_elements("css selector", "#chat-target option")] == ["aws", "gcp", "azure"]
+    toggle_platform(page, "vercel")
+    wait_until(page, lambda d: "\n  vercel:" in yaml_text(d), "vercel back in the YAML")
 
 
 def test_azures_limit_typed_in_the_yaml_shows_at_the_field_and_its_line_and_turns_save_off(page):
