@@ -117,9 +117,6 @@ class Api:
             self._credentials = credentials(self.environ)
         return self._credentials
 
-    def _creds(self):  # gcp/warm.py's name for `credentials` (another change's file): session_for replaces it
-        return self.credentials
-
     def session_for(self, base: str) -> requests.Session:
         """The HTTP session for a REST API at `base` that the client libraries do not cover (Logging,
         Firestore's admin API, Cloud Scheduler): authorized with the credentials, except a local fake

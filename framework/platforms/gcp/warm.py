@@ -100,19 +100,11 @@ class JobState:
         return self.account if self.description.endswith(GRANTED) else None
 
 
-def _session(api: Api) -> tuple[str, Any]:
-    base = (api.environ.get("GCP_SCHEDULER_ENDPOINT") or SCHEDULER).rstrip("/")
-    if base.startswith("http://"):  # a local fake: never a token over plain http
-        return base, api.http
-    from google.auth.transport.requests import AuthorizedSession
-
-    return base, AuthorizedSession(api._creds())
-
-
 def call(api: Api, method: str, path: str, body: dict[str, Any] | None = None,
          params: dict[str, str] | None = None) -> dict[str, Any] | None:
     """One Cloud Scheduler v1 call; a GET or DELETE answered 404 is None."""
-    base, session = _session(api)
+    base = (api.environ.get("GCP_SCHEDULER_ENDPOINT") or SCHEDULER).rstrip("/")
+    session = api.session_for(base)  # a local fake over plain http gets no token
 
     def send() -> dict[str, Any] | None:
         answer = session.request(method, f"{base}/v1/{path}", json=body, params=params, timeout=60)
