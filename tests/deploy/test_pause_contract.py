@@ -5,6 +5,7 @@ and a stage's pause leaves the agent as written running."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -154,3 +155,59 @@ def test_pause_asks_first_and_refuses_in_ci_without_yes(cloud, tmp_path):
                     environ={**os.environ, "CI": "true"}, stdout=io.StringIO(), stderr=io.StringIO(),
                     sleep=cloud.sleeps.append, **FAST, **cloud.options)
     assert cloud.mutating() == []
+
+
+# ---- Google: the warm-up job pauses with its agent. Ingress internal-only would not stop it: Cloud
+# Scheduler in the function's project is internal traffic (https://cloud.google.com/run/docs/securing/ingress#settings)
+
+JOB = f"projects/{gcp_fixtures.PROJECT}/locations/{gcp_fixtures.REGION}/jobs/support-bot-warmup"
+PATCH_FUNCTION = f"PATCH {gcp_fixtures.P}/functions/support-bot"
+
+
+@pytest.fixture
+def gcp(request: pytest.FixtureRequest) -> Cloud:
+    return CLOUDS["gcp"](request)
+
+
+def _warmed(cloud: Cloud, tmp_path: Path, minutes: int | None = 5) -> Path:
+    """agent.yaml with concurrency.warm_schedule every `minutes` (None: no schedule)."""
+    text = cloud.agent if minutes is None else cloud.agent.replace(
+        "      warm: 0\n", f"      warm: 0\n      warm_schedule: {minutes}\n")
+    return write_agent(tmp_path, dataclasses.replace(cloud, agent=text))
+
+
+@pytest.mark.parametrize(("command", "calls", "state"), [
+    ("pause", [PATCH_FUNCTION, f"POST /v1/{JOB}:pause"], "PAUSED"),
+    ("resume", [PATCH_FUNCTION, f"POST /v1/{JOB}:resume"], "ENABLED"),
+])
+def test_gcp_pause_and_resume_switch_the_warm_up_job_too(gcp, tmp_path, command, calls, state):
+    cloud, agent = gcp, _warmed(gcp, tmp_path)
+    assert _run(cloud, agent, "deploy").code == 0
+    if command == "resume":
+        assert _run(cloud, agent, "pause").code == 0
+    cloud.clear()
+    assert _run(cloud, agent, command).code == 0
+    assert cloud.mutating() == calls and cloud.emulator.job(JOB)["state"] == state
+    cloud.clear()
+    assert _run(cloud, agent, command).code == 0 and cloud.mutating() == []  # already so: no call
+
+
+def test_gcp_deploy_keeps_a_paused_agents_warm_up_job_paused(gcp, tmp_path):
+    cloud, agent = gcp, _warmed(gcp, tmp_path)
+    assert _run(cloud, agent, "deploy").code == 0 and _run(cloud, agent, "pause").code == 0
+    cloud.clear()
+    assert _run(cloud, agent, "deploy").code == 0 and cloud.mutating() == []
+    with cloud.emulator.lock:  # resumed by hand in the console
+        cloud.emulator.state.jobs[JOB]["state"] = "ENABLED"
+    assert _run(cloud, agent, "deploy").code == 0
+    assert cloud.mutating() == [f"POST /v1/{JOB}:pause"] and cloud.emulator.job(JOB)["state"] == "PAUSED"
+
+
+def test_gcp_a_schedule_added_while_paused_starts_paused(gcp, tmp_path):
+    cloud, plain = gcp, _warmed(gcp, tmp_path, None)
+    assert _run(cloud, plain, "deploy").code == 0 and _run(cloud, plain, "pause").code == 0
+    agent = _warmed(cloud, tmp_path)
+    cloud.clear()
+    assert _run(cloud, agent, "deploy").code == 0
+    assert cloud.mutating()[-2:] == [f"POST /v1/{JOB.rsplit('/', 1)[0]}", f"POST /v1/{JOB}:pause"]
+    assert cloud.emulator.job(JOB)["state"] == "PAUSED"

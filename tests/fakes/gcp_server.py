@@ -29,7 +29,8 @@ clients send `$alt=json;enum-encoding=int`; the query is stripped before matchin
   projects.locations.jobs): POST /v1/projects/P/locations/L/jobs (a Job; 409 ALREADY_EXISTS when its name
   exists; 400 without a schedule, an http(s) httpTarget.uri, or with a body on a GET), GET / PATCH
   ?updateMask=a,b / DELETE /v1/projects/P/locations/L/jobs/J (404 NOT_FOUND when absent). The stored Job
-  gets state ENABLED and userUpdateTime, as the service sets them; `job(name)` reads it. An
+  gets state ENABLED and userUpdateTime, as the service sets them; `job(name)` reads it. POST .../jobs/J:pause
+  and J:resume set its state PAUSED and ENABLED (and answer the Job). An
   httpTarget.oidcToken (#OidcToken: serviceAccountEmail, audience) is stored and answered as sent; one
   without a serviceAccountEmail is 400.
 - The function's runtime identity: serviceConfig.serviceAccountEmail, when the function does not set one,
@@ -398,9 +399,14 @@ class FakeGcp:
             job["httpTarget"].setdefault("httpMethod", "POST")  # the documented default
             self.state.jobs[name] = job
             return 200, job
-        name = "/".join(parts[1:7])
+        name, _, verb = "/".join(parts[1:7]).partition(":")
         if name not in self.state.jobs:
             raise ApiError(404, f"Job {name} not found")
+        if verb in ("pause", "resume") and method == "POST":
+            self.state.jobs[name]["state"] = "PAUSED" if verb == "pause" else "ENABLED"
+            return 200, self.state.jobs[name]
+        if verb:
+            raise ApiError(404, f"unknown method {method} {name}:{verb}")
         if method == "GET":
             return 200, self.state.jobs[name]
         if method == "DELETE":

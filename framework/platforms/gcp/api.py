@@ -593,9 +593,17 @@ class Deployer(DeployerBase):
 
     # ---- pause / resume (issue 14)
     def pause_plan(self, resume: bool = False) -> Plan:
-        """UpdateFunction of the ingress and the pause label (planner.plan_pause)."""
+        """UpdateFunction of the ingress and the pause label (planner.plan_pause), then the warm-up job
+        paused or resumed with it (gcp/warm.py pause: ingress internal-only lets Cloud Scheduler in)."""
+        import dataclasses
+
+        from framework.platforms.gcp import warm as gcp_warm
+
         snap = read_snapshot(self.api, self.agent.name, self.project, self.region)
-        return gcp.plan_pause(self.agent.name, self.project, self.region, snap, resume)
+        plan = gcp.plan_pause(self.agent.name, self.project, self.region, snap, resume)
+        self.read_warm(snap)
+        return dataclasses.replace(plan, resources=plan.resources + tuple(gcp_warm.pause(
+            self.agent.name, self.warm_job, resume)))
 
     # ---- history (issue 14)
     def history(self) -> History:

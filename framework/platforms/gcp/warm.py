@@ -45,7 +45,7 @@ from framework.deploy.skeleton import left_alone
 from framework.errors import DeployError
 from framework.platforms import warm
 from framework.platforms.gcp.api import REGISTRY, Api, _http_message, set_invoker
-from framework.platforms.gcp.planner import INVOKER, FunctionState, Snapshot
+from framework.platforms.gcp.planner import INVOKER, LABEL_PAUSED, FunctionState, Snapshot
 from framework.platforms.gcp.target import WARM_SECRET
 
 SCHEDULER = "https://cloudscheduler.googleapis.com"
@@ -156,6 +156,7 @@ def plan(agent: str, project: str, region: str, minutes: int | None, public: boo
     if job is not None and not job.ours(agent):
         raise DeployError(f"a Cloud Scheduler job {name} exists and was not created by this framework for {agent}: "
                           "remove it, or remove concurrency.warm_schedule from agent.yaml")
+    paused = function is not None and LABEL_PAUSED in function.labels
     expression = warm.cron(minutes)
     if expression is None:  # validate refuses it first (warm.check_cron)
         raise DeployError(f"Cloud Scheduler cannot fire every {minutes} minutes by a cron expression")
@@ -181,9 +182,11 @@ def plan(agent: str, project: str, region: str, minutes: int | None, public: boo
                    Change(f"header {warm.HEADER}", None, "(value hidden)")]
         if token:
             changes.append(Change("authorization", None, token))
-        return before + [Resource("cloud scheduler job", name, CREATE, tuple(changes), (
-            Operation("gcp.scheduler_create", {"parent": name.rsplit("/jobs/", 1)[0], "job": body},
-                      "POST jobs"),))] + after
+        create = Operation("gcp.scheduler_create", {"parent": name.rsplit("/jobs/", 1)[0], "job": body}, "POST jobs")
+        if paused:  # a job is created ENABLED (Job.state is output only): paused at once, as its agent
+            changes.append(Change("state", None, PAUSED))
+        return before + [Resource("cloud scheduler job", name, CREATE, tuple(changes),
+                                  (create, _switch(name, False)) if paused else (create,))] + after
     changes = []
     if job.schedule != expression or job.time_zone != TIME_ZONE:
         changes.append(Change("every", f"{job.schedule} ({job.time_zone})", f"{expression} ({TIME_ZONE})"))
@@ -198,12 +201,15 @@ def plan(agent: str, project: str, region: str, minutes: int | None, public: boo
     if job.description != body["description"]:
         changes.append(Change("records the invoker grant", "yes" if job.granted else None,
                               "yes" if granted else None))
+    # https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs/patch (keeps its state)
+    operations = [Operation("gcp.scheduler_patch", {"job": body}, "PATCH job")] if changes else []
+    if paused and job.state == ENABLED:  # paused before its job was (or resumed by hand): deploy keeps it paused
+        changes.append(Change("state", ENABLED, PAUSED))
+        operations.append(_switch(name, False))
     if not changes:
         resource = Resource("cloud scheduler job", name, UNCHANGED, detail=f"{expression}, {job.state.lower()}")
         return before + [resource] + after
-    # https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs/patch
-    return before + [Resource("cloud scheduler job", name, UPDATE, tuple(changes), (
-        Operation("gcp.scheduler_patch", {"job": body}, "PATCH job"),))] + after
+    return before + [Resource("cloud scheduler job", name, UPDATE, tuple(changes), tuple(operations))] + after
 
 
 def _shown(account: Any) -> str:
@@ -255,6 +261,31 @@ def destroy(agent: str, job: JobState | None, snap: Snapshot) -> list[Resource]:
         Operation("gcp.scheduler_delete", {"name": job.name}, "DELETE job"),))]
 
 
+# ---- pause / resume (issue 14): a paused agent's job is paused too. Ingress internal-only does not stop
+# it: Cloud Scheduler in the function's project is internal traffic ("The following Google Cloud
+# products, if they're in the same project ...: Cloud Scheduler, ...", https://cloud.google.com/run/docs/
+# securing/ingress#settings), so its warm-ups would still reach, and keep warm, a paused function.
+
+ENABLED, PAUSED = "ENABLED", "PAUSED"  # Job.state
+
+
+def pause(agent: str, job: JobState | None, resume: bool) -> list[Resource]:
+    """Our job paused (POST v1/{name}:pause, https://cloud.google.com/scheduler/docs/reference/rest/v1/
+    projects.locations.jobs/pause) or resumed (:resume); no call when it already is."""
+    if job is None or not job.ours(agent):
+        return []
+    wanted = ENABLED if resume else PAUSED
+    if job.state == wanted:
+        return [Resource("cloud scheduler job", job.name, UNCHANGED, detail=wanted.lower())]
+    return [Resource("cloud scheduler job", job.name, UPDATE, (Change("state", job.state or None, wanted),),
+                     (_switch(job.name, resume),))]
+
+
+def _switch(name: str, resume: bool) -> Operation:
+    verb = "resume" if resume else "pause"
+    return Operation("gcp.scheduler_switch", {"name": name, "verb": verb}, f"POST job:{verb}")
+
+
 def notes(agent: str, job: JobState | None) -> list[str]:
     """What destroy leaves: a job of our name that is not ours."""
     if job is not None and not job.ours(agent):
@@ -273,6 +304,11 @@ def _create(ctx: Context, args: dict[str, Any]) -> None:
 @REGISTRY.handler("gcp.scheduler_patch")
 def _patch(ctx: Context, args: dict[str, Any]) -> None:
     call(ctx.api, "PATCH", args["job"]["name"], args["job"], {"updateMask": MASK})
+
+
+@REGISTRY.handler("gcp.scheduler_switch")
+def _switch_job(ctx: Context, args: dict[str, Any]) -> None:
+    call(ctx.api, "POST", f"{args['name']}:{args['verb']}", {})
 
 
 @REGISTRY.handler("gcp.scheduler_delete")
