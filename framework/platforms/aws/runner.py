@@ -39,6 +39,7 @@ from framework.local.base import LocalOptions
 from framework.local.http import BodyLimit, Front, Request, Response, json_error
 from framework.local.lambda_runtime_api import REQUEST_LIMIT, RESPONSE_LIMIT, Invocation, Outcome, Worker, trace_id
 from framework.local.process import log_line
+from framework.platforms.aws.planner import PAUSED_ANSWER
 
 AWSLAMBDARIC = "awslambdaric>=3.0,<5"
 DEFAULT_HANDLER = "lambda_function.lambda_handler"
@@ -57,10 +58,8 @@ TOO_LARGE = (f"the request is larger than Lambda's {REQUEST_LIMIT}-byte invocati
 # A body over the payload limit is refused unread; a smaller one may still make too large an event.
 BODY_LIMIT = BodyLimit(REQUEST_LIMIT, TOO_LARGE)
 
-# Lambda's own throttle answer on a function URL (reserved concurrency reached).
-THROTTLE = Response(429, {"Content-Type": "application/json", "x-amzn-ErrorType": "TooManyRequestsException"},
-                    b'{"Reason":"ReservedFunctionConcurrentInvocationLimitExceeded","Type":"User",'
-                    b'"message":"Rate Exceeded."}')
+# Lambda's own throttle answer on a function URL (reserved concurrency reached): the one a paused function gives.
+THROTTLE = Response(PAUSED_ANSWER.status, dict(PAUSED_ANSWER.headers), PAUSED_ANSWER.body)
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _TEXT_SUFFIXES = ("/json", "+json", "/xml", "+xml", "/javascript", "/ecmascript", "/x-www-form-urlencoded",
