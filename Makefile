@@ -12,7 +12,8 @@ SAM_CLI := aws-sam-cli>=1.130,<2
 # (the init-ci workflow's plan-comment filter, run by its tests) and openssl (the self-signed certificate
 # of the Azurite blob service Azure's stored packages are tested on):
 # command:Debian-package pairs. Missing ones are installed as root with apt-get, else named.
-TEST_TOOLS := node:nodejs npm:npm make:make cmake:cmake g++:g++ redis-server:redis-server jq:jq openssl:openssl
+TEST_TOOLS := node:nodejs npm:npm make:make cmake:cmake g++:g++ redis-server:redis-server jq:jq openssl:openssl \
+	chromium:chromium chromedriver:chromium-driver
 
 .PHONY: run test install install-test prerequisites bench clean
 

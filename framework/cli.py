@@ -30,7 +30,8 @@ _HELP = {
               "agenthost build --target aws -o out   # one platform, another folder\n"
               "agenthost build --check               # CI: exit 1 if generated/ is out of date"),
     "serve": ("run one target's app locally in its platform's runtime",
-              "agenthost serve --target gcp --port 8080"),
+              "agenthost serve --target gcp --port 8080\n"
+              "agenthost serve --target aws --paused      # what clients get while the agent is paused"),
     "invoke": ("send one message to a target's app run locally, print the answer",
                "agenthost invoke --target azure -m \"What is AI?\"\n"
                "agenthost invoke --deployed --target aws -m \"What is AI?\"   # the deployed agent (issue 14)"),
@@ -130,6 +131,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--target", choices=platforms, help="the platform (needed when agent.yaml lists several)")
     serve.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default: 8080)")
     serve.add_argument("--quiet", action="store_true", help="do not print each request")
+    serve.add_argument("--paused", action="store_true",
+                       help="answer every request as the platform does while the agent is paused (`agenthost pause`)")
 
     invoke = command("invoke")
     selection(invoke)
@@ -144,6 +147,8 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--deployed", action="store_true",
                         help="send it to the deployed agent's URL (as `info` shows it), with the platform's "
                              "authentication, and AGENT_API_KEY when the agent checks API keys")
+    invoke.add_argument("--paused", action="store_true",
+                        help="get the answer the platform gives while the agent is paused (`agenthost pause`)")
 
     for name in ("plan", "deploy", "destroy", "info"):
         sub = command(name, aliases=["remove"] if name == "destroy" else [])
@@ -258,20 +263,23 @@ def _cmd_serve(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
 
     unit = _one(args)
     return session.serve_command(unit.file, str(unit.output), args.target, args.port, args.quiet, reporter,
-                                 unit.stage)
+                                 unit.stage, paused=args.paused)
 
 
 def _cmd_invoke(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
     from framework.local import session
 
     unit = _one(args)
+    if args.deployed and args.paused:
+        raise UsageError("--paused shows locally what a paused agent answers; the deployed agent answers "
+                         "so once `agenthost pause` has paused it")
     if args.deployed:  # invoke --deployed (issue 14)
         from framework.deploy import remote
 
         return remote.invoke_deployed(unit.file, args.target, args.output, args.message, args.stream, args.json,
                                       reporter, session_id=args.session, stage=unit.stage, agents=[unit.agent])
     return session.invoke_command(unit.file, str(unit.output), args.target, args.message, args.stream, args.json,
-                                  reporter, args.session, unit.stage)
+                                  reporter, args.session, unit.stage, paused=args.paused)
 
 
 def _selected(args: argparse.Namespace) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -101,6 +102,11 @@ class Agent:
             if settings.name == name:
                 return settings
         raise KeyError(name)
+
+    @property
+    def prompt_digest(self) -> str:
+        """The prompt's hex SHA-256: what history shows per version, where the platform keeps it."""
+        return hashlib.sha256(self.system_prompt.encode("utf-8")).hexdigest()
 
     def staged(self, name: str) -> str:
         """A resource name agent.yaml gives (targets.azure.app, a Vercel project) made the stage's own, so

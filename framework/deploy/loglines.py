@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +41,12 @@ class LogLine:
         if isinstance(self.payload, dict):
             return self.payload if self.payload.get("type") == USAGE_TYPE else None
         return usage_record(self.text)
+
+
+# what a Deployer's log_reader returns: the lines logged at or after since_ms (epoch ms), oldest first. It
+# is made once the function's log is found (its group, its Application Insights app, its deployment), so
+# that --follow's polls send only the log query
+LogReader = Callable[[int], list[LogLine]]
 
 
 def usage_record(text: str) -> dict[str, Any] | None:

@@ -1,10 +1,11 @@
 """`agenthost logs`: the deployed function's log lines from its platform's log service (issue 14).
 
-Each unit × target is read by its Deployer's `log_lines` (CloudWatch Logs, Cloud Logging, Application
+Each unit × target is read by its Deployer's `log_reader` (CloudWatch Logs, Cloud Logging, Application
 Insights, Vercel's runtime logs); the usage records (one JSON line per request, written by the
 runtimes) are shown as a table row each, other lines as they are, all in time order. `--format json`
 passes the records through, one JSON per line. `--follow` polls again, 1 s after lines arrived, the
-wait doubling to 10 s while none do, never showing a line twice, until Ctrl-C (exit 0).
+wait doubling to 10 s while none do, never showing a line twice, until Ctrl-C (exit 0); the function's
+log is found once, so a poll sends only the log query.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from framework.deploy.loglines import LogLine, checked_request
+from framework.deploy.loglines import LogLine, LogReader, checked_request
 from framework.deploy.run import (
     Step,
     each,
@@ -89,11 +90,15 @@ def logs(file: str | Sequence[str], target: str | None, output: str, fmt: str, *
     width = max(len(step.label) for step in steps)
     shown = {id(step): _Shown() for step in steps}  # each step's lines: ids are unique within one log only
     read_from = {id(step): start_ms for step in steps}
+    readers: dict[int, LogReader] = {}
     found: dict[int, list[LogLine]] = {}
     header: list[bool] = []
 
+    def find(step: Step) -> None:
+        readers[id(step)] = step.deployer.log_reader(request)
+
     def read(step: Step) -> None:
-        found[id(step)] = step.deployer.log_lines(read_from[id(step)], request)
+        found[id(step)] = readers[id(step)](read_from[id(step)])
 
     def show() -> int:
         """Read every step once; print what is new, in time order; how many lines were."""
@@ -116,6 +121,7 @@ def logs(file: str | Sequence[str], target: str | None, output: str, fmt: str, *
             print(step.deployer.secrets.redact(text), file=report.stdout, flush=True)
         return len(new)
 
+    each(pool, steps, find)  # where each function logs, once: the polls then send only the log query
     if not follow:
         if show() == 0 and all(step.error is None for step in steps):
             report.note(f"no log lines since {_time(start_ms)} UTC" + (f" for request {request}" if request else ""))

@@ -3,10 +3,26 @@ imported by the platforms' Deployers and the Deployer protocol (so no import of 
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from framework.errors import DeployError, UsageError
+
+NOTE = re.compile(r"agent-framework content=([0-9a-f]{64}) prompt=([0-9a-f]{64})")
+
+
+def version_note(content: str, prompt: str) -> str:
+    """The text a platform keeps with each version (Lambda: its description; Cloud Run: an environment
+    variable of the revision), so history can tell each version's content hash and prompt digest."""
+    return f"agent-framework content={content} prompt={prompt}"
+
+
+def read_note(text: str | None) -> tuple[str | None, str | None]:
+    """(content hash, prompt digest) from a version's note; (None, None) for a version without one
+    (made by hand, or by an agenthost from before the note)."""
+    found = NOTE.fullmatch(text or "")
+    return (found[1], found[2]) if found else (None, None)
 
 
 @dataclass(frozen=True)

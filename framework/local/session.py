@@ -8,15 +8,17 @@ import os
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from framework.build import render_all
 from framework.config.validate import validate_file
 from framework.errors import ExitCode, LocalRunError, MissingKeyError, UsageError
 from framework.local.base import LocalApp, LocalOptions
+from framework.local.http import Front, Response
 from framework.model import Agent, TargetSettings
 from framework.platforms import registry
+from framework.platforms.base import PausedAnswer
 from framework.report import TextReporter
 from framework.writer import differences, write
 
@@ -65,7 +67,8 @@ def model_environment(agent: Agent, environ: dict[str, str] | None = None) -> di
     return env
 
 
-def launch(prepared: Prepared, port: int, env: dict[str, str], log: bool = False) -> LocalApp:
+def launch(prepared: Prepared, port: int, env: dict[str, str], log: bool = False, paused: bool = False) -> LocalApp:
+    """The target's app in its local runtime on `port`; paused: behind a PausedFront there."""
     settings = prepared.settings
     options = LocalOptions(
         app_dir=prepared.app_dir.resolve(),
@@ -81,7 +84,39 @@ def launch(prepared: Prepared, port: int, env: dict[str, str], log: bool = False
     runner = registry.get(settings.name).runner
     if runner is None:
         raise LocalRunError(f"{settings.name} has no local runner: deploy generated/{settings.name}/ to try it")
-    return runner(options)
+    if not paused:
+        return runner(options)
+    answer = paused_answer(prepared)
+    return PausedFront(runner(replace(options, port=0)), answer, port, log)
+
+
+def paused_answer(prepared: Prepared) -> PausedAnswer:
+    """What the target's platform answers every request while the agent is paused."""
+    load = registry.get(prepared.settings.name).paused
+    if load is None:
+        raise UsageError(f"--paused: {prepared.settings.name} says nothing of what it answers while paused")
+    return load()
+
+
+class PausedFront:
+    """The app, run as usual, behind a front that answers every request (the agent's path, health
+    checks, OPTIONS, a warm-up) as the platform does while the agent is paused, before the app sees
+    it: the platform refuses them all at its edge, and clients can be tried against that here."""
+
+    def __init__(self, app: LocalApp, answer: PausedAnswer, port: int, log: bool):
+        refusal = Response(answer.status, dict(answer.headers), answer.body)
+        try:
+            self._front = Front(lambda _request: refusal, port=port, log=log).start()
+        except OSError as exc:
+            app.close()
+            raise LocalRunError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+        self._app = app
+        self.answer = answer
+        self.url = f"http://127.0.0.1:{self._front.port}{urllib.parse.urlsplit(app.url).path}"
+
+    def close(self) -> None:
+        self._front.close()
+        self._app.close()
 
 
 # The variables that point each store at a back-end: when the environment sets one, serve and invoke
@@ -180,12 +215,13 @@ def post(url: str, message: str, stream: bool | None = None, timeout: float = 36
 
 @contextmanager
 def invoke(prepared: Prepared, message: str, stream: bool | None, env: dict[str, str],
-           session_id: str | None = None, reporter: TextReporter | None = None) -> Iterator[Answer]:
+           session_id: str | None = None, reporter: TextReporter | None = None,
+           paused: bool = False) -> Iterator[Answer]:
     """Start the app (and its local session store, unless the environment points at one) on a free
     port and send one request; both stop when the block ends. The function's own log lines (its usage
-    record) go to stderr, as the platform's log would show them."""
+    record) go to stderr, as the platform's log would show them. paused: as serve --paused."""
     with local_store(prepared, env, reporter) as app_env:
-        app = launch(prepared, 0, app_env, log=True)
+        app = launch(prepared, 0, app_env, log=True, paused=paused)
         try:
             yield post(app.url, message, stream, session_id=session_id)
         finally:
@@ -206,24 +242,27 @@ def _prepared(file: str, output: str, target: str | None, reporter: TextReporter
 
 
 def serve_command(file: str, output: str, target: str | None, port: int, quiet: bool,
-                  reporter: TextReporter, stage: str | None = None) -> ExitCode:
-    """Run the app until Ctrl-C or SIGTERM (the local front then lets requests in flight finish)."""
+                  reporter: TextReporter, stage: str | None = None, paused: bool = False) -> ExitCode:
+    """Run the app until Ctrl-C or SIGTERM (the local front then lets requests in flight finish).
+    paused: every request gets the platform's answer to a paused agent (PausedFront)."""
     import signal
     import threading
 
     prepared, env = _prepared(file, output, target, reporter, stage)
     with local_store(prepared, env, reporter) as app_env:
-        return _serve(prepared, app_env, port, quiet, reporter, threading, signal)
+        return _serve(prepared, app_env, port, quiet, reporter, threading, signal, paused)
 
 
 def _serve(prepared: Prepared, env: dict[str, str], port: int, quiet: bool, reporter: TextReporter,
-           threading, signal) -> ExitCode:
-    app = launch(prepared, port, env, log=not quiet)
+           threading, signal, paused: bool) -> ExitCode:
+    app = launch(prepared, port, env, log=not quiet, paused=paused)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    reporter.result([f"Serving {prepared.agent.name} ({prepared.settings.name}) at {app.url}",
-                     f"  try: curl -X POST {app.url} -H 'Content-Type: application/json' "
-                     "-d '{\"message\": \"Hello\"}'"], None)
+    where = f"Serving {prepared.agent.name} ({prepared.settings.name})"
+    first = (f"{where} PAUSED at {app.url}: every request gets {app.answer.said}; run without --paused to answer"
+             if isinstance(app, PausedFront) else f"{where} at {app.url}")
+    reporter.result([first, f"  try: curl -X POST {app.url} -H 'Content-Type: application/json' "
+                            "-d '{\"message\": \"Hello\"}'"], None)
     try:
         stop.wait()
     except KeyboardInterrupt:
@@ -234,12 +273,16 @@ def _serve(prepared: Prepared, env: dict[str, str], port: int, quiet: bool, repo
 
 
 def invoke_command(file: str, output: str, target: str | None, message: str, stream: bool | None, raw: bool,
-                   reporter: TextReporter, session_id: str | None = None, stage: str | None = None) -> ExitCode:
+                   reporter: TextReporter, session_id: str | None = None, stage: str | None = None,
+                   paused: bool = False) -> ExitCode:
     """Send one message and print the answer: JSON indented (raw: as sent), a stream as it arrives;
     FAILED unless the app answered 2xx. session_id: continue that conversation, kept in a store that
     outlives this command (the environment must point at one: `python -m framework.local.stores KIND`
-    starts one and prints the variables)."""
+    starts one and prints the variables). paused: the answer the platform gives while paused (FAILED)."""
     prepared, env = _prepared(file, output, target, reporter, stage)
+    if paused:
+        reporter.note(f"{prepared.agent.name} ({prepared.settings.name}) is PAUSED here: the request gets "
+                      f"{paused_answer(prepared).said}")
     block = sessions_block(prepared)
     if session_id is not None and block is None:
         raise UsageError(f"--session: {prepared.agent.name} keeps no sessions on {prepared.settings.name} "
@@ -249,7 +292,7 @@ def invoke_command(file: str, output: str, target: str | None, message: str, str
         raise UsageError(f"--session continues a conversation kept in a store that outlives this command, and the "
                          f"environment points at none: start one with `python -m framework.local.stores {kind}` "
                          "and export the variables it prints")
-    with invoke(prepared, message, stream, env, session_id, reporter) as answer:
+    with invoke(prepared, message, stream, env, session_id, reporter, paused) as answer:
         return show(answer, raw, reporter)
 
 

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from framework.deploy.executor import Progress
-from framework.deploy.loglines import LogLine
+from framework.deploy.loglines import LogReader
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import SecretValues
 from framework.deploy.skeleton import DeployOptions, DeployPlan
@@ -79,8 +79,9 @@ class Deployer(Protocol):
         ...
 
     # logs (issue 14): the function's log lines from the platform's log service
-    def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:
-        """The lines logged at or after since_ms (epoch ms), oldest first; `request`: only that request's."""
+    def log_reader(self, request: str | None = None) -> LogReader:
+        """Find the function's log once (a missing function is an error saying so), and return what
+        reads its lines from a time on; `request`: only that request's lines."""
         ...
 
     # invoke --deployed (issue 14): framework/deploy/remote.py
@@ -98,6 +99,17 @@ class RunnerModule(Protocol):
     """A platform's runner module (framework/platforms/<name>/runner.py)."""
 
     def start(self, options: LocalOptions) -> LocalApp: ...
+
+
+@dataclass(frozen=True)
+class PausedAnswer:
+    """What the platform answers every request while the agent is paused (`agenthost pause`), before
+    the function sees it: `serve --paused` answers it locally, so clients can be tried against it."""
+
+    status: int
+    headers: Mapping[str, str]  # Content-Type included
+    body: bytes
+    said: str  # how serve tells it, e.g. "429 as Lambda answers with reserved concurrency 0"
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,8 @@ class Platform(Protocol):
     def ci_login(self) -> CiLogin | None: ...
     @property
     def session_store(self) -> str | None: ...  # the store `sessions: {store: auto}` means here; None: none
+    @property
+    def paused(self) -> Callable[[], PausedAnswer] | None: ...  # its answer to every request while paused
 
     def check(self, agent: Agent, settings: TargetSettings) -> list[Finding]:
         """The platform's limits, as findings on agent.yaml paths (pure)."""
@@ -158,18 +172,21 @@ class Definition:
     deployer: DeployerFactory | None = None
     ci_login: CiLogin | None = None
     session_store: str | None = None
+    paused: Callable[[], PausedAnswer] | None = None
 
     @classmethod
     def of(cls, target: ModuleType, *, runner: Callable[[], RunnerModule] | None = None,
-           deployer: Callable[[], DeployerFactory] | None = None, ci_login: CiLogin | None = None) -> Definition:
+           deployer: Callable[[], DeployerFactory] | None = None, ci_login: CiLogin | None = None,
+           paused: Callable[[], PausedAnswer] | None = None) -> Definition:
         """A package's PLATFORM from its target module (name, title, check, render, endpoint, and
         SESSION_STORE when it keeps sessions) and the schema.json beside it. `runner` and `deployer`
         load the runner module and the Deployer class when first called, so that serve's and
-        deploy's frameworks and SDKs are imported only by them."""
+        deploy's frameworks and SDKs are imported only by them. `paused` loads the answer of a paused agent,
+        kept beside the platform's pause plan (its planner module, imported only by serve --paused)."""
         part = json.loads((Path(target.__file__ or "").parent / "schema.json").read_text(encoding="utf-8"))
         return cls(name=target.name, title=target.title, check=target.check, render=target.render,
                    endpoint=target.endpoint, schema=part, ci_login=ci_login,
-                   session_store=getattr(target, "SESSION_STORE", None),
+                   session_store=getattr(target, "SESSION_STORE", None), paused=paused,
                    runner=_lazy_runner(runner) if runner else None,
                    deployer=_lazy_deployer(deployer) if deployer else None)
 

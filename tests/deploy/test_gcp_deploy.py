@@ -12,7 +12,9 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import functions_v2
 
+from framework.config.validate import validate_file
 from framework.deploy import commands
+from framework.deploy.versions import read_note
 from framework.errors import DeployError
 from framework.platforms.gcp import planner as gcp
 from framework.platforms.gcp.api import ATTEMPTS
@@ -46,7 +48,8 @@ def invokers(fake) -> list[str]:
 
 def test_first_deploy_creates_the_function_and_public_access(gcp_env, tmp_path):
     fake = gcp_env
-    result = deploy(write_agent(tmp_path))
+    agent = write_agent(tmp_path)
+    result = deploy(agent)
     assert calls(fake) == CLEAN_DEPLOY
     assert result.apis == ["generateUploadUrl + PUT", "CreateFunction", "getIamPolicy + setIamPolicy"]
     function = fake.function(FUNCTION)
@@ -57,7 +60,11 @@ def test_first_deploy_creates_the_function_and_public_access(gcp_env, tmp_path):
     assert (service["timeoutSeconds"], service["availableMemory"], service["maxInstanceCount"]) == (300, "1Gi", 10)
     assert service.get("minInstanceCount", 0) == 0 and service["maxInstanceRequestConcurrency"] == 1
     assert service["ingressSettings"] == 1 and service["allTrafficOnLatestRevision"] is True
-    assert service["environmentVariables"] == {"OPENAI_API_KEY": FAKE_KEY}  # chosen: injected from the env
+    env = service["environmentVariables"]
+    assert env.pop("OPENAI_API_KEY") == FAKE_KEY  # chosen: injected from the env
+    content, prompt = read_note(env.pop(gcp.VERSION_ENV))  # for history: this revision's digests
+    assert env == {} and prompt == validate_file(agent).agent.prompt_digest
+    assert content is not None and content.startswith(function["labels"][gcp.LABEL_CONTENT])
     assert "availableCpu" not in last(fake, "POST", "/functions").text  # 1 GiB: the platform's default vCPU
     labels = function["labels"]
     assert labels[gcp.LABEL_AGENT] == "support-bot" and len(labels[gcp.LABEL_CONTENT]) == 63
@@ -119,9 +126,11 @@ def test_prompt_only_change_uploads_and_patches_the_source(gcp_env, tmp_path):
     result = deploy(agent)
     assert calls(gcp_env) == [f"POST {P}/functions:generateUploadUrl", "PUT", f"PATCH {P}/functions/support-bot"]
     patch = last(gcp_env, "PATCH")
-    assert patch.query["updateMask"] == ["buildConfig.source,labels"]
+    assert patch.query["updateMask"] == ["buildConfig.source,serviceConfig.environmentVariables,labels"]
     body = json.loads(patch.body)
-    assert set(body) == {"buildConfig", "labels"} and set(body["buildConfig"]) == {"source"}  # name: in the path
+    assert set(body) == {"buildConfig", "serviceConfig", "labels"}  # name: in the path
+    assert set(body["buildConfig"]) == {"source"}
+    assert set(body["serviceConfig"]) == {"environmentVariables"}  # the new prompt's digest, for history
     assert "revision support-bot-00002" in result.outputs["summary"]
 
 
@@ -287,7 +296,7 @@ def test_secret_from_secret_manager_never_travels(gcp_env, tmp_path):
     assert FAKE_KEY not in result.text + json.dumps(result.outputs)
     assert all(FAKE_KEY.encode() not in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     service = gcp_env.function(FUNCTION)["serviceConfig"]
-    assert "environmentVariables" not in service or service["environmentVariables"] == {}
+    assert set(service["environmentVariables"]) == {gcp.VERSION_ENV}  # the key is not among them
     assert service["secretEnvironmentVariables"] == [
         {"key": "OPENAI_API_KEY", "projectId": PROJECT, "secret": "openai-key", "version": "latest"},
         {"key": "TOOL_TOKEN", "projectId": "other-proj", "secret": "tool", "version": "3"}]
@@ -324,8 +333,9 @@ def test_a_secret_not_set_here_keeps_its_deployed_value_when_another_changes(gcp
     result = deploy(agent)
     assert "environment EXTRA_TOKEN: (value hidden) -> (new value hidden)" in result.text
     assert "OPENAI_API_KEY is not set in this environment" in result.text
-    assert gcp_env.function(FUNCTION)["serviceConfig"]["environmentVariables"] == {
-        "EXTRA_TOKEN": "extra-value-2", "OPENAI_API_KEY": FAKE_KEY}  # read back from the function, kept
+    env = dict(gcp_env.function(FUNCTION)["serviceConfig"]["environmentVariables"])
+    env.pop(gcp.VERSION_ENV)
+    assert env == {"EXTRA_TOKEN": "extra-value-2", "OPENAI_API_KEY": FAKE_KEY}  # read back from the function, kept
 
 
 def test_cloud_error_messages_are_scrubbed(gcp_env, tmp_path):
@@ -405,3 +415,18 @@ def test_without_any_google_credentials_the_error_says_how_to_sign_in(monkeypatc
     with pytest.raises(DeployError, match="no Google Cloud credentials found"):
         with gcp_api.translate_errors():
             gcp_api.credentials({})
+
+
+@pytest.mark.parametrize(("base", "authorized"), [("http://127.0.0.1:8085", False),
+                                                  ("https://logging.googleapis.com", True)])
+def test_a_rest_session_carries_the_credentials_except_to_a_plain_http_fake(base, authorized):
+    """Api.session_for: what Logging, Firestore's admin API and Cloud Scheduler are called with."""
+    from google.auth.transport.requests import AuthorizedSession
+
+    from framework.platforms.gcp.api import Api
+
+    api = Api({"GOOGLE_OAUTH_ACCESS_TOKEN": "ya29.test-token"})
+    session = api.session_for(base)
+    assert isinstance(session, AuthorizedSession) is authorized
+    assert session is api.http or session.credentials is api.credentials
+    assert api.credentials.token == "ya29.test-token" and api.credentials is api.credentials  # found once

@@ -7,13 +7,14 @@ import dataclasses
 import pytest
 
 from framework.deploy.plan import format_json, format_text
+from framework.deploy.secrets import digest
 from framework.errors import DeployError
 from framework.platforms.gcp import planner as gcp
 
 DESIRED = gcp.Desired(
     name="bot", project="proj-123", region="us-central1", runtime="python312", timeout=300, memory="1Gi", cpu=None,
     min_instances=0, max_instances=10, request_concurrency=1, public=True, content="c" * 64,
-    prompt="Be helpful.\nBe brief.", secret_env={"OPENAI_API_KEY": "digest:1"})
+    prompt="Be helpful.\nBe brief.", prompt_digest="d" * 64, secret_env={"OPENAI_API_KEY": "digest:1"})
 NAME = "projects/proj-123/locations/us-central1/functions/bot"
 SERVICE = "projects/proj-123/locations/us-central1/services/bot"
 
@@ -25,7 +26,8 @@ def deployed(desired: gcp.Desired = DESIRED, **changes) -> gcp.Snapshot:
         runtime=desired.runtime, entry_point=gcp.ENTRY_POINT, source={"bucket": "b", "object": "o"},
         timeout=desired.timeout, memory=desired.memory, cpu="0.5833", min_instances=desired.min_instances,
         max_instances=desired.max_instances, request_concurrency=desired.request_concurrency, ingress=1,
-        all_traffic=True, environment={"OPENAI_API_KEY": "digest:1"}, url="https://u", service=SERVICE,
+        all_traffic=True, environment={"OPENAI_API_KEY": "digest:1", gcp.VERSION_ENV: digest(desired.version_note)},
+        url="https://u", service=SERVICE,
         revision="bot-00001-abc")
     return gcp.Snapshot("proj-123", "us-central1", function=dataclasses.replace(function, **changes), public=True)
 
@@ -79,7 +81,8 @@ def test_new_function_is_uploaded_created_and_made_public():
     assert create["function_id"] == "bot" and create["parent"] == "projects/proj-123/locations/us-central1"
     assert function["buildConfig"] == {"runtime": "python312", "entryPoint": "agent_handler",
                                        "source": {"storageSource": {"$output": "storage_source"}}}
-    assert function["serviceConfig"]["environmentVariables"] == {"OPENAI_API_KEY": {"$secret": "OPENAI_API_KEY"}}
+    assert function["serviceConfig"]["environmentVariables"] == {"OPENAI_API_KEY": {"$secret": "OPENAI_API_KEY"},
+                                                                 gcp.VERSION_ENV: DESIRED.version_note}
     assert function["labels"] == {gcp.LABEL_AGENT: "bot", gcp.LABEL_CONTENT: "c" * 63}
     assert all(len(v) <= 63 for v in function["labels"].values())
     assert plan.operations[2].args == {"service": {"$output": "service"}, "public": True}
@@ -99,7 +102,9 @@ def test_prompt_change_uploads_and_shows_a_diff():
     plan = gcp.plan_deploy(desired, snap).plan
     assert apis(desired, snap) == ["generateUploadUrl + PUT", "UpdateFunction (PATCH)"]
     update = dict(plan.operations[1].args)
-    assert update["update_mask"] == ["build_config.source", "labels"]
+    # the new code's revision carries its own digests (VERSION_ENV), so the environment goes with it
+    assert update["update_mask"] == ["build_config.source", "service_config.environment_variables", "labels"]
+    assert update["function"]["serviceConfig"]["environmentVariables"][gcp.VERSION_ENV] == desired.version_note
     assert update["function"]["buildConfig"] == {"source": {"storageSource": {"$output": "storage_source"}}}
     text = format_text(plan)
     assert "-Be helpful." in text and "+Be terse." in text and "code (content sha256): cccccccccccc -> dddddddddddd" \
@@ -156,11 +161,21 @@ def test_secret_reference_replaces_the_injected_variable():
     assert update["update_mask"] == ["service_config.environment_variables",
                                      "service_config.secret_environment_variables"]
     assert update["function"]["serviceConfig"] == {
-        "environmentVariables": {},
+        "environmentVariables": {gcp.VERSION_ENV: DESIRED.version_note},
         "secretEnvironmentVariables": [{"key": "OPENAI_API_KEY", "projectId": "proj-123", "secret": "k",
                                         "version": "latest"}]}
     assert "roles/secretmanager.secretAccessor on projects/proj-123/secrets/k" in format_text(
         gcp.plan_deploy(desired, deployed()).plan)
+
+
+def test_a_revision_from_before_the_version_note_gets_it_as_its_only_change():
+    old = deployed()
+    function = dataclasses.replace(old.function, environment={"OPENAI_API_KEY": "digest:1"})
+    old = dataclasses.replace(old, function=function)
+    plan = gcp.plan_deploy(DESIRED, old).plan
+    assert only_update(DESIRED, old)["update_mask"] == ["service_config.environment_variables"]
+    assert [(c.field, c.new) for r in plan.resources for c in r.changes] == [
+        ("version note (for history)", "cccccccccccc")]
 
 
 def test_secret_not_set_here_is_kept_or_missing():

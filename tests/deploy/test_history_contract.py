@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from framework.config.validate import validate_file
 from framework.deploy import history as commands
 from framework.errors import DeployError, ExitCode, UsageError
 from tests.deploy import azure_fixtures, gcp_fixtures
@@ -76,6 +77,21 @@ def test_two_deploys_are_two_versions_and_rollback_makes_the_first_live_until_th
     assert cloud.run("deploy", agent).code == 0
     assert cloud.run("plan", agent).code == ExitCode.OK
     assert versions(cloud, agent)[0]["live"]
+
+
+def test_each_version_shows_its_own_content_hash_and_prompt_digest(cloud, tmp_path):
+    agent = write_agent(tmp_path, cloud)
+    assert cloud.run("deploy", agent).code == 0
+    first = validate_file(agent).agent.prompt_digest
+    agent.write_text(agent.read_text().replace(*PROMPT_ONLY))
+    assert cloud.run("deploy", agent).code == 0
+    second = validate_file(agent).agent.prompt_digest
+
+    shown = run(cloud, "history", agent)
+    listed = json.loads(shown.stdout)["versions"]
+    assert [v["prompt"] for v in listed] == [second, first] and first != second
+    assert all(len(v["content"]) == 64 for v in listed) and listed[0]["content"] != listed[1]["content"]
+    assert "digest" not in " ".join(json.loads(shown.stdout)["notes"])  # nothing said to be unknown
 
 
 def test_rollback_to_an_unknown_version_is_a_usage_error_listing_the_versions(cloud, tmp_path):

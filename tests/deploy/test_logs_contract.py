@@ -24,7 +24,7 @@ import pytest
 from framework.deploy import commands
 from framework.deploy import logs as logs_command
 from framework.deploy.loglines import LogLine, iso
-from framework.errors import UsageError
+from framework.errors import DeployError, UsageError
 from framework.runtime import agent_runtime
 from tests.deploy import azure_fixtures, helpers
 from tests.deploy.azure_fixtures import azure_env, azure_server  # noqa: F401
@@ -61,6 +61,9 @@ class LogCloud:
 
     cloud: Cloud
     put: Callable[[str, int, str], None]  # (function, epoch ms, the line as printed)
+    sent: Callable[[], list[str]]  # every request the emulator got since clear(), in order
+    clear: Callable[[], None]
+    query: str  # what names the log query among them
     ready: Callable[[], None] = lambda: None  # after the deploy: what the user sets up for logs
 
     def run(self, agent, command: str = "logs", fmt: str = "text", sleep=None, **options) -> Run:
@@ -86,7 +89,17 @@ def _aws(cloud: Cloud) -> LogCloud:
         client.create_log_stream(logGroupName=group, logStreamName=stream)
         client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[{"timestamp": at, "message": text}])
 
-    return LogCloud(cloud, put)
+    calls: list[str] = []
+    cloud.options["session"].events.register("before-call", lambda model, **_: calls.append(model.name))
+    return LogCloud(cloud, put, lambda: list(calls), calls.clear, "FilterLogEvents")
+
+
+def _requests(fake) -> tuple[Callable[[], list[str]], Callable[[], None]]:
+    """(sent, clear) of a fake server that records every request it gets."""
+    def clear() -> None:
+        fake.requests.clear()
+
+    return lambda: [f"{r.method} {r.path}" for r in fake.requests], clear
 
 
 def _gcp(cloud: Cloud) -> LogCloud:
@@ -112,7 +125,7 @@ def _gcp(cloud: Cloud) -> LogCloud:
             entry["textPayload"] = text
         fake.add_log_entry(entry)
 
-    return LogCloud(cloud, put)
+    return LogCloud(cloud, put, *_requests(fake), "POST /v2/entries:list")
 
 
 def _azure(cloud: Cloud) -> LogCloud:
@@ -129,7 +142,7 @@ def _azure(cloud: Cloud) -> LogCloud:
     def put(function: str, at: int, text: str) -> None:
         fake.add_trace(APP_ID, function, iso(at), text)
 
-    return LogCloud(cloud, put, ready)
+    return LogCloud(cloud, put, *_requests(fake), f"POST /v1/apps/{APP_ID}/query", ready)
 
 
 def _vercel(cloud: Cloud) -> LogCloud:
@@ -144,7 +157,7 @@ def _vercel(cloud: Cloud) -> LogCloud:
                          key=lambda d: d["createdAt"])
         fake.add_runtime_log(deployment["id"], text, at)
 
-    return LogCloud(cloud, put)
+    return LogCloud(cloud, put, *_requests(fake), "/runtime-logs")
 
 
 ADAPTERS = {"aws": _aws, "gcp": _gcp, "azure": _azure, "vercel": _vercel}
@@ -247,12 +260,46 @@ def test_follow_shows_a_line_added_later_once_and_stops_on_ctrl_c(deployed):
     assert waits == [1.0, 1.0, 2.0, 4.0]  # 1 s after lines came, doubling while none do
 
 
+def test_follow_finds_the_function_once_then_each_poll_sends_only_the_log_query(deployed):
+    logs, agent = deployed
+    logs.put(STAGED, now_ms(2), usage_line("req-polled"))
+    polls = 3
+
+    def sleep(seconds: float) -> None:
+        if sum(logs.query in request for request in logs.sent()) > polls:
+            raise KeyboardInterrupt
+
+    logs.clear()
+    shown = logs.run(agent, sleep=sleep, follow=True)
+    assert shown.code == 0 and shown.stdout.count("req-polled") == 1
+    sent = logs.sent()
+    first = next(i for i, request in enumerate(sent) if logs.query in request)
+    assert len(sent) - first == polls + 1
+    assert all(logs.query in request for request in sent[first:]), sent
+
+
 def test_a_secret_value_in_a_line_is_never_shown(deployed):
     logs, agent = deployed
     logs.put(STAGED, now_ms(1), f"a library printed the key {helpers.FAKE_KEY} by mistake")
     shown = logs.run(agent)
     assert helpers.FAKE_KEY not in shown.stdout + shown.stderr
     assert "a library printed the key *** by mistake" in shown.stdout
+
+
+def test_a_vercel_stream_line_that_is_not_a_log_row_is_a_plain_error(request, tmp_path, monkeypatch):
+    logs = _vercel(CLOUDS["vercel"](request))
+    fake = logs.cloud.emulator
+    agent = helpers.write_agent(tmp_path, logs.cloud.agent + "    stages:\n      dev: {}\n")
+    assert logs.run(agent, "deploy").code == 0
+    route = fake.route
+
+    def garbled(method: str, path: str, *args):
+        found = route(method, path, *args)
+        return (200, b"<html>502 Bad Gateway</html>\n", found[2]) if path.endswith("/runtime-logs") else found
+
+    monkeypatch.setattr(fake, "route", garbled)
+    with pytest.raises(DeployError, match="sent a line that is not a log row: '<html>502 Bad Gateway</html>'"):
+        logs.run(agent)  # one target: its error is the command's, printed once at the CLI edge
 
 
 def test_a_request_id_that_is_not_one_is_refused_before_any_call(logs, tmp_path):
@@ -290,7 +337,7 @@ def test_the_command_line_follows_until_ctrl_c_and_exits_0(moto_env, tmp_path, m
     agent = helpers.write_agent(tmp_path, helpers.AGENT + "    stages:\n      dev: {}\n")
     assert commands.deploy(str(agent), "aws", str(tmp_path / "generated"), "text", True, stage="dev",
                            stdout=io.StringIO(), stderr=io.StringIO(), **FAST) == 0
-    _aws(SimpleNamespace()).put(STAGED, now_ms(1), usage_line("req-cli-1"))
+    _aws(SimpleNamespace(options={"session": boto3.Session()})).put(STAGED, now_ms(1), usage_line("req-cli-1"))
 
     def ctrl_c(seconds: float) -> None:
         raise KeyboardInterrupt

@@ -612,8 +612,11 @@ class FakeGcp:
         self.state.services.setdefault(service_name, {"etag": base64.b64encode(b"etag-1").decode()})
         run = self.state.run.setdefault(service_name, {"revisions": [], "traffic": []})
         if not run["revisions"] or run["revisions"][-1]["name"].rsplit("/", 1)[-1] != service["revision"]:
+            # a revision keeps the environment it was deployed with: Revision.containers[].env
+            # (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions)
+            env = [{"name": k, "value": v} for k, v in sorted(service.get("environmentVariables", {}).items())]
             run["revisions"].append({"name": f"{service_name}/revisions/{service['revision']}", "service": service_name,
-                                     "createTime": function["updateTime"]})
+                                     "createTime": function["updateTime"], "containers": [{"env": env}]})
         # "On CreateFunction and UpdateFunction, when set to true, the revision being deployed will serve
         # 100% of traffic" (https://cloud.google.com/functions/docs/reference/rest/v2/projects.locations.functions)
         if service.get("allTrafficOnLatestRevision") or not run["traffic"]:

@@ -4,26 +4,20 @@ or `x-api-key: KEY`, on the agent's own path and on the OpenAI-compatible endpoi
 (with WWW-Authenticate); a keys variable that is unset or empty refuses everything with a 500 naming
 it; the usage record carries the key's id, never the key.
 
-The apps are built from an agent.yaml with `auth: {api_keys: AGENT_API_KEYS}`; the serve ways run
-through the local runners, as `serve` starts them.
+The apps are built from an agent.yaml with `auth: {api_keys: AGENT_API_KEYS}`, and run the ways the
+OpenAI endpoint suite runs them (conftest.running_way: `serve` as typed, the handlers in-process).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-from contextlib import contextmanager
-from pathlib import Path
 
 import openai
 import pytest
 
-from framework.config.validate import validate_file
-from framework.local.session import Prepared, launch
 from tests.conftest import API_KEY, build, write_agent
-from tests.functional.test_conformance import environment
-from tests.functional.test_openai_endpoint import APPS, Way, azure_app, lambda_app
+from tests.functional.conftest import APPS, Way, running_way
 
 KEYS_ENV = "AGENT_API_KEYS"
 KEY_ONE, KEY_TWO = "key-one-4c7d1e9a2b", "key-two-90f3aa61c5"
@@ -66,24 +60,6 @@ def keys_builds(tmp_path_factory):
     return out
 
 
-@contextmanager
-def keyed_way(kind: str, build_dir: Path, env: dict[str, str]):
-    if kind.startswith("serve-"):
-        target = kind.removeprefix("serve-")
-        agent = validate_file(str(build_dir.parent / "agent.yaml")).agent
-        app = launch(Prepared(agent, agent.target(target), build_dir / target, False), 0, {**os.environ, **env})
-        try:
-            yield Way(kind, base=app.url.rstrip("/"))
-        finally:
-            app.close()
-        return
-    with environment(**env):  # read once, at cold start
-        if kind == "aws-handler":
-            yield Way(kind, app=lambda_app(build_dir / "aws"))
-        else:
-            yield Way(kind, app=azure_app(build_dir / "azure"), prefix="/api/agent")
-
-
 def keys_env(fake_model, keys: str) -> dict[str, str]:
     return {"OPENAI_BASE_URL": fake_model.url, "OPENAI_API_KEY": API_KEY, KEYS_ENV: keys}
 
@@ -91,7 +67,7 @@ def keys_env(fake_model, keys: str) -> dict[str, str]:
 @pytest.fixture(scope="module", params=APPS)
 def way(request, fake_model, keys_builds):
     kind, _, client = request.param.partition("+")
-    with keyed_way(kind, keys_builds[client], keys_env(fake_model, KEYS_TEXT)) as found:
+    with running_way(kind, keys_builds[client], keys_env(fake_model, KEYS_TEXT)) as found:
         yield found
 
 
@@ -168,7 +144,7 @@ def test_the_usage_record_carries_the_key_id_never_the_key(way, tag, capfd):
 @pytest.mark.parametrize("kind", APPS)
 def test_an_unset_keys_variable_refuses_every_request_naming_it(kind, fake_model, keys_builds, tag):
     base, _, client = kind.partition("+")
-    with keyed_way(base, keys_builds[client], keys_env(fake_model, " \n ")) as way:
+    with running_way(base, keys_builds[client], keys_env(fake_model, " \n ")) as way:
         status, _, body = ask(way, tag, {"x-api-key": KEY_ONE})
         assert (status, body) == (500, {"error": f"{KEYS_ENV} is not set in the function's environment"})
         status, _, raw = way.raw("GET", "/v1/models", {"Authorization": f"Bearer {KEY_ONE}"})

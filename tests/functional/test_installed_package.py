@@ -87,3 +87,12 @@ def test_python_m_framework_builds_the_sample_agent_as_the_checkout_does(venv, t
                 if p.is_file() and "__pycache__" not in p.parts}
     assert generated == expected
     assert (work / "generated" / "manifest.json").read_bytes() == (ROOT / "generated" / "manifest.json").read_bytes()
+
+
+def test_the_wheel_ships_the_editors_page_and_its_vendored_form_library(venv, tmp_path):
+    listing = ("import pathlib, framework; static = pathlib.Path(framework.__file__).parent / 'edit' / 'static';"
+               "print(*sorted(p.relative_to(static).as_posix() for p in static.rglob('*') if p.is_file()))")
+    result = run(venv, tmp_path, "python", "-c", listing)
+    assert result.returncode == 0, result.stderr
+    static = ROOT / "framework" / "edit" / "static"
+    assert result.stdout.split() == sorted(p.relative_to(static).as_posix() for p in static.rglob("*") if p.is_file())

@@ -9,109 +9,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import urllib.error
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx2
 import openai
 import pytest
 
 from tests.conftest import JS_DIR, js_tool
 from tests.fakes.openai_server import call
-from tests.functional.apps import LambdaContext, function_url_event, load_module, serve_cli, serve_process
-from tests.functional.conftest import TIMEOUT, tools_env
-from tests.functional.test_conformance import environment
+from tests.functional.apps import serve_process
+from tests.functional.conftest import APPS, CLIENT_KEY, running_way, tools_env
 
-APPS = ("aws-handler", "azure-function", "serve-aws", "serve-gcp", "serve-azure", "serve-vercel",
-        "aws-handler+openai", "serve-gcp+openai")
 STREAMING = ("serve-gcp", "serve-vercel", "serve-gcp+openai")  # the platforms whose apps stream
 MODEL = "tools-bot"
 SYSTEM = "You use tools."
-CLIENT_KEY = "any-key"  # the clients need one; without auth.api_keys the agent takes any
-
-
-class Way:
-    """One way of running an app, seen as an HTTP endpoint: `raw` for hand-made requests, `client`
-    for the official Python client (in-process apps through an httpx transport)."""
-
-    def __init__(self, kind: str, base: str | None = None, app=None, prefix: str = ""):
-        self.kind, self.base, self._app, self.prefix = kind, base, app, prefix
-
-    def raw(self, method: str, path: str, headers: dict | None = None, body: bytes = b"") -> tuple[int, dict, bytes]:
-        headers = {"Content-Type": "application/json", **(headers or {})}
-        if self._app is not None:
-            return self._app(method, self.prefix + path, {k.lower(): v for k, v in headers.items()}, body)
-        request = urllib.request.Request(self.base + path, data=body or None, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
-        except urllib.error.HTTPError as failure:
-            return failure.code, {k.lower(): v for k, v in failure.headers.items()}, failure.read()
-
-    def client(self, key: str = CLIENT_KEY, **options) -> openai.OpenAI:
-        if self._app is None:
-            return openai.OpenAI(base_url=self.base + "/v1", api_key=key, **options)
-
-        def handler(request: httpx2.Request) -> httpx2.Response:
-            status, headers, body = self._app(request.method, request.url.raw_path.decode(),
-                                              {k.lower(): v for k, v in request.headers.items()}, request.read())
-            headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
-            return httpx2.Response(status, headers=headers, content=body)
-
-        transport = httpx2.Client(transport=httpx2.MockTransport(handler))
-        return openai.OpenAI(base_url=f"http://agent.invalid{self.prefix}/v1", api_key=key, http_client=transport,
-                             **options)
-
-
-def lambda_app(app_dir: Path):
-    module = load_module(app_dir, "lambda_function")
-
-    def app(method: str, path: str, headers: dict, body: bytes):
-        event = function_url_event(method, body, headers)
-        event["rawPath"] = event["requestContext"]["http"]["path"] = path.partition("?")[0]
-        result = module.lambda_handler(event, LambdaContext(TIMEOUT))
-        json.dumps(result)  # Lambda serialises the result: it must be plain JSON
-        return result["statusCode"], {k.lower(): v for k, v in result["headers"].items()}, result["body"].encode()
-
-    return app
-
-
-def azure_app(app_dir: Path):
-    import azure.functions as func
-
-    from framework.platforms.azure.runner import route_pattern
-
-    module = load_module(app_dir, "function_app")
-    (function,) = module.app.get_functions()
-    trigger = function.get_trigger()
-    pattern = route_pattern(f"/api/{trigger.route}")
-    methods = {str(getattr(m, "value", m)).upper() for m in trigger.methods}
-
-    def app(method: str, path: str, headers: dict, body: bytes):
-        if method not in methods or not pattern.fullmatch(path.partition("?")[0].rstrip("/")):
-            return 404, {}, b""  # the host answers unrouted paths itself
-        request = func.HttpRequest(method=method, url=f"http://localhost:7071{path}", headers=headers, params={},
-                                   route_params={}, body=body)
-        response = function.get_user_function()(request)
-        return response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.get_body()
-
-    return app
-
-
-@contextmanager
-def running_way(kind: str, build_dir: Path, env: dict[str, str]):
-    """`kind` ("serve-gcp", "aws-handler", ...) of the app built in build_dir, as a Way."""
-    if kind.startswith("serve-"):
-        with serve_cli(kind.removeprefix("serve-"), build_dir.parent / "agent.yaml", build_dir, env) as url:
-            yield Way(kind, base=url.rstrip("/"))
-        return
-    with environment(**env):  # read once, at cold start
-        if kind == "aws-handler":
-            yield Way(kind, app=lambda_app(build_dir / "aws"))
-        else:
-            yield Way(kind, app=azure_app(build_dir / "azure"), prefix="/api/agent")
 
 
 @pytest.fixture(scope="module", params=APPS)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from framework.platforms.aws import target
-from framework.platforms.base import CiLogin, Definition, DeployerFactory, RunnerModule
+from framework.platforms.base import CiLogin, Definition, DeployerFactory, PausedAnswer, RunnerModule
 
 CI_LOGIN = CiLogin(
     step="""\
@@ -29,4 +29,11 @@ def _deployer() -> DeployerFactory:
     return Deployer
 
 
-PLATFORM = Definition.of(target, runner=_runner, deployer=_deployer, ci_login=CI_LOGIN)
+def _paused() -> PausedAnswer:
+    from framework.platforms.aws.planner import PAUSED_ANSWER  # beside its pause plan: only for serve --paused
+
+    return PAUSED_ANSWER
+
+
+PLATFORM = Definition.of(target, runner=_runner, deployer=_deployer, ci_login=CI_LOGIN,
+                         paused=_paused)

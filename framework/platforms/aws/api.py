@@ -23,11 +23,11 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, WaiterError
 
 from framework.deploy.executor import Context, Executor, Progress, Registry
-from framework.deploy.loglines import LogLine
+from framework.deploy.loglines import LogReader
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import digest
 from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan, session_store
-from framework.deploy.versions import History, Version
+from framework.deploy.versions import History, Version, read_note
 from framework.errors import DeployError, DockerUnavailableError
 from framework.model import Agent, TargetSettings
 from framework.platforms.aws import planner as aws
@@ -538,15 +538,19 @@ class Deployer(DeployerBase):
         published = [v for page in lam.get_paginator("list_versions_by_function").paginate(FunctionName=name)
                      for v in page["Versions"] if v["Version"] != "$LATEST"]
         published.sort(key=lambda v: int(v["Version"]), reverse=True)
-        versions = tuple(Version(
-            id=v["Version"], created=v.get("LastModified"), live=v["Version"] == live,
-            # the content tag is on the function ($LATEST), not on a version: it is known for the versions
-            # that run $LATEST's code (https://docs.aws.amazon.com/lambda/latest/dg/configuration-versions.html)
-            content=tags.get(aws.TAG_CONTENT) if v.get("CodeSha256") == tags.get(aws.TAG_CODE) else None)
-            for v in published)
-        notes = ["Lambda keeps tags on the function, not per version: the content hash shows only on the versions "
-                 "running the latest code; the prompt's digest is not kept per version"]
-        return History("version", versions, tuple(notes))
+        versions = []
+        for v in published:
+            content, prompt = read_note(v.get("Description"))
+            if content is None and v.get("CodeSha256") == tags.get(aws.TAG_CODE):
+                # published before the digests were kept in the description: the content tag is on the
+                # function ($LATEST), so it is known for the versions running $LATEST's code
+                content = tags.get(aws.TAG_CONTENT)
+            versions.append(Version(id=v["Version"], created=v.get("LastModified"), live=v["Version"] == live,
+                                    content=content, prompt=prompt))
+        notes = [] if all(v.prompt for v in versions) else [
+            "a version published by an earlier agenthost has no digests in its description: its content hash shows "
+            "only where it runs the latest code, its prompt's digest not at all"]
+        return History("version", tuple(versions), tuple(notes))
 
     def rollback(self, history: History, version: Version) -> dict[str, Any]:
         """UpdateAlias `live` -> that version: the URL, permissions and provisioned concurrency are on the
@@ -556,11 +560,11 @@ class Deployer(DeployerBase):
         return {"changed": True}
 
     # ---- logs (issue 14)
-    def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:
+    def log_reader(self, request: str | None = None) -> LogReader:
         """The function's CloudWatch Logs lines (framework/platforms/aws/logs.py)."""
-        from framework.platforms.aws.logs import read_lines
+        from framework.platforms.aws.logs import reader
 
-        return read_lines(self.api, self.agent.name, since_ms, request)
+        return reader(self.api, self.agent.name, request)
 
     # ---- warm_schedule (issue 14)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from framework.deploy.loglines import LogLine
+from framework.deploy.loglines import LogLine, LogReader
 from framework.errors import DeployError
 from framework.platforms.aws.api import Api, _missing
 
@@ -30,16 +30,22 @@ def log_group(api: Api, function: str) -> str:
     return (config.get("LoggingConfig") or {}).get("LogGroup") or f"/aws/lambda/{function}"
 
 
-def read_lines(api: Api, function: str, since_ms: int, request: str | None = None) -> list[LogLine]:
-    """Every event of the function's log group from since_ms on (a group not made yet: none), by time."""
-    arguments = {"logGroupName": log_group(api, function), "startTime": since_ms}
-    if request:
-        arguments["filterPattern"] = f'"{request}"'  # checked_request: no quote or space can be in it
-    lines = []
-    try:
-        for page in api.client("logs").get_paginator("filter_log_events").paginate(**arguments):
-            lines += [LogLine(event["timestamp"], event["message"], event["eventId"]) for event in page["events"]]
-    except ClientError as error:
-        if not _missing(error):  # the group is made by the function's first log line
-            raise
-    return sorted(lines, key=lambda line: line.time_ms)
+def reader(api: Api, function: str, request: str | None = None) -> LogReader:
+    """The function's log group, found once; then every event of it from since_ms on (a group not made
+    yet: none), by time."""
+    group = log_group(api, function)
+
+    def read(since_ms: int) -> list[LogLine]:
+        arguments = {"logGroupName": group, "startTime": since_ms}
+        if request:
+            arguments["filterPattern"] = f'"{request}"'  # checked_request: no quote or space can be in it
+        lines = []
+        try:
+            for page in api.client("logs").get_paginator("filter_log_events").paginate(**arguments):
+                lines += [LogLine(event["timestamp"], event["message"], event["eventId"]) for event in page["events"]]
+        except ClientError as error:
+            if not _missing(error):  # the group is made by the function's first log line
+                raise
+        return sorted(lines, key=lambda line: line.time_ms)
+
+    return read

@@ -16,8 +16,10 @@ from typing import Any
 
 from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
 from framework.deploy.skeleton import DeployPlan, Mark, SecretHome, desired_env, environment_changes, left_alone, short
+from framework.deploy.versions import version_note
 from framework.errors import DeployError
 from framework.platforms.aws.target import lambda_runtime
+from framework.platforms.base import PausedAnswer
 
 TAG_AGENT = "agent-framework:agent"
 TAG_CONTENT = "agent-framework:content"
@@ -89,6 +91,7 @@ class Desired:
     session_table: str | None = None  # the DynamoDB table of agent.json's "sessions" (None: sessions off)
     stage: str | None = None  # agent.yaml's stage, tagged on every resource
     keep_versions: int | None = None  # targets.aws.keep_versions (issue 14): None keeps every version
+    prompt: str = ""  # the prompt's digest (Agent.prompt_digest), kept in each published version's description
 
     @property
     def tags(self) -> dict[str, str]:
@@ -106,6 +109,12 @@ class Desired:
     @property
     def description(self) -> str:
         return f"Serverless agent {self.name} (agent-framework)"
+
+    @property
+    def version_description(self) -> str:
+        """PublishVersion's Description, the one text Lambda keeps per version (at most 256 characters,
+        https://docs.aws.amazon.com/lambda/latest/api/API_PublishVersion.html): history reads it back."""
+        return version_note(self.content, self.prompt)
 
     @property
     def image_tag(self) -> str:
@@ -128,7 +137,7 @@ def desired_state(agent, settings, *, region: str, content: str, code_sha256: st
         invoke_mode="RESPONSE_STREAM" if settings.stream else "BUFFERED",
         content=content, code_sha256=code_sha256, role_arn=options.get("role"),
         secret_env=from_env, secret_refs=refs, session_table=session_table, stage=agent.stage,
-        keep_versions=options.get("keep_versions"),
+        keep_versions=options.get("keep_versions"), prompt=agent.prompt_digest,
     )
 
 
@@ -511,13 +520,16 @@ def _plan_function(desired: Desired, snap: Snapshot, role_arn: str) -> tuple[Res
 
 
 def _same_version(alias: FunctionConfig, latest: FunctionConfig, latest_sha: str) -> bool:
+    """The version the alias points at runs what $LATEST runs: its description is the version's own."""
     return alias.code_sha256 == latest_sha and alias == FunctionConfig(**{**latest.__dict__,
-                                                                          "code_sha256": alias.code_sha256})
+                                                                          "code_sha256": alias.code_sha256,
+                                                                          "description": alias.description})
 
 
 def _plan_alias(desired: Desired, snap: Snapshot, latest_changes: bool, latest_sha: str) -> Resource:
     name = f"{desired.name}:{ALIAS}"
-    publish = Operation("lambda.publish_version", {"FunctionName": desired.name}, "PublishVersion")
+    publish = Operation("lambda.publish_version", {"FunctionName": desired.name,
+                                                   "Description": desired.version_description}, "PublishVersion")
     if snap.alias_version is None:
         create = Operation("lambda.create_alias", {"FunctionName": desired.name, "Name": ALIAS,
                                                    "FunctionVersion": {"$output": "version"}}, "CreateAlias")
@@ -746,6 +758,16 @@ def outputs(desired_name: str, snap: Snapshot, results: Mapping[str, Any] | None
 
 PAUSED_NOTE = ("paused: deploy keeps it paused (reserved concurrency 0, no warm instance); `agenthost resume` "
                "lets requests in")
+
+# What a function URL answers while reserved concurrency is 0: Lambda throttles the invocation before the
+# function runs, buffered and streaming URLs alike (429 TooManyRequestsException, "Rate Exceeded.", reason
+# ReservedFunctionConcurrentInvocationLimitExceeded:
+# https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#API_Invoke_Errors,
+# https://repost.aws/knowledge-center/lambda-troubleshoot-throttling).
+PAUSED_ANSWER = PausedAnswer(
+    429, {"Content-Type": "application/json", "x-amzn-ErrorType": "TooManyRequestsException"},
+    b'{"Reason":"ReservedFunctionConcurrentInvocationLimitExceeded","Type":"User","message":"Rate Exceeded."}',
+    "429 as Lambda answers with reserved concurrency 0")
 
 
 def plan_pause(desired_name: str, region: str, snap: Snapshot, reserved: int, warm: int, resume: bool) -> Plan:

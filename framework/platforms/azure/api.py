@@ -39,7 +39,7 @@ from azure.mgmt.web import WebSiteManagementClient
 
 from framework.deploy import http
 from framework.deploy.executor import Context, Executor, Progress, Registry
-from framework.deploy.loglines import LogLine
+from framework.deploy.loglines import LogReader
 from framework.deploy.network import UnresolvedHost, unresolved
 from framework.deploy.package import DOCS, build_zip
 from framework.deploy.plan import UNCHANGED, Plan
@@ -670,7 +670,7 @@ class Deployer(DeployerBase):
         sha = self.desired.package_sha256
         publishing = sha if resources[code].action != UNCHANGED else None
         if publishing:
-            prompt = hashlib.sha256(self.agent.system_prompt.encode()).hexdigest()
+            prompt = self.agent.prompt_digest
             resources.insert(code, packages.plan_store(account, self.app, sha, self.desired.files, prompt))
         resources += packages.plan_prune(account, self.app, self.settings.options.get("keep_packages"),
                                          self.stored or [], snap.markers.get(azure.SETTING_PACKAGE),
@@ -700,12 +700,15 @@ class Deployer(DeployerBase):
         Premium: /api/zipdeploy, https://learn.microsoft.com/en-us/azure/azure-functions/functions-deployment-technologies),
         then record it in AGENT_FRAMEWORK_PACKAGE, so a later plan shows agent.yaml's package as a change."""
         account = self.package_account
+        if account is None:
+            raise DeployError(packages.NONE_KEPT)
+        kept = blobs(self.api, account)
         sha = version.content or ""
-        stored = next((s for s in blobs(self.api, account or "").list(self.app) if s.sha == sha), None)
+        stored = next((s for s in kept.list(self.app) if s.sha == sha), None)
         snap = read_snapshot(self.api, self.app, self.plan_name, owner=self.agent.name)
-        if account is None or stored is None or snap.site is None:
+        if stored is None or snap.site is None:
             raise DeployError(f"the package {version.id} is no longer kept for {self.app}: nothing to publish")
-        data = blobs(self.api, account).get(self.app, sha)
+        data = kept.get(self.app, sha)
         if hashlib.sha256(data).hexdigest() != sha:
             raise DeployError(f"the kept package {version.id} does not match its sha256: it was changed since it "
                               "was stored; not published")
@@ -715,11 +718,11 @@ class Deployer(DeployerBase):
         return {"changed": True}
 
     # ---- logs (issue 14)
-    def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:
+    def log_reader(self, request: str | None = None) -> LogReader:
         """The app's traces in Application Insights (framework/platforms/azure/logs.py)."""
-        from framework.platforms.azure.logs import read_lines
+        from framework.platforms.azure.logs import reader
 
-        return read_lines(self.api, self.app, since_ms, request)
+        return reader(self.api, self.app, request)
 
     # ---- invoke --deployed (issue 14)
     def invoke_headers(self, deployed: Mapping[str, Any], url: str, body: bytes,

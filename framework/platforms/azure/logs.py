@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from framework.deploy import http
-from framework.deploy.loglines import LogLine, epoch_ms, iso
+from framework.deploy.loglines import LogLine, LogReader, epoch_ms, iso
 from framework.deploy.network import UnresolvedHost
 from framework.errors import DeployError
 from framework.platforms.azure.api import Api, _Answer, _kudu_failure, _text
@@ -62,36 +62,44 @@ def query(app: str, since_ms: int, request: str | None = None) -> str:
     return "\n".join(lines + ["| order by timestamp asc", "| project timestamp, itemId, message"])
 
 
-def read_lines(api: Api, app: str, since_ms: int, request: str | None = None) -> list[LogLine]:
-    """Every trace of the app from since_ms on, oldest first."""
+def reader(api: Api, app: str, request: str | None = None) -> LogReader:
+    """The app's Application Insights resource, found once (its app settings); then every trace of the
+    app from since_ms on, oldest first."""
     app_id = application_id(api.app_settings(app), app)
     base = (api.environ.get("AZURE_LOGS_ENDPOINT") or INSIGHTS).rstrip("/")
     url = f"{base}/v1/apps/{app_id}/query"
-    until = iso(int((time.time() + 300) * 1000))
-    body = json.dumps({"query": query(app, since_ms, request), "timespan": f"{iso(since_ms)}/{until}"}).encode()
 
-    def attempt(_: int) -> dict[str, Any]:
-        token = api.credential.get_token(SCOPE).token
-        sent = urllib.request.Request(url, data=body, method="POST", headers={
-            "Authorization": f"Bearer {token}", "Content-Type": "application/json", "User-Agent": "agent-framework"})
+    def read(since_ms: int) -> list[LogLine]:
+        until = iso(int((time.time() + 300) * 1000))
+        body = json.dumps({"query": query(app, since_ms, request),
+                           "timespan": f"{iso(since_ms)}/{until}"}).encode()
+
+        def attempt(_: int) -> dict[str, Any]:
+            token = api.credential.get_token(SCOPE).token
+            sent = urllib.request.Request(url, data=body, method="POST", headers={
+                "Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                "User-Agent": "agent-framework"})
+            try:
+                with urllib.request.urlopen(sent, timeout=120) as answer:
+                    return json.loads(answer.read() or b"{}")
+            except urllib.error.HTTPError as error:
+                raise _Answer(error.code, dict(error.headers), error.read()) from None
+
         try:
-            with urllib.request.urlopen(sent, timeout=120) as answer:
-                return json.loads(answer.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            raise _Answer(error.code, dict(error.headers), error.read()) from None
+            answer = http.send(api.retry, attempt, what="Application Insights query", failure=_kudu_failure,
+                               unresolved_host=lambda _: UnresolvedHost(url, "AZURE_LOGS_ENDPOINT"),
+                               sleep=api.sleep, stderr=api.stderr)
+        except _Answer as failed:
+            hint = " (reading needs Reader or Monitoring Reader on the Application Insights resource)" \
+                if failed.status == 403 else ""
+            raise DeployError(f"Application Insights refused the query ({failed.status}): {_text(failed.data)}"
+                              f"{hint}") from None
+        except (urllib.error.URLError, OSError) as error:
+            raise DeployError(f"could not reach Application Insights at {base}: {error}") from None
+        tables = answer.get("tables") or [{}]
+        names = [column["name"] for column in tables[0].get("columns") or []]
+        rows = [dict(zip(names, row, strict=False)) for row in tables[0].get("rows") or []]
+        return [LogLine(epoch_ms(row["timestamp"]), str(row.get("message") or ""), str(row["itemId"]))
+                for row in rows]
 
-    try:
-        answer = http.send(api.retry, attempt, what="Application Insights query", failure=_kudu_failure,
-                           unresolved_host=lambda _: UnresolvedHost(url, "AZURE_LOGS_ENDPOINT"),
-                           sleep=api.sleep, stderr=api.stderr)
-    except _Answer as failed:
-        hint = " (reading needs Reader or Monitoring Reader on the Application Insights resource)" \
-            if failed.status == 403 else ""
-        raise DeployError(f"Application Insights refused the query ({failed.status}): {_text(failed.data)}{hint}") \
-            from None
-    except (urllib.error.URLError, OSError) as error:
-        raise DeployError(f"could not reach Application Insights at {base}: {error}") from None
-    tables = answer.get("tables") or [{}]
-    names = [column["name"] for column in tables[0].get("columns") or []]
-    rows = [dict(zip(names, row, strict=False)) for row in tables[0].get("rows") or []]
-    return [LogLine(epoch_ms(row["timestamp"]), str(row.get("message") or ""), str(row["itemId"])) for row in rows]
+    return read

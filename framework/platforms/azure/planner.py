@@ -21,6 +21,7 @@ from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Ope
 from framework.deploy.skeleton import DeployPlan, Mark, SecretHome, left_alone
 from framework.errors import DeployError
 from framework.platforms.azure.limits import instance_memory, premium_sku
+from framework.platforms.base import PausedAnswer
 
 TAG_AGENT = "agent-framework:agent"
 TAG_STAGE = "agent-framework:stage"
@@ -556,6 +557,17 @@ def function_url(host: str | None) -> str | None:
 
 STOPPED = "Stopped"  # the site's properties.state once stopped ("Running" otherwise)
 PAUSED_NOTE = "paused: deploy keeps it paused (the app stays stopped); `agenthost resume` lets requests in"
+
+# What a stopped app's URL answers, every path: App Service's front end refuses it with 403 and its page
+# "Error 403 - This web app is stopped."
+# (https://learn.microsoft.com/en-us/archive/blogs/waws/azure-web-apps-error-403-this-web-app-is-stopped).
+PAUSED_ANSWER = PausedAnswer(
+    403, {"Content-Type": "text/html"},
+    b"<!DOCTYPE html>\n<html>\n<head><title>Web App - Unavailable</title></head>\n<body>\n"
+    b"<h1>Error 403 - This web app is stopped.</h1>\n"
+    b"<p>The web app you have attempted to reach is currently stopped and does not accept any requests.</p>\n"
+    b"</body>\n</html>\n",
+    "403 as Azure answers while the function app is stopped")
 
 
 def plan_pause(name: str, app: str, group: str, snap: Snapshot, resume: bool) -> Plan:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from framework.platforms.base import CiLogin, Definition, DeployerFactory, RunnerModule
+from framework.platforms.base import CiLogin, Definition, DeployerFactory, PausedAnswer, RunnerModule
 from framework.platforms.gcp import target
 
 CI_LOGIN = CiLogin(
@@ -28,4 +28,11 @@ def _deployer() -> DeployerFactory:
     return Deployer
 
 
-PLATFORM = Definition.of(target, runner=_runner, deployer=_deployer, ci_login=CI_LOGIN)
+def _paused() -> PausedAnswer:
+    from framework.platforms.gcp.planner import PAUSED_ANSWER  # beside its pause plan: only for serve --paused
+
+    return PAUSED_ANSWER
+
+
+PLATFORM = Definition.of(target, runner=_runner, deployer=_deployer, ci_login=CI_LOGIN,
+                         paused=_paused)

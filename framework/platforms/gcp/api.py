@@ -38,13 +38,13 @@ from google.protobuf import field_mask_pb2
 
 from framework.deploy import http
 from framework.deploy.executor import Context, Executor, Progress, Registry
-from framework.deploy.loglines import LogLine
+from framework.deploy.loglines import LogReader
 from framework.deploy.network import UnresolvedHost
 from framework.deploy.package import DOCS, build_zip, content_hash
 from framework.deploy.plan import Plan
 from framework.deploy.secrets import digest
 from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan, session_store
-from framework.deploy.versions import History, Version
+from framework.deploy.versions import History, Version, read_note
 from framework.errors import DeployError, PackageError
 from framework.model import Agent, TargetSettings
 from framework.platforms.gcp import planner as gcp
@@ -106,30 +106,57 @@ class Api:
         self.stderr = stderr
         self._functions = None
         self._run = None
+        self._revisions = None
         self._credentials = None
         self.http = requests.Session()
 
-    def _creds(self):
+    @property
+    def credentials(self):
+        """The deploying identity's credentials (credentials()), found once."""
         if self._credentials is None:
             self._credentials = credentials(self.environ)
         return self._credentials
+
+    def _creds(self):  # gcp/warm.py's name for `credentials` (another change's file): session_for replaces it
+        return self.credentials
+
+    def session_for(self, base: str) -> requests.Session:
+        """The HTTP session for a REST API at `base` that the client libraries do not cover (Logging,
+        Firestore's admin API, Cloud Scheduler): authorized with the credentials, except a local fake
+        over plain http, which never gets a token."""
+        if base.startswith("http://"):
+            return self.http
+        from google.auth.transport.requests import AuthorizedSession
+
+        return AuthorizedSession(self.credentials)
 
     @property
     def functions(self) -> functions_v2.FunctionServiceClient:
         if self._functions is None:
             endpoint = self.environ.get("GCP_FUNCTIONS_ENDPOINT")
             self._functions = functions_v2.FunctionServiceClient(
-                transport="rest", credentials=self._creds(),
+                transport="rest", credentials=self.credentials,
                 client_options={"api_endpoint": endpoint} if endpoint else None)
         return self._functions
 
     @property
     def run(self) -> run_v2.ServicesClient:
         if self._run is None:
-            endpoint = self.environ.get("GCP_RUN_ENDPOINT")
-            self._run = run_v2.ServicesClient(transport="rest", credentials=self._creds(),
-                                              client_options={"api_endpoint": endpoint} if endpoint else None)
+            self._run = run_v2.ServicesClient(transport="rest", credentials=self.credentials,
+                                              client_options=self._run_endpoint())
         return self._run
+
+    @property
+    def revisions(self) -> run_v2.RevisionsClient:
+        """Cloud Run's revisions (history), at the same endpoint as the services."""
+        if self._revisions is None:
+            self._revisions = run_v2.RevisionsClient(transport="rest", credentials=self.credentials,
+                                                     client_options=self._run_endpoint())
+        return self._revisions
+
+    def _run_endpoint(self) -> dict[str, str] | None:
+        endpoint = self.environ.get("GCP_RUN_ENDPOINT")
+        return {"api_endpoint": endpoint} if endpoint else None
 
     def call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """function(*args, **kwargs), retried on 429/5xx and connection errors (Retry-After honoured)."""
@@ -158,12 +185,7 @@ class Api:
                   params: Mapping[str, str] | None = None) -> dict[str, Any] | None:
         """One call of Firestore's admin API (v1), retried like the others; a GET answered 404 is None."""
         base = (self.environ.get("GCP_FIRESTORE_ENDPOINT") or FIRESTORE).rstrip("/")
-        if base.startswith("http://"):  # a local fake: never a token over plain http
-            session = self.http
-        else:
-            from google.auth.transport.requests import AuthorizedSession
-
-            session = AuthorizedSession(self._creds())
+        session = self.session_for(base)
 
         def send() -> dict[str, Any] | None:
             answer = session.request(method, f"{base}/v1/{path}", json=body, params=params, timeout=60)
@@ -555,11 +577,6 @@ class Deployer(DeployerBase):
         return gcp.plan_pause(self.agent.name, self.project, self.region, snap, resume)
 
     # ---- history (issue 14)
-    def _revisions(self) -> run_v2.RevisionsClient:
-        endpoint = self.environ.get("GCP_RUN_ENDPOINT")
-        return run_v2.RevisionsClient(transport="rest", credentials=self.api._creds(),
-                                      client_options={"api_endpoint": endpoint} if endpoint else None)
-
     def history(self) -> History:
         """The Cloud Run revisions of the function's service, newest first, and the one serving 100% of
         the traffic: ListRevisions (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions/list)
@@ -576,18 +593,21 @@ class Deployer(DeployerBase):
         if serving:
             latest_type = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
             live = latest if serving[0].type_ == latest_type else serving[0].revision.rsplit("/", 1)[-1]
-        pager = self.api.call("ListRevisions", self._revisions().list_revisions, request={"parent": service_name})
+        pager = self.api.call("ListRevisions", self.api.revisions.list_revisions, request={"parent": service_name})
         found = sorted(pager, key=lambda r: r.create_time, reverse=True)
-        versions = tuple(Version(
-            id=r.name.rsplit("/", 1)[-1], created=r.create_time.isoformat() if r.create_time else None,
-            # the content label is the function's, so it is the latest revision's (the source deployed last)
-            content=function.labels.get(gcp.LABEL_CONTENT) if r.name.rsplit("/", 1)[-1] == latest else None,
-            live=r.name.rsplit("/", 1)[-1] == live) for r in found)
-        notes = ("the content label is the function's: it shows on the latest revision only; the prompt's digest "
-                 "is not kept per revision",)
+        versions = []
+        for r in found:
+            revision = r.name.rsplit("/", 1)[-1]
+            note = next((e.value for c in r.containers for e in c.env if e.name == gcp.VERSION_ENV), None)
+            content, prompt = read_note(note)
+            versions.append(Version(id=revision, created=r.create_time.isoformat() if r.create_time else None,
+                                    content=content, prompt=prompt, live=revision == live))
+        notes: tuple[str, ...] = () if all(v.prompt for v in versions) else (
+            f"a revision deployed by an earlier agenthost has no {gcp.VERSION_ENV}: its content hash and prompt "
+            "digest are unknown",)
         if live is None:
             notes += ("the traffic is split between revisions: none serves 100%",)
-        return History("revision", versions, notes)
+        return History("revision", tuple(versions), notes)
 
     def rollback(self, history: History, version: Version) -> dict[str, Any]:
         """Route 100% of the traffic to that revision with Cloud Run's UpdateService: the Cloud Functions
@@ -617,11 +637,11 @@ class Deployer(DeployerBase):
         raise DeployError(f"the traffic change did not finish in time (operation {name})")
 
     # ---- logs (issue 14)
-    def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:
+    def log_reader(self, request: str | None = None) -> LogReader:
         """The function's Cloud Logging lines (framework/platforms/gcp/logs.py)."""
-        from framework.platforms.gcp.logs import read_lines
+        from framework.platforms.gcp.logs import reader
 
-        return read_lines(self.api, self.project, self.agent.name, since_ms, request)
+        return reader(self.api, self.project, self.agent.name, request)
 
     # ---- invoke --deployed (issue 14)
     def invoke_headers(self, deployed: Mapping[str, Any], url: str, body: bytes,

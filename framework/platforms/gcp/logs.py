@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from framework.deploy.loglines import LogLine, epoch_ms, iso
+from framework.deploy.loglines import LogLine, LogReader, epoch_ms, iso
 from framework.errors import DeployError
 from framework.platforms.gcp.api import Api, _http_message
 
@@ -47,32 +47,31 @@ def _line(entry: dict[str, Any]) -> LogLine:
     return LogLine(epoch_ms(entry["timestamp"]), text, str(key), payload)
 
 
-def read_lines(api: Api, project: str, service: str, since_ms: int, request: str | None = None) -> list[LogLine]:
-    """Every entry of the service's log from since_ms on, oldest first, all pages."""
+def reader(api: Api, project: str, service: str, request: str | None = None) -> LogReader:
+    """The Logging endpoint's session, made once (no token over plain http: a local fake); then every
+    entry of the service's log from since_ms on, oldest first, all pages."""
     base = (api.environ.get("GCP_LOGGING_ENDPOINT") or LOGGING).rstrip("/")
-    if base.startswith("http://"):  # a local fake: never a token over plain http
-        session = api.http
-    else:
-        from google.auth.transport.requests import AuthorizedSession
+    session = api.session_for(base)
 
-        session = AuthorizedSession(api._creds())
-    body: dict[str, Any] = {"resourceNames": [f"projects/{project}"], "filter": log_filter(service, since_ms, request),
-                            "orderBy": "timestamp asc", "pageSize": PAGE_SIZE}
-
-    def send() -> dict[str, Any]:
+    def send(body: dict[str, Any]) -> dict[str, Any]:
         answer = session.post(f"{base}/v2/entries:list", json=body, timeout=60)
         answer.raise_for_status()
         return answer.json()
 
-    lines: list[LogLine] = []
-    while True:
-        try:
-            page = api.call("Cloud Logging entries.list", send)
-        except requests.HTTPError as error:
-            hint = " (reading logs needs roles/logging.viewer on the project)" \
-                if error.response is not None and error.response.status_code == 403 else ""
-            raise DeployError(f"Cloud Logging refused entries.list: {_http_message(error)}{hint}") from None
-        lines += [_line(entry) for entry in page.get("entries") or []]
-        if not page.get("nextPageToken"):
-            return lines
-        body["pageToken"] = page["nextPageToken"]
+    def read(since_ms: int) -> list[LogLine]:
+        body: dict[str, Any] = {"resourceNames": [f"projects/{project}"], "orderBy": "timestamp asc",
+                                "filter": log_filter(service, since_ms, request), "pageSize": PAGE_SIZE}
+        lines: list[LogLine] = []
+        while True:
+            try:
+                page = api.call("Cloud Logging entries.list", send, body)
+            except requests.HTTPError as error:
+                hint = " (reading logs needs roles/logging.viewer on the project)" \
+                    if error.response is not None and error.response.status_code == 403 else ""
+                raise DeployError(f"Cloud Logging refused entries.list: {_http_message(error)}{hint}") from None
+            lines += [_line(entry) for entry in page.get("entries") or []]
+            if not page.get("nextPageToken"):
+                return lines
+            body["pageToken"] = page["nextPageToken"]
+
+    return read

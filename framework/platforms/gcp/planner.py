@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
+from framework.deploy.secrets import digest
 from framework.deploy.skeleton import DeployPlan, Mark, SecretHome, desired_env, environment_changes, left_alone, short
+from framework.deploy.versions import version_note
 from framework.errors import DeployError
+from framework.platforms.base import PausedAnswer
 
 LABEL_AGENT = "agent-framework"
 LABEL_CONTENT = "agent-framework-content"
@@ -122,6 +125,7 @@ class Desired:
     public: bool
     content: str  # hex SHA-256 of the source zip's entries
     prompt: str = ""
+    prompt_digest: str = ""  # Agent.prompt_digest: kept with each revision (VERSION_ENV)
     # environment variables from the deploying environment: name -> digest, or None when not set here
     secret_env: Mapping[str, str | None] = field(default_factory=dict)
     # name -> (project, secret, version) in Secret Manager
@@ -138,6 +142,10 @@ class Desired:
     @property
     def function_name(self) -> str:
         return f"{self.parent}/functions/{self.name}"
+
+    @property
+    def version_note(self) -> str:
+        return version_note(self.content, self.prompt_digest)
 
     @property
     def content_label(self) -> str:
@@ -163,6 +171,7 @@ def desired_state(agent, settings, *, project: str, region: str, content: str, s
         memory=memory_units(settings.memory), cpu=required_cpu(settings.memory, request_concurrency),
         min_instances=settings.concurrency.warm, max_instances=settings.concurrency.max,
         request_concurrency=request_concurrency, public=agent.public, content=content, prompt=agent.system_prompt,
+        prompt_digest=agent.prompt_digest,
         secret_env=from_env, secret_refs={name: parse_secret(ref) for name, ref in refs.items()},
         ttl_field=ttl_field(sessions, project), stage=agent.stage)
 
@@ -222,10 +231,21 @@ def _not_ours(desired: Desired) -> DeployError:
 # Set by the platform itself on every 2nd gen function since mid-2024 (a known permanent diff in
 # Terraform, GoogleCloudPlatform/magic-modules#11092): never ours to remove.
 PLATFORM_ENV = frozenset({"LOG_EXECUTION_ID"})
+# Each Cloud Run revision keeps the environment it was deployed with (Revision.containers[].env,
+# https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions), and the function's
+# labels only the latest: this variable carries the revision's content hash and prompt digest to history.
+VERSION_ENV = "AGENT_FRAMEWORK_VERSION"
 
 
-def _env_body(env: Mapping[str, str | None]) -> dict[str, Any]:
-    return {name: ({"$secret": name} if value is not None else {"$keep": name}) for name, value in sorted(env.items())}
+def _with_version(env: Mapping[str, str | None], desired: Desired) -> dict[str, str | None]:
+    """The environment to compare, the version note among it (as a digest, as the snapshot reads values)."""
+    return {**env, VERSION_ENV: digest(desired.version_note)}
+
+
+def _env_body(env: Mapping[str, str | None], desired: Desired) -> dict[str, Any]:
+    """Placeholders the executor fills in for the copied secrets; the version note, not secret, as written."""
+    return {name: (desired.version_note if name == VERSION_ENV else {"$secret": name} if value is not None
+                   else {"$keep": name}) for name, value in sorted(env.items())}
 
 
 def _secrets_body(desired: Desired) -> list[dict[str, str]]:
@@ -242,7 +262,7 @@ def _service_body(desired: Desired, env: Mapping[str, str | None]) -> dict[str, 
         "timeoutSeconds": desired.timeout, "availableMemory": desired.memory,
         "minInstanceCount": desired.min_instances, "maxInstanceCount": desired.max_instances,
         "maxInstanceRequestConcurrency": desired.request_concurrency, "ingressSettings": ALLOW_ALL,
-        "allTrafficOnLatestRevision": True, "environmentVariables": _env_body(env),
+        "allTrafficOnLatestRevision": True, "environmentVariables": _env_body(env, desired),
         "secretEnvironmentVariables": _secrets_body(desired)}
     if desired.cpu:
         body["availableCpu"] = desired.cpu
@@ -280,6 +300,7 @@ def _code_changes(desired: Desired, snap: Snapshot, old_label: str | None) -> li
 
 def _plan_new_function(desired: Desired) -> tuple[list[Resource], list[str]]:
     env, missing = desired_env(desired.secret_env, None)
+    env = _with_version(env, desired)
     function = {"name": desired.function_name, "environment": GEN_2,
                 "buildConfig": _build_body(desired, True), "serviceConfig": _service_body(desired, env),
                 "labels": _labels(desired)}
@@ -289,7 +310,7 @@ def _plan_new_function(desired: Desired) -> tuple[list[Resource], list[str]]:
         changes.append(Change("cpu", None, desired.cpu))
     changes += [Change("instances (warm..max)", None, f"{desired.min_instances}..{desired.max_instances}"),
                 Change("requests per instance", None, desired.request_concurrency)]
-    changes += [Change(f"environment {n}", None, "(value hidden)") for n in sorted(env)]
+    changes += [Change(f"environment {n}", None, "(value hidden)") for n in sorted(env) if n != VERSION_ENV]
     changes += [Change(f"secret {key}", None, f"projects/{p}/secrets/{s}/versions/{v}")
                 for key, (p, s, v) in sorted(desired.secret_refs.items())]
     source = Resource("source package", f"{desired.name}.zip", CREATE,
@@ -348,9 +369,13 @@ def _field_changes(desired: Desired, function: FunctionState, env: Mapping[str, 
                "allTrafficOnLatestRevision", False, True)
     deployed_env = {name: value for name, value in function.environment.items() if name not in PLATFORM_ENV}
     env_changes = environment_changes(env, deployed_env)
-    changes.extend(env_changes)
+    note = [c for c in env_changes if c.field == f"environment {VERSION_ENV}"]
+    changes.extend(c for c in env_changes if c not in note)
+    if note and function.labels.get(LABEL_CONTENT) == desired.content_label:
+        # with the code it changes with the code, which says so; alone, the revision is from before the note
+        changes.append(Change("version note (for history)", None, short(desired.content)))
     if env_changes:
-        service["environmentVariables"] = _env_body(env)
+        service["environmentVariables"] = _env_body(env, desired)
         mask.append("service_config.environment_variables")
     wanted = _secret_tuples(desired)
     if function.secrets != wanted:
@@ -370,6 +395,7 @@ def _plan_existing_function(desired: Desired, snap: Snapshot) -> tuple[list[Reso
     if not _owned(function, desired.name):
         raise _not_ours(desired)
     env, missing = desired_env(desired.secret_env, function.environment)
+    env = _with_version(env, desired)
     old_label = function.labels.get(LABEL_CONTENT)
     # A FAILED function (say, a build that failed) gets its source again even if the label matches.
     code_current = old_label == desired.content_label and function.state != "FAILED"
@@ -517,6 +543,19 @@ def outputs(name: str, project: str, region: str, snap: Snapshot,
 # ---- pause / resume (issue 14)
 
 PAUSED_NOTE = "paused: deploy keeps it paused (ingress internal-only); `agenthost resume` lets requests in"
+
+# What a request from the internet gets once ingress is internal-only: Google's front end refuses it
+# with 404 before any instance runs ("All other requests are rejected with a 404 error",
+# https://cloud.google.com/functions/1stgendocs/networking/network-settings#ingress_settings; Cloud Run,
+# which serves 2nd gen functions: https://cloud.google.com/run/docs/securing/ingress), its HTML page
+# "Error: Page not found".
+PAUSED_ANSWER = PausedAnswer(
+    404, {"Content-Type": "text/html; charset=UTF-8"},
+    b"<html><head>\n<meta http-equiv=\"content-type\" content=\"text/html;charset=utf-8\">\n"
+    b"<title>404 Page not found</title>\n</head>\n<body text=#000000 bgcolor=#ffffff>\n"
+    b"<h1>Error: Page not found</h1>\n<h2>The requested URL was not found on this server.</h2>\n"
+    b"<h2></h2>\n</body></html>\n",
+    "404 as Google answers a request from the internet with ingress internal-only")
 
 
 def plan_pause(name: str, project: str, region: str, snap: Snapshot, resume: bool) -> Plan:

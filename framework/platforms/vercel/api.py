@@ -37,7 +37,7 @@ from typing import Any, TextIO
 
 from framework.deploy import http
 from framework.deploy.executor import Context, Executor, Progress, Registry
-from framework.deploy.loglines import LogLine
+from framework.deploy.loglines import LogReader
 from framework.deploy.network import UnresolvedHost
 from framework.deploy.plan import Plan
 from framework.deploy.skeleton import DeployerBase, DeployOptions, DeployPlan
@@ -468,9 +468,10 @@ class Deployer(DeployerBase):
                 continue  # a deployment by another hand (git, the dashboard) is not the agent's
             created = datetime.fromtimestamp(found.created / 1000, UTC).isoformat() if found.created else None
             versions.append(Version(found.uid, created, content=found.meta.get(vercel.META_CONTENT),
-                                    live=found.uid == live))
-        return History("deployment", tuple(versions), ("the prompt's digest is not kept per deployment (its files are: "
-                                                        "the content hash covers them)",))
+                                    prompt=found.meta.get(vercel.META_PROMPT), live=found.uid == live))
+        notes = () if all(v.prompt for v in versions) else (
+            "a deployment made by an earlier agenthost has no prompt digest in its meta",)
+        return History("deployment", tuple(versions), notes)
 
     def rollback(self, history: History, version: Version) -> dict[str, Any]:
         """Point production at an earlier deployment without rebuilding it: POST
@@ -483,11 +484,11 @@ class Deployer(DeployerBase):
         return {"changed": True}
 
     # ---- logs (issue 14)
-    def log_lines(self, since_ms: int, request: str | None = None) -> list[LogLine]:
+    def log_reader(self, request: str | None = None) -> LogReader:
         """The production deployment's runtime logs (framework/platforms/vercel/logs.py)."""
-        from framework.platforms.vercel.logs import read_lines
+        from framework.platforms.vercel.logs import reader
 
-        return read_lines(self.api, self.project, self.agent.name, since_ms, request)
+        return reader(self.api, self.project, self.agent.name, request)
 
     # ---- invoke --deployed (issue 14)
     def invoke_headers(self, deployed: Mapping[str, Any], url: str, body: bytes,

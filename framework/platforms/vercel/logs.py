@@ -20,7 +20,7 @@ from http.client import HTTPException
 from typing import Any
 
 from framework.deploy import http
-from framework.deploy.loglines import LogLine
+from framework.deploy.loglines import LogLine, LogReader
 from framework.deploy.network import UnresolvedHost
 from framework.errors import DeployError
 from framework.platforms.vercel import planner as vercel
@@ -54,23 +54,43 @@ def _open(api: Api, path: str) -> Any:
                      sleep=api.sleep, stderr=api.stderr)
 
 
-def read_lines(api: Api, project: str, agent: str, since_ms: int, request: str | None = None) -> list[LogLine]:
-    """The production deployment's lines from since_ms on (with the request id in them), oldest first."""
+def _row(raw: bytes, path: str) -> dict[str, Any]:
+    """One line of the stream: a JSON object, else an error saying what came instead."""
+    try:
+        row = json.loads(raw)
+    except ValueError:
+        row = None
+    if not isinstance(row, dict):
+        raise DeployError(f"Vercel's runtime-logs stream (GET {path}) sent a line that is not a log row: "
+                          f"{raw[:200].decode('utf-8', 'replace').strip()!r}")
+    return row
+
+
+def reader(api: Api, project: str, agent: str, request: str | None = None) -> LogReader:
+    """The production deployment the project serves now, found once; then its lines from since_ms on
+    (with the request id in them), oldest first."""
     snap = read_snapshot(api, project, agent)
     if snap.project is None or snap.latest is None:
         raise DeployError(f"the Vercel project {project} has no production deployment: nothing has logged yet "
                           "(agenthost deploy first)")
     path = f"/v1/projects/{snap.project.id}/deployments/{snap.latest.uid}/runtime-logs"
-    lines = []
-    with _open(api, path) as stream:
-        try:
-            for raw in stream:
-                if not raw.strip():
-                    continue
-                row = json.loads(raw)
-                text, at = str(row.get("message") or ""), int(row.get("timestampInMs") or 0)
-                if at >= since_ms and (not request or request in text):
-                    lines.append(LogLine(at, text, str(row.get("rowId") or f"{at}:{text}")))
-        except TimeoutError:  # nothing more for STREAM_IDLE seconds: what came is what there is
-            pass
-    return sorted(lines, key=lambda line: line.time_ms)
+
+    def read(since_ms: int) -> list[LogLine]:
+        lines = []
+        with _open(api, path) as stream:
+            try:
+                for raw in stream:
+                    if not raw.strip():
+                        continue
+                    row = _row(raw, path)
+                    text, at = str(row.get("message") or ""), int(row.get("timestampInMs") or 0)
+                    if at >= since_ms and (not request or request in text):
+                        lines.append(LogLine(at, text, str(row.get("rowId") or f"{at}:{text}")))
+            except TimeoutError:  # nothing more for STREAM_IDLE seconds: what came is what there is
+                pass
+            except (OSError, HTTPException) as error:
+                raise DeployError(f"Vercel's runtime-logs stream broke off (GET {path}): {error}; run the same "
+                                  "command again") from None
+        return sorted(lines, key=lambda line: line.time_ms)
+
+    return read

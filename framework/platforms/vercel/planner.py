@@ -24,12 +24,14 @@ from framework.deploy.package import content_hash
 from framework.deploy.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Operation, Plan, Resource
 from framework.deploy.skeleton import DeployPlan, SecretHome, left_alone, short
 from framework.errors import DeployError
+from framework.platforms.base import PausedAnswer
 
 MARKER = "AGENT_FRAMEWORK_AGENT"  # plain project env var naming the agent that created the project
 META_AGENT = "agentFramework"
 META_CONTENT = "agentFrameworkContent"
 META_FILES = "agentFrameworkFiles"
 META_SETTINGS = "agentFrameworkSettings"
+META_PROMPT = "agentFrameworkPrompt"  # the prompt's digest (Agent.prompt_digest): what history shows
 META_SECRET = "agentFrameworkSecret_"  # + NAME -> keyed digest of the value the deployment was built with
 DEFAULT_API = "https://api.vercel.com"
 # No secret store the function reads from: every secret is copied into a sensitive project variable.
@@ -86,11 +88,13 @@ class Desired:
     # token_env); None: sessions off
     session_env: tuple[str, str] | None = None
     keep_deployments: int | None = None  # targets.vercel.keep_deployments (issue 14): None keeps every one
+    prompt: str = ""  # the prompt's digest, kept in the deployment's meta
 
     def meta(self) -> dict[str, str]:
         """The deployment's meta, secrets aside (their digests are added by the handler)."""
         return {META_AGENT: self.agent, META_CONTENT: self.content, META_FILES: file_map(self.files),
-                META_SETTINGS: json.dumps(self.settings, sort_keys=True, separators=(",", ":"))}
+                META_SETTINGS: json.dumps(self.settings, sort_keys=True, separators=(",", ":")),
+                META_PROMPT: self.prompt}
 
 
 def file_map(files: Sequence[FileEntry]) -> str:
@@ -153,7 +157,7 @@ def desired_state(agent, settings, files: Sequence[Any], *, secret_values: Mappi
         content=content_hash(entries),
         settings=display_settings(runtime_config, vercel_json, options.get("runtime", "edge")),
         secret_env={n: (secret_digest(secret_values[n], project, n) if n in secret_values else None) for n in names},
-        session_env=session_env, keep_deployments=options.get("keep_deployments"),
+        session_env=session_env, keep_deployments=options.get("keep_deployments"), prompt=agent.prompt_digest,
     )
 
 
@@ -426,6 +430,14 @@ def production_url(deployment: DeploymentState | None) -> str | None:
 
 
 # ---- pause / resume (issue 14)
+
+# What a paused project's URL answers: 503 with the error code DEPLOYMENT_PAUSED
+# (https://vercel.com/docs/errors/DEPLOYMENT_PAUSED, listed at https://vercel.com/docs/errors), in the
+# x-vercel-error header and, for a client that is no browser, a plain-text body: message, code.
+PAUSED_ANSWER = PausedAnswer(
+    503, {"Content-Type": "text/plain; charset=utf-8", "x-vercel-error": "DEPLOYMENT_PAUSED"},
+    b"This Deployment is paused by the owner.\n\nDEPLOYMENT_PAUSED\n",
+    "503 DEPLOYMENT_PAUSED as Vercel answers while the project is paused")
 
 PAUSED_NOTE = ("paused: deploy keeps it paused (a new production deployment is refused until then); "
                "`agenthost resume` lets requests in")

@@ -1,0 +1,138 @@
+"""The editor in a real browser: Debian's Chromium driven by Selenium through Debian's chromedriver (both
+installed by `make test`; nothing is downloaded), one browser per test session, one `agenthost edit` server
+per test module, each on a temp copy of the commented sample agent.yaml."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.wait import WebDriverWait
+
+from tests.conftest import API_KEY, ROOT, build
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--window-size=1400,1000")
+WAIT = 20  # seconds: a bound on the page's answers (the debounce is 300 ms), never a measured time
+
+
+def chromium(profile: Path) -> WebDriver:
+    """Headless Chromium; Selenium Manager stays offline (the driver and browser paths are given)."""
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if missing:
+        raise RuntimeError(f"the browser tests need {' and '.join(missing)}: Debian's chromium and "
+                           "chromium-driver (make test installs them)")
+    os.environ["SE_OFFLINE"] = "true"
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.set_script_timeout(WAIT)
+    return driver
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory) -> Iterator[WebDriver]:
+    driver = chromium(tmp_path_factory.mktemp("chromium"))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@dataclass
+class Editor:
+    """A running `agenthost edit`: its first URL (with the token), its agent file and its process."""
+
+    url: str
+    agent: Path
+    process: subprocess.Popen
+
+    @property
+    def base(self) -> str:
+        return self.url.split("/?", 1)[0]
+
+    @property
+    def token(self) -> str:
+        return self.url.rsplit("token=", 1)[1]
+
+
+def start_editor(folder: Path, env: dict[str, str | None]) -> Editor:
+    """The sample agent (its comments are what saving must keep) built once into folder/generated, then
+    `python -m framework edit --no-browser --port 0` on it; the URL is the first line it prints."""
+    folder.mkdir(parents=True, exist_ok=True)
+    agent = folder / "agent.yaml"
+    shutil.copyfile(ROOT / "agent.yaml", agent)
+    assert build(agent, folder / "generated") == 0
+    merged = {key: value for key, value in {**os.environ, **env}.items() if value is not None}
+    process = subprocess.Popen([sys.executable, "-m", "framework", "edit", "--no-browser", "--port", "0",
+                                "-f", str(agent)], cwd=folder, env=merged, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
+    if " at http://127.0.0.1:" not in line:
+        process.kill()
+        raise RuntimeError(f"agenthost edit did not start: {line}{process.stderr.read()}")
+    return Editor(url=line.rsplit(" at ", 1)[1].strip(), agent=agent, process=process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def editor(tmp_path_factory, fake_model) -> Iterator[Editor]:
+    """The editor with the model key set and the model at the fake model server (Try it answers)."""
+    running = start_editor(tmp_path_factory.mktemp("edit"), {"OPENAI_API_KEY": API_KEY,
+                                                             "OPENAI_BASE_URL": fake_model.url})
+    try:
+        yield running
+    finally:
+        stop(running.process)
+
+
+def wait_until(driver: WebDriver, condition: Callable[[WebDriver], object], what: str) -> object:
+    try:
+        return WebDriverWait(driver, WAIT, poll_frequency=0.05).until(condition)
+    except TimeoutException:
+        raise AssertionError(f"never happened: {what}") from None
+
+
+@pytest.fixture
+def page(browser: WebDriver, editor: Editor) -> WebDriver:
+    """The editor's page, freshly loaded from the printed URL, its form built."""
+    return open_page(browser, editor)
+
+
+def open_page(browser: WebDriver, editor: Editor) -> WebDriver:
+    browser.get(editor.url)
+    wait_until(browser, lambda d: d.execute_script("return document.body.dataset.ready === 'true'"), "the form")
+    return browser
+
+
+def field(driver: WebDriver, path: str) -> WebElement:
+    """The input of the form's field at a dotted path (json-editor's data-schemapath), e.g. targets.azure.timeout."""
+    return driver.find_element("css selector", f'[data-schemapath="root.{path}"] :is(input, textarea, select)')
+
+
+def yaml_text(driver: WebDriver) -> str:
+    return driver.execute_script("return document.getElementById('yaml-text').value")
