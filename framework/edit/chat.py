@@ -99,9 +99,14 @@ class TryIt:
             return response.status, parts_of_json(response.status, body)
 
         def chunks() -> Iterator[bytes]:
+            """The runtime's stream; cut short (the runtime stopped, timed out), it ends as a stream
+            does, with an error part and [DONE], so the page is never left waiting."""
             try:
                 while chunk := response.read1(65536):
                     yield chunk
+            except (OSError, http.client.HTTPException):
+                yield _part({"type": "error", "errorText": "the local runtime stopped answering"})
+                yield _part("[DONE]")
             finally:
                 conn.close()
 

@@ -31,13 +31,11 @@ from framework.config.secrets import redact
 from framework.config.validate import validate_stages
 from framework.edit import document
 from framework.edit.chat import TryIt
-from framework.errors import ConfigError, ExitCode, FrameworkError, MissingKeyError, Problem, UsageError
+from framework.errors import ConfigError, ExitCode, FrameworkError, MissingKeyError, Problem, StaleError, UsageError
 from framework.local.http import BodyLimit, Front, Request, Response
 from framework.platforms import registry
 from framework.report import TextReporter
 from framework.schema import schema
-from framework.schema_file import editor_schema_differences
-from framework.writer import differences
 
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "agenthost_editor"
@@ -151,11 +149,11 @@ class Editor:
         return jar[COOKIE].value if COOKIE in jar else None
 
     def handle(self, request: Request) -> Response:
+        """Every answer; the front adds _SECURITY's fields to each, its own refusals (413, 400) included."""
         response = self._route(request)
-        headers = {**response.headers, **_SECURITY}
-        if str(headers.get("Content-Type", "")).startswith("text/html"):
-            headers["Content-Security-Policy"] = CSP
-        return Response(response.status, headers, response.body)
+        if str(response.headers.get("Content-Type", "")).startswith("text/html"):
+            response.headers["Content-Security-Policy"] = CSP
+        return response
 
     def _route(self, request: Request) -> Response:
         if request.headers.get("host") not in self._hosts():
@@ -215,7 +213,7 @@ class Editor:
         if request.method == "POST":
             try:
                 body = json.loads(request.body or b"null")
-            except (ValueError, UnicodeDecodeError) as error:
+            except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
                 return _json(400, {"error": f"the request body is not JSON: {error}"})
             if not isinstance(body, dict):
                 return _json(400, {"error": "the request body must be a JSON object"})
@@ -272,7 +270,7 @@ class Editor:
                                "findings": checked["findings"], "ok": False})
         path = Path(self.file)
         with self._save_lock:
-            if path.read_text(encoding="utf-8") != self.loaded:
+            if _read(path) != self.loaded:  # edited, or removed, by someone else
                 return _json(409, {"error": f"{path.name} changed on disk since the editor loaded it; reload",
                                    "findings": checked["findings"], "ok": False})
             _write_atomically(path, text)
@@ -293,17 +291,18 @@ class Editor:
         return [unit for unit in units if unit.file == self.file]
 
     def _build(self) -> list[str]:
-        """`agenthost build` of this agent (every stage); the files it changed, relative to the agent
-        file's folder."""
+        """`agenthost build` of this agent (every stage); the files it changed (what `build --check`
+        lists first), relative to the agent file's folder."""
         units = self._units()
-        from framework.build import render_all
-
-        changed = [f"{unit.output}/{line.split(maxsplit=1)[1]}" for unit in units
-                   for line in differences(render_all(unit.validated), unit.output)]
-        changed += [f"{OUTPUT}/{line.split(maxsplit=1)[1]}" for line in editor_schema_differences(Path(OUTPUT))]
-        commands.build(units, None, False, TextReporter(io.StringIO(), io.StringIO()))
-        base = Path(self.file).resolve().parent
-        return sorted(os.path.relpath(Path(path).resolve(), base) for path in set(changed))
+        quiet = TextReporter(io.StringIO(), io.StringIO())
+        try:
+            commands.build(units, None, True, quiet)
+            stale: list[str] = []
+        except StaleError as error:
+            stale = [line.split(maxsplit=1)[1] for line in error.details]  # "changed   aws/app.py"
+        commands.build(units, None, False, quiet)
+        root, base = units[0].root.resolve(), Path(self.file).resolve().parent
+        return sorted({os.path.relpath(root / path, base) for path in stale})
 
     def _output(self) -> str:
         """Where the saved agent (as written, no stage) is built."""
@@ -319,19 +318,29 @@ class Editor:
             return _json(400, {"error": "write a message first"})
         key = self._key_name(saved)
         if not os.environ.get(key):
-            return _json(503, {"error": f"Try it needs {key} in the environment agenthost edit runs in: "
-                                        "set it and start the editor again."})
+            return _no_key(key)
         try:
             status, chunks = self.try_it.stream(target, self._output(), message)
         except ConfigError as error:
             return _json(409, {"error": "Try it runs the saved agent file, which has problems: fix and save it",
                                "findings": [finding(p, {}) for p in error.problems]})
         except MissingKeyError:
-            return _json(503, {"error": f"Try it needs {key} in the environment agenthost edit runs in: "
-                                        "set it and start the editor again."})
+            return _no_key(key)
         except (FrameworkError, OSError) as error:
             return _json(502, {"error": f"the local runtime of {target} did not start: {error}"})
         return Response(200, {"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}, chunks)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _no_key(key: str) -> Response:
+    return _json(503, {"error": f"Try it needs {key} in the environment agenthost edit runs in: "
+                                "set it and start the editor again."})
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -384,7 +393,7 @@ def edit_command(patterns: list[str], agents: list[str], port: int, browser: boo
     editor = Editor(file, files, secrets.token_hex(24))
     try:
         front = Front(editor.handle, "127.0.0.1", port, body_limit=BodyLimit(
-            MAX_BODY, f"the request body is larger than {MAX_BODY // (1 << 20)} MiB")).start()
+            MAX_BODY, f"the request body is larger than {MAX_BODY // (1 << 20)} MiB"), always=_SECURITY).start()
     except OSError as error:
         raise UsageError(f"cannot listen on 127.0.0.1:{port}: {error.strerror}; choose another --port") from None
     editor.port = front.port
