@@ -251,9 +251,11 @@ class Editor:
         return _json(200, self._checked(self._text(body)))
 
     def form(self, body: dict) -> Response:
-        text = self._text(body)
+        text, data = self._text(body), body.get("data")
+        if not isinstance(data, dict):
+            return _json(400, {"error": "'data' must be an object (the form's values)"})
         try:
-            merged = document.merge(text, body.get("data"))
+            merged = document.merge(text, data)
         except ConfigError as error:
             first = error.problems[0]
             return _json(409, {"error": f"Fix the YAML first: line {first.line}: {first.message}",
