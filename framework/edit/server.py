@@ -392,6 +392,8 @@ def edit_command(patterns: list[str], agents: list[str], port: int, browser: boo
     file = _choose(files, agents)
     if not Path(file).is_file():
         raise UsageError(f"{file}: no such file; write one with `agenthost init`")
+    if _read(Path(file)) is None:
+        raise UsageError(f"{file}: cannot be read as UTF-8 text; save it as UTF-8 and make it readable")
     editor = Editor(file, files, secrets.token_hex(24))
     try:
         front = Front(editor.handle, "127.0.0.1", port, body_limit=BodyLimit(
@@ -399,10 +401,10 @@ def edit_command(patterns: list[str], agents: list[str], port: int, browser: boo
     except OSError as error:
         raise UsageError(f"cannot listen on 127.0.0.1:{port}: {error.strerror}; choose another --port") from None
     editor.port = front.port
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before the address is out: a caller may stop us at once
     url = f"http://127.0.0.1:{front.port}/?token={editor.token}"
     reporter.result([f"Editing {file} at {url}"], None)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if browser:
         webbrowser.open(url)
     try:
