@@ -32,6 +32,7 @@ from ruamel.yaml.scalarstring import (
 from ruamel.yaml.tokens import CommentToken
 
 from framework.config.load import parse as _framework_parse
+from framework.errors import ConfigError
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _RESOLVER = yaml.resolver.Resolver()
@@ -129,9 +130,32 @@ def merge(text: str, data: Any) -> str:
         _merge_map(tree, old, data)
     else:
         tree = _node(data, None)
+    merged = _dump(y, tree)
+    if not _reads_as(merged, data):  # ruamel garbles a block list opening with `- {}` under a comment
+        _flow_lists_opening_with_empty_map(tree)
+        merged = _dump(y, tree)
+    return merged
+
+
+def _dump(y: YAML, tree: Any) -> str:
     out = io.StringIO()
     y.dump(tree, out)
     return out.getvalue()
+
+
+def _reads_as(text: str, data: Any) -> bool:
+    try:
+        return same(parse(text), data)
+    except ConfigError:
+        return False
+
+
+def _flow_lists_opening_with_empty_map(node: Any) -> None:
+    """Such lists written [{}, ...], which ruamel gets right (valid, every comment kept, if less tidy)."""
+    if isinstance(node, CommentedSeq) and len(node) and isinstance(node[0], CommentedMap) and not len(node[0]):
+        node.fa.set_flow_style()
+    for child in node.values() if isinstance(node, CommentedMap) else node if isinstance(node, CommentedSeq) else ():
+        _flow_lists_opening_with_empty_map(child)
 
 
 # ---- the walk --------------------------------------------------------------------------------------

@@ -233,3 +233,10 @@ def test_random_edits_of_the_sample_parse_back_and_keep_the_comments_of_remainin
 @given(st.data())
 def test_random_edits_of_the_commented_fixture_parse_back_and_keep_the_comments_of_remaining_keys(data):
     _check(COMMENTED, data.draw(edits(COMMENTED)))
+
+
+@pytest.mark.parametrize("value", [[{}, None, False], [{}, 1, 2], [{}, {"a": 1}]])
+def test_a_list_opening_with_an_empty_map_under_a_commented_key_parses_back_with_its_comments(value):
+    """ruamel writes such a block list garbled (`- 1 -`): it is written [{}, ...] instead (found by hypothesis)."""
+    data = {**parse(COMMENTED), "concurrency": value}
+    _check(COMMENTED, data)
