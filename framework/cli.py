@@ -69,6 +69,11 @@ _HELP = {
              "agenthost logs                          # the last hour, every target\n"
              "agenthost logs --target aws --since 15m --follow   # Ctrl-C stops\n"
              "agenthost logs --request 8f14e45f --format json    # one request's usage record"),
+    # ---- edit (issue 15)
+    "edit": ("edit agent.yaml in your browser: a form and the YAML side by side, checked as you type, saved "
+             "and built, tried on a local runtime",
+             "agenthost edit                       # opens the browser\n"
+             "agenthost edit -f agents/bot/agent.yaml --port 8800 --no-browser"),
 }
 
 
@@ -194,6 +199,16 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--since", default="1h", metavar="AGE", help="how far back: 30s, 15m, 1h, 2d (default: 1h)")
     logs.add_argument("--follow", action="store_true", help="keep polling for new lines until Ctrl-C")
     logs.add_argument("--request", metavar="ID", help="only the lines of this request (its request_id)")
+
+    # ---- edit (issue 15)
+    edit = command("edit")
+    edit.add_argument("-f", "--file", action="append", default=[], metavar="FILE",
+                      help="the agent file to edit (default: agent.yaml, else the one of agents/*/agent.yaml "
+                           "--agent names)")
+    edit.add_argument("--agent", action="append", default=[], metavar="NAME",
+                      help="the agent to edit (by its name:), when there are several")
+    edit.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default: 8765; 0: any free one)")
+    edit.add_argument("--no-browser", action="store_true", help="print the address only, do not open a browser")
     return parser
 
 
@@ -342,6 +357,13 @@ def _cmd_logs(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
                      stdout=reporter.stdout, stderr=reporter.stderr)
 
 
+# ---- edit (issue 15)
+def _cmd_edit(args: argparse.Namespace, reporter: TextReporter) -> ExitCode:
+    from framework.edit import server
+
+    return server.edit_command(args.file, args.agent, args.port, not args.no_browser, reporter)
+
+
 @dataclass(frozen=True)
 class _Command:
     """A command's function, and the exit codes its results use (an error never borrows one)."""
@@ -358,7 +380,8 @@ _COMMANDS = {"init": _Command(_cmd_init),
              "init-ci": _Command(_cmd_init_ci),
              "pause": _Command(_cmd_pause), "resume": _Command(_cmd_pause),  # pause / resume (issue 14)
              "history": _Command(_cmd_history), "rollback": _Command(_cmd_rollback),  # history (issue 14)
-             "logs": _Command(_cmd_logs)}  # logs (issue 14)
+             "logs": _Command(_cmd_logs),  # logs (issue 14)
+             "edit": _Command(_cmd_edit)}  # edit (issue 15)
 _ALIASES = {"remove": "destroy"}  # what Serverless Framework and SAM users type
 
 

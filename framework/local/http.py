@@ -63,6 +63,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
     body_limit: BodyLimit | None = None
+    always: dict[str, str] = {}  # fields sent with every answer, the front's own refusals included
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -277,7 +278,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.log_request(response.status)
         self.send_response_only(response.status)
         sent = set()
-        for name, value in response.headers.items():
+        for name, value in {**self.server.always, **response.headers}.items():
             if name.lower() not in HOP_BY_HOP:
                 sent.add(name.lower())
                 for one in value if isinstance(value, (list, tuple)) else (value,):  # a list: one line each
@@ -345,14 +346,16 @@ def _header(headers: dict[str, str | list[str]], name: str) -> str | None:
 
 class Front:
     """Serve `handler` on host:port in a background thread. With a `body_limit`, a larger request
-    body is answered 413 as soon as its size is known, without reading the rest."""
+    body is answered 413 as soon as its size is known, without reading the rest. `always`: header
+    fields every answer carries (the handler's own value wins), the front's 400s and 413s included."""
 
     def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0, log: bool = False,
-                 body_limit: BodyLimit | None = None):
+                 body_limit: BodyLimit | None = None, always: dict[str, str] | None = None):
         self._server = _Server((host, port), _RequestHandler)
         self._server.handler = handler  # type: ignore[attr-defined]
         self._server.log = log  # type: ignore[attr-defined]
         self._server.body_limit = body_limit
+        self._server.always = dict(always or {})
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self.stopping = threading.Event()  # set once the grace period of close() is over
 
