@@ -5,11 +5,7 @@ per test module, each on a temp copy of the commented sample agent.yaml."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,7 +16,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.wait import WebDriverWait
 
-from tests.conftest import API_KEY, ROOT, build
+from tests.conftest import API_KEY
+from tests.editor import Editor, running_editor
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -55,59 +52,12 @@ def browser(tmp_path_factory) -> Iterator[WebDriver]:
         driver.quit()
 
 
-@dataclass
-class Editor:
-    """A running `agenthost edit`: its first URL (with the token), its agent file and its process."""
-
-    url: str
-    agent: Path
-    process: subprocess.Popen
-
-    @property
-    def base(self) -> str:
-        return self.url.split("/?", 1)[0]
-
-    @property
-    def token(self) -> str:
-        return self.url.rsplit("token=", 1)[1]
-
-
-def start_editor(folder: Path, env: dict[str, str | None]) -> Editor:
-    """The sample agent (its comments are what saving must keep) built once into folder/generated, then
-    `python -m framework edit --no-browser --port 0` on it; the URL is the first line it prints."""
-    folder.mkdir(parents=True, exist_ok=True)
-    agent = folder / "agent.yaml"
-    shutil.copyfile(ROOT / "agent.yaml", agent)
-    assert build(agent, folder / "generated") == 0
-    merged = {key: value for key, value in {**os.environ, **env}.items() if value is not None}
-    process = subprocess.Popen([sys.executable, "-m", "framework", "edit", "--no-browser", "--port", "0",
-                                "-f", str(agent)], cwd=folder, env=merged, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    line = process.stdout.readline()
-    if " at http://127.0.0.1:" not in line:
-        process.kill()
-        raise RuntimeError(f"agenthost edit did not start: {line}{process.stderr.read()}")
-    return Editor(url=line.rsplit(" at ", 1)[1].strip(), agent=agent, process=process)
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture(scope="module")
 def editor(tmp_path_factory, fake_model) -> Iterator[Editor]:
     """The editor with the model key set and the model at the fake model server (Try it answers)."""
-    running = start_editor(tmp_path_factory.mktemp("edit"), {"OPENAI_API_KEY": API_KEY,
-                                                             "OPENAI_BASE_URL": fake_model.url})
-    try:
+    with running_editor(tmp_path_factory.mktemp("edit"), {"OPENAI_API_KEY": API_KEY,
+                                                          "OPENAI_BASE_URL": fake_model.url}) as running:
         yield running
-    finally:
-        stop(running.process)
 
 
 def wait_until(driver: WebDriver, condition: Callable[[WebDriver], object], what: str) -> object:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.browser.conftest import chromium, open_page, start_editor, stop, wait_until  # noqa: E402
+from tests.browser.conftest import chromium, open_page, wait_until  # noqa: E402
 from tests.browser.test_editor import findings, type_over_in_yaml  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
+from tests.editor import start_editor, stop  # noqa: E402
 
 
 def main() -> None:

@@ -6,18 +6,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser.conftest import Editor, open_page, start_editor, stop
+from tests.browser.conftest import open_page
+from tests.editor import Editor, running_editor
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def keyless(tmp_path_factory) -> Iterator[Editor]:
-    running = start_editor(tmp_path_factory.mktemp("edit-keyless"), {"OPENAI_API_KEY": None})
-    try:
+    with running_editor(tmp_path_factory.mktemp("edit-keyless"), {"OPENAI_API_KEY": None}) as running:
         yield running
-    finally:
-        stop(running.process)
 
 
 def test_try_it_says_which_variable_to_set_and_asks_for_no_key(browser, keyless):

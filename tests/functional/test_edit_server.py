@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import API_KEY, ROOT, build
+from tests.conftest import API_KEY, ROOT
+from tests.editor import URL_LINE, Editor, running_editor, start_editor
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +32,6 @@ SECRET = "sk-proj-" + "Zq7Rt2Lw9Xy4" * 4  # the shape of an OpenAI key: refused,
 WITH_SECRET = SAMPLE.replace("model: gpt-4o-mini", f"model: {SECRET}", 1)
 NO_KEY = ("Try it needs OPENAI_API_KEY in the environment agenthost edit runs in: "
           "set it and start the editor again.")
-URL_LINE = re.compile(r"Editing (?P<file>.+) at (?P<url>http://127\.0\.0\.1:(?P<port>\d+)/\?token=(?P<token>[0-9a-f]{48}))")
 SECURITY = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
@@ -42,92 +39,21 @@ MIB = 1 << 20
 BESIDE = [".generated.lock", "agent.yaml", "generated"]  # the agent file, the build and the build's lock
 
 
-@dataclass
-class Server:
-    """A running `agenthost edit`: its folder (the cwd: generated/ is there), agent file and first line."""
-
-    folder: Path
-    agent: Path
-    process: subprocess.Popen
-    line: str
-    port: int
-    token: str
-
-    def ask(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-            api: bool = True) -> tuple[int, http.client.HTTPMessage, bytes]:
-        """One request as the page sends it (Host, cookie, token header), `headers` overriding;
-        a None value leaves that field out."""
-        fields = {"Host": f"127.0.0.1:{self.port}"}
-        if api:
-            fields |= {"Cookie": f"agenthost_editor={self.token}", "X-Agenthost-Token": self.token}
-        if body is not None:
-            fields["Content-Type"] = "application/json"
-        fields |= headers or {}
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-            for name, value in fields.items():
-                if value is not None:
-                    conn.putheader(name, value)
-            if body is not None:
-                conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders(body)
-            response = conn.getresponse()
-            return response.status, response.headers, response.read()
-        finally:
-            conn.close()
-
-    def post(self, path: str, data: object) -> tuple[int, dict]:
-        status, _, body = self.ask("POST", path, json.dumps(data).encode())
-        return status, json.loads(body)
-
-
-def start(folder: Path, env: dict[str, str | None]) -> Server:
-    folder.mkdir(parents=True, exist_ok=True)
-    agent = folder / "agent.yaml"
-    agent.write_text(SAMPLE, encoding="utf-8")
-    assert build(agent, folder / "generated") == 0
-    merged = {key: value for key, value in {**os.environ, **env}.items() if value is not None}
-    process = subprocess.Popen([sys.executable, "-m", "framework", "edit", "--no-browser", "--port", "0",
-                                "-f", str(agent)], cwd=folder, env=merged, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    line = process.stdout.readline().rstrip("\n")
-    match = URL_LINE.fullmatch(line)
-    if not match:
-        process.kill()
-        raise RuntimeError(f"agenthost edit did not start: {line}{process.stderr.read()}")
-    return Server(folder, agent, process, line, int(match["port"]), match["token"])
-
-
-def stop(process: subprocess.Popen) -> int:
-    process.terminate()
-    try:
-        return process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.wait()
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, fake_model) -> Iterator[Editor]:
+    with running_editor(tmp_path_factory.mktemp("edit"), {"OPENAI_API_KEY": API_KEY,
+                                                          "OPENAI_BASE_URL": fake_model.url}) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, fake_model) -> Iterator[Server]:
-    running = start(tmp_path_factory.mktemp("edit"), {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": fake_model.url})
-    try:
+def keyless(tmp_path_factory) -> Iterator[Editor]:
+    with running_editor(tmp_path_factory.mktemp("edit-keyless"), {"OPENAI_API_KEY": None}) as running:
         yield running
-    finally:
-        stop(running.process)
-
-
-@pytest.fixture(scope="module")
-def keyless(tmp_path_factory) -> Iterator[Server]:
-    running = start(tmp_path_factory.mktemp("edit-keyless"), {"OPENAI_API_KEY": None})
-    try:
-        yield running
-    finally:
-        stop(running.process)
 
 
 @pytest.fixture
-def fresh(server) -> Server:
+def fresh(server) -> Editor:
     """The server with the sample back on disk and loaded (a save test leaves its own text)."""
     server.agent.write_text(SAMPLE, encoding="utf-8")
     assert server.ask("GET", "/api/state")[0] == 200
@@ -177,7 +103,7 @@ def test_another_loopback_address_is_not_answered(server):
 
 
 def test_sigterm_stops_the_editor_with_exit_code_0(tmp_path):
-    running = start(tmp_path, {"OPENAI_API_KEY": None})
+    running = start_editor(tmp_path, {"OPENAI_API_KEY": None})
     running.process.send_signal(signal.SIGTERM)
     assert running.process.wait(timeout=30) == 0
 
