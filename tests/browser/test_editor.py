@@ -76,6 +76,26 @@ def test_a_timeout_changed_in_the_form_shows_in_the_yaml(page):
     assert AZURE_TIMEOUT in yaml_text(page)
 
 
+HOLD_ANSWER = """
+    const path = arguments[0]; const real = window.fetch; window.held = [];
+    window.fetch = (url, init) => real(url, init).then((answer) => String(url).endsWith(path) && !window.held.length
+        ? new Promise((resolve) => window.held.push(() => resolve(answer))) : answer);"""  # the first answer only
+
+
+@pytest.mark.parametrize(("path", "edit_before"), [
+    ("/api/form", lambda page: type_into(field(page, "timeout"), "150")),
+    ("/api/text", lambda page: type_over_in_yaml(page, "\ntimeout: 300\n", "\ntimeout: 240\n")),
+], ids=["a form change", "an earlier YAML edit"])
+def test_what_is_typed_in_the_yaml_while_an_answer_is_under_way_is_kept(page, path, edit_before):
+    page.execute_script(HOLD_ANSWER, path)
+    edit_before(page)
+    wait_until(page, lambda d: d.execute_script("return window.held.length") == 1, f"the {path} request")
+    type_over_in_yaml(page, "name: support-bot\n", "name: billing-bot\n")
+    page.execute_script("window.held[0]()")  # answered while the typing's debounce runs
+    wait_until(page, lambda d: field(d, "name").get_attribute("value") == "billing-bot", "the name in the form")
+    assert "name: billing-bot\n" in yaml_text(page)
+
+
 def toggle_platform(driver, name: str) -> None:
     """Tick or untick a platform in the targets section's "Add or remove fields" list."""
     box = driver.find_element("id", f"root.targets-{name}")

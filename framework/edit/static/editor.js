@@ -276,11 +276,13 @@
     };
   }
 
-  /** One request at a time wins: a late answer to an older edit is dropped. */
+  /** One request at a time wins: a late answer to an older edit is dropped, and so is one to a YAML the
+   * user has typed in since (its own answer follows: what was typed is never overwritten). */
   async function send(path, body, options) {
     const seq = ++state.seq;
+    const sent = ui.text.value;
     const { status, body: answer } = await api(path, body);
-    if (seq !== state.seq) return;
+    if (seq !== state.seq || ui.text.value !== sent) return;
     if (status === 200) accept(answer, options);
     else {
       if (Array.isArray(answer.findings)) state.findings = answer.findings;
