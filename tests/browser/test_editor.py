@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
 from tests.browser.conftest import field, open_page, wait_until, yaml_text
@@ -29,10 +30,13 @@ def type_into(element, text: str) -> None:
 
 def type_over_in_yaml(driver, old: str, new: str) -> None:
     """Select `old` in the YAML view (its first occurrence) and type `new` over it."""
-    driver.execute_script("""
+    selected = driver.execute_script("""
         const area = document.getElementById('yaml-text'); const at = area.value.indexOf(arguments[0]);
-        area.focus(); area.setSelectionRange(at, at + arguments[0].length);""", old)
-    driver.switch_to.active_element.send_keys(new)
+        area.focus(); area.setSelectionRange(at, at + arguments[0].length);
+        return [at, document.activeElement === area, area.selectionStart, area.selectionEnd];""", old)
+    assert selected[:2] == [selected[2], True] and selected[0] >= 0, f"{old!r} not selected in the YAML: {selected}"
+    # keys to what has focus: an element's send_keys puts the caret at the end when the window lacks focus
+    ActionChains(driver).send_keys(new).perform()
 
 
 def line_of(text: str, fragment: str) -> int:
@@ -94,6 +98,45 @@ def test_what_is_typed_in_the_yaml_while_an_answer_is_under_way_is_kept(page, pa
     page.execute_script("window.held[0]()")  # answered while the typing's debounce runs
     wait_until(page, lambda d: field(d, "name").get_attribute("value") == "billing-bot", "the name in the form")
     assert "name: billing-bot\n" in yaml_text(page)
+
+
+TOOLS = """tools:
+  - name: lookup_order
+    description: Look up an order by its number.
+    parameters:
+      type: object
+      properties:
+        order_id: {type: string, description: The order number}
+      required: [order_id]
+    http:
+      url: https://api.example.com/orders/{order_id}
+  - mcp:
+      url: http://127.0.0.1:9000/mcp
+
+"""
+
+
+def test_tools_show_as_a_list_with_each_arguments_type_and_description(page):
+    type_over_in_yaml(page, "\ntargets:\n", "\n" + TOOLS + "targets:\n")
+    argument = "tools.0.parameters.properties.order_id"
+    wait_until(page, lambda d: d.find_elements("css selector", f'[data-schemapath="root.{argument}.type"] select'),
+               "the tool's argument in the form")
+    assert field(page, "tools.0.name").get_attribute("value") == "lookup_order"
+    assert field(page, f"{argument}.type").get_attribute("value") == "string"
+    assert field(page, f"{argument}.description").get_attribute("value") == "The order number"
+    assert field(page, "tools.0.parameters.required.0").get_attribute("value") == "order_id"
+    assert field(page, "tools.1.mcp.url").get_attribute("value") == "http://127.0.0.1:9000/mcp"
+
+
+def test_an_arguments_description_changed_in_the_form_shows_in_the_yaml(page):
+    type_over_in_yaml(page, "\ntargets:\n", "\n" + TOOLS + "targets:\n")
+    description = "tools.0.parameters.properties.order_id.description"
+    wait_until(page, lambda d: d.find_elements("css selector", f'[data-schemapath="root.{description}"] input'),
+               "the argument's description in the form")
+    type_into(field(page, description), "The order number, digits only")
+    wait_until(page, lambda d: "The order number, digits only" in yaml_text(d), "the description in the YAML")
+    text = yaml_text(page)
+    assert "url: http://127.0.0.1:9000/mcp" in text and AZURE_COMMENT in text and findings(page) == []
 
 
 def toggle_platform(driver, name: str) -> None:
@@ -226,12 +269,15 @@ def test_keyboard_enter_on_save_saves(page, editor):
     assert "\nmemory: 512\n" in editor.agent.read_text()
 
 
-@pytest.mark.parametrize("state", ["loaded", "with a problem"])
+@pytest.mark.parametrize("state", ["loaded", "with a problem", "with tools"])
 def test_axe_core_finds_nothing_serious(browser, editor, state):
     page = open_page(browser, editor)
     if state == "with a problem":
         type_over_in_yaml(page, "timeout: 230", "timeout: 900")
         wait_until(page, lambda d: findings(d), "a problem listed")
+    if state == "with tools":
+        type_over_in_yaml(page, "\ntargets:\n", "\n" + TOOLS + "targets:\n")
+        wait_until(page, lambda d: d.find_elements("css selector", '[data-schemapath="root.tools.1.mcp"]'), "the tools")
     page.execute_script((JS_DIR / "node_modules" / "axe-core" / "axe.min.js").read_text())
     result = page.execute_async_script("""
         const done = arguments[arguments.length - 1];

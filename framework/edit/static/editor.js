@@ -127,6 +127,43 @@
     if (file.properties && file.properties.file) file.properties.file.title = "prompt file (relative to agent.yaml)";
   }
 
+  /** One argument of an HTTP tool, as the model is told it: the JSON Schema keywords tools use most. */
+  const ARGUMENT = {
+    type: "object",
+    properties: {
+      type: { type: "string", title: "type", enum: ["string", "number", "integer", "boolean", "array", "object"],
+              description: "What the model fills in." },
+      description: { type: "string", title: "description", description: "What it is, for the model." },
+      enum: { type: "array", title: "enum", format: "table", items: { type: "string", title: "value" },
+              description: "The only values allowed." },
+      pattern: { type: "string", title: "pattern", description: "A regular expression the value must match." },
+    },
+    defaultProperties: ["type", "description"],
+  };
+
+  /**
+   * A tool's parameters (free JSON Schema in agent.yaml's schema) shown as a list of named arguments, each
+   * with its type and description, and the names the model must fill in: json-editor shows an untyped
+   * object as fields of any type, each behind a type switcher.
+   */
+  function prepareParameters(schema) {
+    const tool = schema.properties && schema.properties.tools && schema.properties.tools.items;
+    const http = tool && Array.isArray(tool.oneOf) ? tool.oneOf[0] : null;
+    const parameters = http && http.properties && http.properties.parameters;
+    if (!parameters) return;
+    http.properties.parameters = {
+      title: "parameters", description: parameters.description, type: "object",
+      properties: {
+        type: { type: "string", title: "type", enum: ["object"], description: "Always object: the arguments by name." },
+        properties: { type: "object", title: "arguments", additionalProperties: ARGUMENT,
+                      description: "Each argument by its name: add one with \u201cAdd or remove fields\u201d." },
+        required: { type: "array", title: "required", format: "table", items: { type: "string", title: "argument" },
+                    description: "The arguments the model must always fill in." },
+      },
+      defaultProperties: ["type", "properties", "required"],
+    };
+  }
+
   /** Fields in the order the file writes them (json-editor's propertyOrder), the others after. */
   function orderLike(schema, data) {
     if (!isObject(data) || !schema || !isObject(schema.properties)) return;
@@ -432,6 +469,7 @@
     showModelKey(body.model_key, body.model_key_name);
     const schema = prepare(body.schema, body.schema, "");
     preparePrompt(schema);
+    prepareParameters(schema);
     orderLike(schema, body.data);
     state.data = body.data;
     state.editor = new window.JSONEditor(ui.form, {
