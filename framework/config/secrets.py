@@ -40,11 +40,18 @@ def value_secret_kind(value: str) -> str | None:
     return secret_kind(value)
 
 
-def redact(text: str) -> str:
-    """The text with every secret-looking part replaced: problems are printed, even in public CI logs."""
-    for _, pattern in (*_PATTERNS, ("", _HEX_RUN)):
+def redact(text: str, *, hex_runs: bool = True) -> str:
+    """The text with every secret-looking part replaced: problems are printed, even in public CI logs.
+    hex_runs=False keeps runs of hex digits (digests, commit ids), for a text whose values
+    find_secrets found no bare hexadecimal key in."""
+    for _, pattern in (*_PATTERNS, *((("", _HEX_RUN),) if hex_runs else ())):
         text = pattern.sub("<secret>", text)
     return text
+
+
+def has_bare_hex_key(data: Any) -> bool:
+    """Whether a key or value of data is nothing but a hexadecimal key (what redact's hex runs are for)."""
+    return any(kind == _BARE_HEX_KIND for _, kind in find_secrets(data))
 
 
 def find_secrets(data: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:

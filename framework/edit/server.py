@@ -27,7 +27,7 @@ from typing import Any
 
 from framework import commands, project
 from framework.config import load
-from framework.config.secrets import redact
+from framework.config.secrets import has_bare_hex_key, redact
 from framework.config.validate import validate_stages
 from framework.edit import document
 from framework.edit.chat import TryIt
@@ -97,20 +97,25 @@ def listed_targets(data: Any) -> list[str]:
     return [name for name in registry.names() if isinstance(targets, dict) and name in targets]
 
 
-def _redacted(value: Any) -> Any:
-    """Every text of a response with whatever looks like a secret replaced: the page never gets one back."""
+def _redacted(value: Any, hex_runs: bool) -> Any:
+    """Every text of a response, keys included, with whatever looks like a secret replaced."""
     if isinstance(value, str):
-        return redact(value)
+        return redact(value, hex_runs=hex_runs)
     if isinstance(value, dict):
-        return {key: _redacted(item) for key, item in value.items()}
+        return {_redacted(key, hex_runs): _redacted(item, hex_runs) for key, item in value.items()}
     if isinstance(value, list):
-        return [_redacted(item) for item in value]
+        return [_redacted(item, hex_runs) for item in value]
     return value
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
+    """The page never gets a secret back. A run of hex digits (a digest in a comment, a Key Vault
+    version) is one only when validate takes a whole value for a key, else the text comes back as sent:
+    the page saves what it shows."""
+    data = body.get("data")
+    hex_runs = data is None or has_bare_hex_key(data)
     return Response(status, {"Content-Type": "application/json"},
-                    json.dumps(_redacted(body), ensure_ascii=False).encode())
+                    json.dumps(_redacted(body, hex_runs), ensure_ascii=False).encode())
 
 
 class _Refused(Exception):
@@ -285,8 +290,8 @@ class Editor:
                 where = f" ({detail.file}:{detail.line}: {detail.message})" if detail else f" ({error})"
                 return _json(500, {"error": f"Saved, but the build failed{where}", "saved": True,
                                    "findings": checked["findings"], "ok": False})
-        return _json(200, {"saved": True, "text": text, "findings": checked["findings"], "ok": True,
-                           "changed": changed})
+        return _json(200, {"saved": True, "text": text, "data": checked["data"], "findings": checked["findings"],
+                           "ok": True, "changed": changed})
 
     def _units(self) -> list[project.Unit]:
         units = project.units(self.files, OUTPUT, every_stage=True)

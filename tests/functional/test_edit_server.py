@@ -319,6 +319,31 @@ def test_no_route_echoes_a_secret(fresh, route):
     assert SECRET not in fresh.agent.read_text(encoding="utf-8")
 
 
+BARE_KEY = "9f86d081884c7d659a2feaa0c55ad015"  # 32 hex digits: an Azure OpenAI-style key as a whole value
+DIGEST = "# prompt reviewed at sha256 " + "3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b" + "\n"
+
+
+@pytest.mark.parametrize(("text", "kept", "hidden"), [
+    (DIGEST + SAMPLE, DIGEST.strip(), None),
+    (SAMPLE.replace("model: gpt-4o-mini", f"model: {BARE_KEY}", 1), None, BARE_KEY),
+    (SAMPLE.replace("cors:\n", f"{SECRET}: 1\ncors:\n", 1), None, SECRET),
+], ids=["a digest in a comment", "a bare hex key as a value", "a key shaped as a secret as a name"])
+def test_only_what_validate_takes_for_a_secret_is_hidden_in_the_answer(server, text, kept, hidden):
+    status, _, body = server.ask("POST", "/api/text", json.dumps({"text": text}).encode())
+    assert status == 200
+    if kept:
+        answer = json.loads(body)
+        assert kept in answer["text"] and answer["ok"] is True
+    else:
+        assert hidden not in body.decode() and "<secret>" in json.loads(body)["text"]
+
+
+def test_a_digest_in_a_comment_is_saved_as_written(fresh):
+    status, _, body = fresh.ask("POST", "/api/save", json.dumps({"text": DIGEST + SAMPLE}).encode())
+    assert status == 200 and json.loads(body)["text"] == DIGEST + SAMPLE
+    assert fresh.agent.read_text(encoding="utf-8") == DIGEST + SAMPLE
+
+
 # ---- the form merged into the text ---------------------------------------------------------------------
 
 def _comments(text: str) -> list[str]:
