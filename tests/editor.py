@@ -31,6 +31,7 @@ class Editor:
     line: str
     port: int
     token: str
+    version: str = ""  # the file's version (`base`) the last load or save saw: tests that save load first
 
     @property
     def url(self) -> str:
@@ -68,6 +69,20 @@ class Editor:
     def post(self, path: str, data: object) -> tuple[int, dict]:
         status, _, body = self.ask("POST", path, json.dumps(data).encode())
         return status, json.loads(body)
+
+    def load(self) -> dict:
+        """GET /api/state as the page does when it opens; its `base` is what save sends."""
+        status, _, body = self.ask("GET", "/api/state")
+        assert status == 200, body
+        state = json.loads(body)
+        self.version = state["base"]
+        return state
+
+    def save(self, text: str) -> tuple[int, dict]:
+        """POST /api/save as the page does: the text, and the version of the file it loaded or last saved."""
+        status, answer = self.post("/api/save", {"text": text, "base": self.version})
+        self.version = answer.get("base", self.version)
+        return status, answer
 
 
 def start_editor(folder: Path, env: dict[str, str | None]) -> Editor:

@@ -11,6 +11,7 @@ write of the one agent file, then `build` as the command runs it.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import http.cookies
 import io
@@ -114,8 +115,14 @@ def _json(status: int, body: dict[str, Any]) -> Response:
     the page saves what it shows."""
     data = body.get("data")
     hex_runs = data is None or has_bare_hex_key(data)
-    return Response(status, {"Content-Type": "application/json"},
-                    json.dumps(_redacted(body, hex_runs), ensure_ascii=False).encode())
+    shown = {key: value if key == "base" else _redacted(value, hex_runs) for key, value in body.items()}
+    return Response(status, {"Content-Type": "application/json"}, json.dumps(shown, ensure_ascii=False).encode())
+
+
+def base_of(text: str) -> str:
+    """The version of the file a page loaded (sha256 of its text): Save compares it with the file on
+    disk, so a page loaded before someone else's edit cannot overwrite that edit."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class _Refused(Exception):
@@ -134,7 +141,6 @@ class Editor:
         self.files = files  # every agent file of the repository: where each one's build goes
         self.token = token
         self.port = 0  # set once the server listens
-        self.loaded = Path(file).read_text(encoding="utf-8")  # the text last read or saved
         self.try_it = TryIt(file)
         self._save_lock = threading.Lock()
 
@@ -246,11 +252,14 @@ class Editor:
 
     # -- routes --
     def state(self) -> Response:
-        self.loaded = Path(self.file).read_text(encoding="utf-8")
-        checked = self._checked(self.loaded)
+        text = _read(Path(self.file))
+        if text is None:
+            return _json(409, {"error": f"{Path(self.file).name} cannot be read any more (moved, or not UTF-8)"})
+        checked = self._checked(text)
         key = self._key_name(checked["data"])
-        return _json(200, {"file": self.file, **checked, "schema": schema(), "platforms": list(registry.names()),
-                           "model_key": bool(os.environ.get(key)), "model_key_name": key})
+        return _json(200, {"file": self.file, **checked, "base": base_of(text), "schema": schema(),
+                           "platforms": list(registry.names()), "model_key": bool(os.environ.get(key)),
+                           "model_key_name": key})
 
     def text(self, body: dict) -> Response:
         return _json(200, self._checked(self._text(body)))
@@ -268,7 +277,7 @@ class Editor:
         return _json(200, self._checked(merged))
 
     def save(self, body: dict) -> Response:
-        text = self._text(body)
+        text, base = self._text(body), self._text(body, "base")
         checked = self._checked(text)
         errors = [f for f in checked["findings"] if f["severity"] == "error"]
         if errors or checked["data"] is None:
@@ -277,11 +286,11 @@ class Editor:
                                "findings": checked["findings"], "ok": False})
         path = Path(self.file)
         with self._save_lock:
-            if _read(path) != self.loaded:  # edited, or removed, by someone else
+            on_disk = _read(path)
+            if on_disk is None or base_of(on_disk) != base:  # edited, or removed, since this page loaded it
                 return _json(409, {"error": f"{path.name} changed on disk since the editor loaded it; reload",
                                    "findings": checked["findings"], "ok": False})
             _write_atomically(path, text)
-            self.loaded = text
             self.try_it.stop()
             try:
                 changed = self._build()
@@ -291,7 +300,7 @@ class Editor:
                 return _json(500, {"error": f"Saved, but the build failed{where}", "saved": True,
                                    "findings": checked["findings"], "ok": False})
         return _json(200, {"saved": True, "text": text, "data": checked["data"], "findings": checked["findings"],
-                           "ok": True, "changed": changed})
+                           "ok": True, "changed": changed, "base": base_of(text)})
 
     def _units(self) -> list[project.Unit]:
         units = project.units(self.files, OUTPUT, every_stage=True)
@@ -317,7 +326,7 @@ class Editor:
 
     def chat(self, body: dict) -> Response:
         target, message = body.get("target"), body.get("message")
-        saved, _ = check(self.loaded, self.file)
+        saved, _ = check(_read(Path(self.file)) or "", self.file)
         if target not in listed_targets(saved):
             return _json(400, {"error": f"target {target!r} is not in the saved {Path(self.file).name} "
                                         f"(it lists: {', '.join(listed_targets(saved))})"})

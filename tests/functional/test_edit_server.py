@@ -56,7 +56,7 @@ def keyless(tmp_path_factory) -> Iterator[Editor]:
 def fresh(server) -> Editor:
     """The server with the sample back on disk and loaded (a save test leaves its own text)."""
     server.agent.write_text(SAMPLE, encoding="utf-8")
-    assert server.ask("GET", "/api/state")[0] == 200
+    server.load()
     return server
 
 
@@ -314,7 +314,8 @@ def test_a_secret_gets_validates_refusal_and_is_never_echoed(server, tmp_path):
 @pytest.mark.parametrize("route", ["/api/text", "/api/form", "/api/save"])
 def test_no_route_echoes_a_secret(fresh, route):
     data = yaml.safe_load(SAMPLE) | {"model": SECRET}
-    status, _, body = fresh.ask("POST", route, json.dumps({"text": WITH_SECRET, "data": data}).encode())
+    body = {"text": WITH_SECRET, "data": data, "base": fresh.version}
+    status, _, body = fresh.ask("POST", route, json.dumps(body).encode())
     assert status in (200, 422) and SECRET not in body.decode()
     assert SECRET not in fresh.agent.read_text(encoding="utf-8")
 
@@ -339,8 +340,8 @@ def test_only_what_validate_takes_for_a_secret_is_hidden_in_the_answer(server, t
 
 
 def test_a_digest_in_a_comment_is_saved_as_written(fresh):
-    status, _, body = fresh.ask("POST", "/api/save", json.dumps({"text": DIGEST + SAMPLE}).encode())
-    assert status == 200 and json.loads(body)["text"] == DIGEST + SAMPLE
+    status, answer = fresh.save(DIGEST + SAMPLE)
+    assert status == 200 and answer["text"] == DIGEST + SAMPLE
     assert fresh.agent.read_text(encoding="utf-8") == DIGEST + SAMPLE
 
 
@@ -371,7 +372,7 @@ def test_form_data_with_a_text_that_does_not_parse_is_409(server):
 
 def test_a_text_with_an_error_is_not_saved_and_says_how_many_problems(fresh):
     before = fresh.agent.read_bytes()
-    status, answer = fresh.post("/api/save", {"text": AZURE_900})
+    status, answer = fresh.save(AZURE_900)
     assert (status, answer["error"], answer["ok"]) == (422, "Not saved: 1 problem to fix first.", False)
     assert [f["pointer"] for f in answer["findings"] if f["severity"] == "error"] == ["/targets/azure/timeout"]
     assert fresh.agent.read_bytes() == before
@@ -379,14 +380,14 @@ def test_a_text_with_an_error_is_not_saved_and_says_how_many_problems(fresh):
 
 def test_two_errors_are_counted_in_the_refusal(fresh):
     text = SAMPLE.replace("max_tokens: 1024", "max_tokens: -1", 1).replace("memory: 1024", "memory: lots", 1)
-    assert fresh.post("/api/save", {"text": text})[1]["error"] == "Not saved: 2 problems to fix first."
+    assert fresh.save(text)[1]["error"] == "Not saved: 2 problems to fix first."
 
 
 def test_save_writes_the_file_atomically_keeping_its_mode_and_builds_as_build_does(fresh):
     fresh.agent.chmod(0o640)
     inode = fresh.agent.stat().st_ino
     text = SAMPLE.replace("Answer briefly and politely.", "Answer in one sentence.", 1)
-    status, answer = fresh.post("/api/save", {"text": text})
+    status, answer = fresh.save(text)
     assert (status, answer["saved"], answer["ok"], answer["text"]) == (200, True, True, text)
     assert fresh.agent.read_text(encoding="utf-8") == text
     assert fresh.agent.stat().st_mode & 0o777 == 0o640
@@ -401,21 +402,41 @@ def test_save_writes_the_file_atomically_keeping_its_mode_and_builds_as_build_do
 
 def test_saving_the_same_text_again_changes_nothing(fresh):
     text = SAMPLE.replace("max_tokens: 1024", "max_tokens: 512", 1)
-    assert fresh.post("/api/save", {"text": text})[0] == 200
-    status, answer = fresh.post("/api/save", {"text": text})
+    assert fresh.save(text)[0] == 200
+    status, answer = fresh.save(text)
     assert (status, answer["changed"]) == (200, [])
 
 
 def test_a_file_changed_on_disk_since_it_was_loaded_is_not_overwritten_409(fresh):
     other = SAMPLE.replace("memory: 1024", "memory: 512", 1)
     fresh.agent.write_text(other, encoding="utf-8")
-    status, answer = fresh.post("/api/save", {"text": SAMPLE.replace("timeout: 300", "timeout: 60", 1)})
+    status, answer = fresh.save(SAMPLE.replace("timeout: 300", "timeout: 60", 1))
     assert (status, answer["error"]) == (409, "agent.yaml changed on disk since the editor loaded it; reload")
     assert fresh.agent.read_text(encoding="utf-8") == other
 
 
+def test_a_page_loaded_before_an_edit_on_disk_cannot_overwrite_it_after_another_page_loads_409(fresh):
+    stale = fresh.version
+    other = SAMPLE.replace("memory: 1024", "memory: 512", 1)
+    fresh.agent.write_text(other, encoding="utf-8")
+    fresh.load()  # a second tab, or a reload, reads the new file
+    status, answer = fresh.post("/api/save", {"text": SAMPLE, "base": stale})
+    assert status == 409 and fresh.agent.read_text(encoding="utf-8") == other
+
+
+def test_each_save_answers_the_version_the_next_save_sends(fresh):
+    first = SAMPLE.replace("timeout: 300", "timeout: 60", 1)
+    assert fresh.save(first)[0] == 200
+    assert fresh.save(first.replace("timeout: 60", "timeout: 61", 1))[0] == 200
+
+
+def test_a_save_without_the_loaded_version_is_400(fresh):
+    status, answer = fresh.post("/api/save", {"text": SAMPLE})
+    assert (status, answer["error"]) == (400, "'base' must be a string")
+
+
 def test_the_editor_writes_only_the_agent_file_and_generated(fresh):
-    fresh.post("/api/save", {"text": SAMPLE.replace("timeout: 300", "timeout: 90", 1)})
+    assert fresh.save(SAMPLE.replace("timeout: 300", "timeout: 90", 1))[0] == 200
     assert sorted(path.name for path in fresh.folder.iterdir()) == BESIDE
 
 

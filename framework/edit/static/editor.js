@@ -198,7 +198,7 @@
 
   // ---- state ---------------------------------------------------------------------------------------------
 
-  const state = { data: null, formValue: null, editor: null, findings: [], ok: false, seq: 0, quiet: false };
+  const state = { data: null, formValue: null, editor: null, findings: [], ok: false, seq: 0, quiet: false, base: null };
 
   function setText(text) {
     if (ui.text.value !== text) {
@@ -238,6 +238,7 @@
     if (Array.isArray(body.findings)) state.findings = body.findings;
     if (typeof body.ok === "boolean") state.ok = body.ok;
     if (Array.isArray(body.targets)) setTargets(body.targets);
+    if (typeof body.base === "string") state.base = body.base; // the file's version on disk, for Save
     renderFindings(body.data === null ? "The YAML does not parse: the form waits until it does." : "");
   }
 
@@ -346,7 +347,7 @@
     ui.reason.textContent = "Saving…";
     ui.saved.replaceChildren();
     state.seq += 1; // an edit's answer still under way is older than what is saved
-    const { status, body } = await api("/api/save", { text: ui.text.value });
+    const { status, body } = await api("/api/save", { text: ui.text.value, base: state.base });
     if (status === 200) {
       accept(body);
       const title = document.createElement("p");
