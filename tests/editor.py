@@ -48,7 +48,7 @@ class Editor:
         a None value leaves that field out."""
         fields = {"Host": f"127.0.0.1:{self.port}"}
         if api:
-            fields |= {"Cookie": f"agenthost_editor={self.token}", "X-Agenthost-Token": self.token}
+            fields |= {"Cookie": f"agenthost_editor_{self.port}={self.token}", "X-Agenthost-Token": self.token}
         if body is not None:
             fields["Content-Type"] = "application/json"
         fields |= headers or {}

@@ -39,7 +39,7 @@ from framework.report import TextReporter
 from framework.schema import schema
 
 STATIC = Path(__file__).resolve().parent / "static"
-COOKIE = "agenthost_editor"
+COOKIE = "agenthost_editor"  # + "_PORT": browsers share cookies across ports (RFC 6265 §8.5), editors must not
 MAX_BODY = 1 << 20
 OUTPUT = "generated"
 DEFAULT_KEY = "OPENAI_API_KEY"
@@ -157,7 +157,11 @@ class Editor:
             jar.load(request.headers.get("cookie", ""))
         except http.cookies.CookieError:
             return None
-        return jar[COOKIE].value if COOKIE in jar else None
+        name = self._cookie_name()
+        return jar[name].value if name in jar else None
+
+    def _cookie_name(self) -> str:
+        return f"{COOKIE}_{self.port}"
 
     def handle(self, request: Request) -> Response:
         """Every answer; the front adds _SECURITY's fields to each, its own refusals (413, 400) included."""
@@ -175,7 +179,7 @@ class Editor:
             if "token" in query:
                 if not self._good(query["token"][0]):
                     return Response(403, {"Content-Type": "text/html; charset=utf-8"}, _FORBIDDEN_PAGE.encode())
-                return Response(303, {"Location": "/", "Set-Cookie": f"{COOKIE}={self.token}; HttpOnly; "
+                return Response(303, {"Location": "/", "Set-Cookie": f"{self._cookie_name()}={self.token}; HttpOnly; "
                                                                      "SameSite=Strict; Path=/"})
         if not self._good(self._cookie(request)):
             if url.path.startswith("/api/"):

@@ -233,15 +233,15 @@ def test_the_pages_own_fetch_without_the_token_is_refused(page, headers, why):
 @pytest.mark.parametrize(("path", "headers", "why"), [
     ("/", {}, "the page without the token in the address nor the cookie"),
     ("/?token=" + "0" * 48, {}, "the page with a wrong token"),
-    ("/api/state", {"Cookie": "agenthost_editor={token}"}, "the API with the cookie but no token header"),
-    ("/api/state", {"Cookie": "agenthost_editor={token}", "X-Agenthost-Token": "{token}",
+    ("/api/state", {"Cookie": "agenthost_editor_{port}={token}"}, "the API with the cookie but no token header"),
+    ("/api/state", {"Cookie": "agenthost_editor_{port}={token}", "X-Agenthost-Token": "{token}",
                     "Host": "attacker.example:80"}, "another host name (DNS rebinding)"),
-    ("/api/state", {"Cookie": "agenthost_editor={token}", "X-Agenthost-Token": "{token}",
+    ("/api/state", {"Cookie": "agenthost_editor_{port}={token}", "X-Agenthost-Token": "{token}",
                     "Origin": "http://attacker.example"}, "another site's page"),
 ])
 def test_plain_http_without_the_token_is_refused(editor, path, headers, why):
     request = urllib.request.Request(editor.base + path, headers={
-        key: value.format(token=editor.token) for key, value in headers.items()})
+        key: value.format(token=editor.token, port=editor.port) for key, value in headers.items()})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 403, why

@@ -113,7 +113,7 @@ def test_sigterm_stops_the_editor_with_exit_code_0(tmp_path):
 def test_the_right_token_in_the_address_sets_the_cookie_and_redirects_to_the_page(server):
     status, headers, _ = server.ask("GET", f"/?token={server.token}", api=False)
     assert (status, headers["Location"]) == (303, "/")
-    assert headers["Set-Cookie"] == f"agenthost_editor={server.token}; HttpOnly; SameSite=Strict; Path=/"
+    assert headers["Set-Cookie"] == f"agenthost_editor_{server.port}={server.token}; HttpOnly; SameSite=Strict; Path=/"
 
 
 def test_the_page_carries_the_token_in_its_meta_tag_and_nothing_else_is_substituted(server):
@@ -128,7 +128,8 @@ REFUSED = [  # (method, path, headers over the page's own, why) -> 403
     ("GET", "/", {"Cookie": None, "X-Agenthost-Token": None}, "the page: no token, no cookie"),
     ("GET", f"/?token={WRONG}", {"Cookie": None}, "the page: a wrong token in the address"),
     ("GET", "/?token=", {"Cookie": None}, "the page: an empty token"),
-    ("GET", "/", {"Cookie": f"agenthost_editor={WRONG}"}, "the page: a wrong cookie"),
+    ("GET", "/", {"Cookie": f"agenthost_editor_{{port}}={WRONG}"}, "the page: a wrong cookie"),
+    ("GET", "/", {"Cookie": "agenthost_editor_1={token}"}, "the page: the cookie of an editor on another port"),
     ("GET", "/static/editor.js", {"Cookie": None}, "a static file without the cookie"),
     ("GET", "/api/state", {"Cookie": None}, "the API: the token header but no cookie"),
     ("GET", "/api/state", {"X-Agenthost-Token": None}, "the API: the cookie but no token header"),
@@ -146,7 +147,8 @@ REFUSED = [  # (method, path, headers over the page's own, why) -> 403
 
 @pytest.mark.parametrize(("method", "path", "headers", "why"), REFUSED, ids=[row[-1] for row in REFUSED])
 def test_a_request_without_the_token_cookie_host_or_origin_is_refused_403(server, method, path, headers, why):
-    headers = {key: value if value is None else value.format(port=server.port) for key, value in headers.items()}
+    headers = {key: value if value is None else value.format(port=server.port, token=server.token)
+               for key, value in headers.items()}
     body = json.dumps({"text": SAMPLE}).encode() if method == "POST" else None
     status, answer_headers, answer = server.ask(method, path, body, headers)
     assert status == 403, why
@@ -250,7 +252,8 @@ EVERY_ANSWER = [  # (method, path, body, headers over the page's own, what) -> t
 @pytest.mark.parametrize(("method", "path", "body", "headers", "what"), EVERY_ANSWER,
                          ids=[row[-1] for row in EVERY_ANSWER])
 def test_every_answer_carries_the_security_fields_and_html_its_csp(server, method, path, body, headers, what):
-    headers = {key: value if value is None else value.format(port=server.port) for key, value in headers.items()}
+    headers = {key: value if value is None else value.format(port=server.port, token=server.token)
+               for key, value in headers.items()}
     status, answer, _ = server.ask(method, path.format(token=server.token), body, headers)
     assert {name: answer[name] for name in SECURITY} == SECURITY, (what, status)
     if (answer["Content-Type"] or "").startswith("text/html"):
@@ -446,7 +449,7 @@ def test_try_it_streams_the_saved_agents_answer_through_the_fake_model_in_order(
     conn = http.client.HTTPConnection("127.0.0.1", fresh.port, timeout=120)
     body = json.dumps({"target": "gcp", "message": "Hello [[delay:0.2]] there"}).encode()
     conn.request("POST", "/api/chat", body, {"Host": f"127.0.0.1:{fresh.port}", "X-Agenthost-Token": fresh.token,
-                                             "Cookie": f"agenthost_editor={fresh.token}",
+                                             "Cookie": f"agenthost_editor_{fresh.port}={fresh.token}",
                                              "Content-Type": "application/json"})
     response = conn.getresponse()
     arrivals, raw = [], b""
