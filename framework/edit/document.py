@@ -14,6 +14,7 @@ the entry that now precedes the next key, so a comment stays above the key it de
 
 from __future__ import annotations
 
+import base64
 import datetime
 import io
 from typing import Any
@@ -22,6 +23,7 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import CommentMark
+from ruamel.yaml.error import YAMLError as RuamelError
 from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import (
     DoubleQuotedScalarString,
@@ -32,7 +34,7 @@ from ruamel.yaml.scalarstring import (
 from ruamel.yaml.tokens import CommentToken
 
 from framework.config.load import parse as _framework_parse
-from framework.errors import ConfigError
+from framework.errors import ConfigError, Problem
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _RESOLVER = yaml.resolver.Resolver()
@@ -51,6 +53,10 @@ def jsonable(value: Any) -> Any:
         return [jsonable(item) for item in value]
     if isinstance(value, (datetime.date, datetime.datetime)):
         return value.isoformat()
+    if isinstance(value, (set, frozenset)):  # !!set
+        return [jsonable(item) for item in sorted(value, key=repr)]
+    if isinstance(value, bytes):  # !!binary
+        return base64.b64encode(value).decode("ascii")
     return value
 
 
@@ -125,7 +131,15 @@ def merge(text: str, data: Any) -> str:
     if same(old, data):
         return text
     y = _yaml(text)
-    tree = y.load(text)
+    try:
+        tree = y.load(text)
+    except RuamelError as error:  # what PyYAML reads and ruamel does not (a NEL line break, a tab before a value)
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        why = getattr(error, "problem", None) or error
+        raise ConfigError([Problem("agent.yaml", line, col, "(file)", (
+            f"the form cannot be merged into this text ({why}): edit it in the YAML view, or write this line "
+            "without tabs or unusual line breaks"))]) from None
     if isinstance(tree, CommentedMap) and isinstance(old, dict) and isinstance(data, dict):
         _merge_map(tree, old, data)
     else:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from framework.config.load import parse as framework_parse
 from framework.edit.document import jsonable, merge, parse, same
+from framework.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = (ROOT / "agent.yaml").read_text(encoding="utf-8")
@@ -240,3 +241,25 @@ def test_a_list_opening_with_an_empty_map_under_a_commented_key_parses_back_with
     """ruamel writes such a block list garbled (`- 1 -`): it is written [{}, ...] instead (found by hypothesis)."""
     data = {**parse(COMMENTED), "concurrency": value}
     _check(COMMENTED, data)
+
+
+@pytest.mark.parametrize(("text", "line", "column"), [
+    ("name: a\x85model: x\n", 1, 14),  # NEL: a line break to ruamel.yaml, not to the framework's reader
+    ("name: \ta\nmodel: x\n", 1, 7),  # a tab before a value
+], ids=["NEL", "tab before a value"])
+def test_a_text_the_framework_reads_but_ruamel_does_not_is_a_located_config_error(text, line, column):
+    data = parse(text)
+    with pytest.raises(ConfigError) as refused:
+        merge(text, {**data, "model": "y"})
+    problem = refused.value.problems[0]
+    assert (problem.line, problem.col) == (line, column)
+    assert problem.message.startswith("the form cannot be merged into this text (")
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("a: !!set {x, y}\n", {"a": ["x", "y"]}),
+    ("a: !!binary aGVsbG8=\n", {"a": "aGVsbG8="}),
+    ("a: 2026-12-02\n", {"a": "2026-12-02"}),
+], ids=["set", "binary", "date"])
+def test_every_yaml_value_the_framework_reads_goes_to_the_page_as_json(text, shown):
+    assert json.loads(json.dumps(jsonable(parse(text)))) == shown
