@@ -57,14 +57,15 @@ def parts_of_json(status: int, body: bytes) -> Iterator[bytes]:
 class TryIt:
     """The local runtimes of one agent file, by target."""
 
-    def __init__(self, file: str):
+    def __init__(self, file: str, build_lock: threading.Lock):
         self.file = file
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
+        self._build_lock = build_lock  # the editor's save lock: one writer of generated/ at a time
 
     def _start(self, target: str, output: str) -> _Running:
         """The target's runtime, started once (the first message waits for it)."""
-        with self._lock:
+        with self._build_lock, self._lock:  # in the order a save takes them (it stops the runtimes)
             if target in self._running:
                 return self._running[target]
             prepared = session.prepare(self.file, output, target)

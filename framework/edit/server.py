@@ -141,8 +141,8 @@ class Editor:
         self.files = files  # every agent file of the repository: where each one's build goes
         self.token = token
         self.port = 0  # set once the server listens
-        self.try_it = TryIt(file)
         self._save_lock = threading.Lock()
+        self.try_it = TryIt(file, self._save_lock)
 
     # -- checks --
     def _hosts(self) -> tuple[str, str]:
@@ -294,7 +294,11 @@ class Editor:
             if on_disk is None or base_of(on_disk) != base:  # edited, or removed, since this page loaded it
                 return _json(409, {"error": f"{path.name} changed on disk since the editor loaded it; reload",
                                    "findings": checked["findings"], "ok": False})
-            _write_atomically(path, text)
+            try:
+                _write_atomically(path.resolve(), text)  # a symlinked agent file stays a link to the new text
+            except OSError as error:
+                return _json(500, {"error": f"Not saved: {path.name} cannot be written ({error.strerror}); "
+                                            "nothing was changed", "findings": checked["findings"], "ok": False})
             self.try_it.stop()
             try:
                 changed = self._build()

@@ -438,6 +438,19 @@ def test_a_save_without_the_loaded_version_is_400(fresh):
     assert (status, answer["error"]) == (400, "'base' must be a string")
 
 
+def test_saving_an_agent_file_that_is_a_symlink_writes_its_target_and_keeps_the_link(tmp_path):
+    with running_editor(tmp_path / "linked", {"OPENAI_API_KEY": None}) as editor:
+        real = tmp_path / "agents-repo" / "agent.yaml"
+        real.parent.mkdir()
+        real.write_text(SAMPLE, encoding="utf-8")
+        editor.agent.unlink()
+        editor.agent.symlink_to(real)
+        editor.load()
+        text = SAMPLE.replace("timeout: 300", "timeout: 120", 1)
+        assert editor.save(text)[0] == 200
+        assert editor.agent.is_symlink() and real.read_text(encoding="utf-8") == text
+
+
 def test_the_editor_writes_only_the_agent_file_and_generated(fresh):
     assert fresh.save(SAMPLE.replace("timeout: 300", "timeout: 90", 1))[0] == 200
     assert sorted(path.name for path in fresh.folder.iterdir()) == BESIDE
@@ -445,11 +458,12 @@ def test_the_editor_writes_only_the_agent_file_and_generated(fresh):
 
 # ---- Try it --------------------------------------------------------------------------------------------
 
-def test_try_it_streams_the_saved_agents_answer_through_the_fake_model_in_order(fresh):
-    conn = http.client.HTTPConnection("127.0.0.1", fresh.port, timeout=120)
-    body = json.dumps({"target": "gcp", "message": "Hello [[delay:0.2]] there"}).encode()
-    conn.request("POST", "/api/chat", body, {"Host": f"127.0.0.1:{fresh.port}", "X-Agenthost-Token": fresh.token,
-                                             "Cookie": f"agenthost_editor_{fresh.port}={fresh.token}",
+def chat(editor: Editor, message: str, target: str = "gcp") -> tuple[int, str | None, list[str], list[float]]:
+    """One Try it message as the page sends it: status, Content-Type, the SSE events, when each chunk came."""
+    conn = http.client.HTTPConnection("127.0.0.1", editor.port, timeout=120)
+    body = json.dumps({"target": target, "message": message}).encode()
+    conn.request("POST", "/api/chat", body, {"Host": f"127.0.0.1:{editor.port}", "X-Agenthost-Token": editor.token,
+                                             "Cookie": f"agenthost_editor_{editor.port}={editor.token}",
                                              "Content-Type": "application/json"})
     response = conn.getresponse()
     arrivals, raw = [], b""
@@ -457,8 +471,12 @@ def test_try_it_streams_the_saved_agents_answer_through_the_fake_model_in_order(
         arrivals.append(time.monotonic())
         raw += chunk
     conn.close()
-    assert (response.status, response.getheader("Content-Type")) == (200, "text/event-stream")
-    events = sse_events(raw)
+    return response.status, response.getheader("Content-Type"), sse_events(raw), arrivals
+
+
+def test_try_it_streams_the_saved_agents_answer_through_the_fake_model_in_order(fresh):
+    status, kind, events, arrivals = chat(fresh, "Hello [[delay:0.2]] there")
+    assert (status, kind) == (200, "text/event-stream")
     assert events[-1] == "[DONE]"
     parts = [json.loads(event) for event in events[:-1]]
     kinds = [part["type"] for part in parts]
