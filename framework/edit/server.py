@@ -42,7 +42,6 @@ STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "agenthost_editor"  # + "_PORT": browsers share cookies across ports (RFC 6265 §8.5), editors must not
 MAX_BODY = 1 << 20
 OUTPUT = "generated"
-DEFAULT_KEY = "OPENAI_API_KEY"
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
           ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
           ".json": "application/json", ".map": "application/json", ".svg": "image/svg+xml",
@@ -252,7 +251,7 @@ class Editor:
 
     def _key_name(self, data: Any) -> str:
         name = data.get("api_key_env") if isinstance(data, dict) else None
-        return name if isinstance(name, str) and name else DEFAULT_KEY
+        return name if isinstance(name, str) and name else schema()["properties"]["api_key_env"]["default"]
 
     # -- routes --
     def state(self) -> Response:
