@@ -354,13 +354,17 @@ def test_gcp_leaves_a_grant_it_did_not_make(gcp_env, tmp_path):  # noqa: F811
     assert _invokers(gcp_env) == {MEMBER}
 
 
+def _redeploy_after_every_binding_is_removed_by_hand(fake, agent) -> None:
+    with fake.lock:
+        fake.state.services[gcp_fixtures.SERVICE]["bindings"] = []
+    fake.clear_requests()
+    gcp_fixtures.deploy(agent)
+
+
 def test_gcp_grants_again_what_was_revoked_by_hand(gcp_env, tmp_path):  # noqa: F811
     agent = _private(tmp_path)
     gcp_fixtures.deploy(agent)
-    with gcp_env.lock:
-        gcp_env.state.services[gcp_fixtures.SERVICE]["bindings"] = []
-    gcp_env.clear_requests()
-    gcp_fixtures.deploy(agent)
+    _redeploy_after_every_binding_is_removed_by_hand(gcp_env, agent)
     assert gcp_env.mutating() == [SET_POLICY]  # the job already records the grant: no PATCH
     assert _invokers(gcp_env) == {MEMBER}
 
@@ -370,10 +374,7 @@ def test_gcp_records_a_grant_before_making_it_when_the_users_one_went(gcp_env, t
     gcp_env.add_binding(gcp_fixtures.SERVICE, INVOKER, [MEMBER])
     agent = _private(tmp_path)
     gcp_fixtures.deploy(agent)
-    with gcp_env.lock:
-        gcp_env.state.services[gcp_fixtures.SERVICE]["bindings"] = []
-    gcp_env.clear_requests()
-    gcp_fixtures.deploy(agent)
+    _redeploy_after_every_binding_is_removed_by_hand(gcp_env, agent)
     assert gcp_env.mutating() == [f"PATCH /v1/{JOB}", SET_POLICY]
     _job_is_ours_and_records_the_grant(gcp_env, True)
 
