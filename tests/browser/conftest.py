@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -62,7 +62,9 @@ def editor(tmp_path_factory, fake_model) -> Iterator[Editor]:
 
 def wait_until(driver: WebDriver, condition: Callable[[WebDriver], object], what: str) -> object:
     try:
-        return WebDriverWait(driver, WAIT, poll_frequency=0.05).until(condition)
+        # the page re-renders its lists as answers come: an element read as it is replaced is read again
+        return WebDriverWait(driver, WAIT, poll_frequency=0.05,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(condition)
     except TimeoutException:
         raise AssertionError(f"never happened: {what}") from None
 

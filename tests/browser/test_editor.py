@@ -44,7 +44,9 @@ def line_of(text: str, fragment: str) -> int:
 
 
 def findings(driver) -> list[str]:
-    return [item.text for item in driver.find_elements("css selector", "#findings .finding")]
+    """The problems listed under the YAML, read at once (the list is redrawn on every answer)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#findings .finding')].map((item) => item.innerText)")
 
 
 def test_the_page_shows_the_form_and_the_yaml(page, editor):
