@@ -162,9 +162,9 @@ def test_a_platform_is_removed_and_added_again_with_its_sections_button(page):
 def test_azures_limit_typed_in_the_yaml_shows_at_the_field_and_its_line_and_turns_save_off(page):
     line = line_of(yaml_text(page), AZURE_TIMEOUT)
     type_over_in_yaml(page, "timeout: 230", "timeout: 900")
-    wait_until(page, lambda d: d.find_elements(
-        "css selector", '[data-schemapath="root.targets.azure.timeout"] .field-finding.error'), "the field's message")
-    at_field = page.find_element("css selector", '[data-schemapath="root.targets.azure.timeout"] .field-finding').text
+    at_field = wait_until(page, lambda d: d.execute_script("""
+        const note = document.querySelector('[data-schemapath="root.targets.azure.timeout"] .field-finding.error');
+        return note && note.innerText;"""), "the field's message")
     assert "230" in at_field
     assert field(page, "targets.azure.timeout").get_attribute("value") == "900"
     assert any(item.startswith(f"{line}:") and at_field in item for item in findings(page)), findings(page)
