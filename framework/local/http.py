@@ -278,7 +278,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.log_request(response.status)
         self.send_response_only(response.status)
         sent = set()
-        for name, value in {**self.server.always, **response.headers}.items():
+        given = {name.lower() for name in response.headers}  # the handler's field wins, however it spells it
+        always = {name: value for name, value in self.server.always.items() if name.lower() not in given}
+        for name, value in {**always, **response.headers}.items():
             if name.lower() not in HOP_BY_HOP:
                 sent.add(name.lower())
                 for one in value if isinstance(value, (list, tuple)) else (value,):  # a list: one line each

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import threading
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from framework.local.http import Front, Response
 from framework.platforms.aws import runner as aws_runner
 from framework.platforms.azure import runner as azure_runner
 from framework.platforms.gcp import runner as gcp_runner
@@ -352,3 +354,18 @@ def test_sigterm_drains_the_requests_in_flight(target, request, fake_model, tmp_
     (answer,) = answers
     assert answer.status == 200 and answer.reply() == f"echo: {message}"
     assert "Traceback" not in running.log()
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    ({}, ["no-store"]),
+    ({"Cache-Control": "max-age=5"}, ["max-age=5"]),
+    ({"cache-control": "max-age=5"}, ["max-age=5"]),
+], ids=["the front's own", "the handler's", "the handler's, spelled in lower case"])
+def test_a_fields_always_sent_is_the_handlers_when_it_sets_one(answer, expected):
+    front = Front(lambda _: Response(200, {"Content-Type": "text/plain", **answer}, b"ok"),
+                  always={"Cache-Control": "no-store"}).start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{front.port}/", timeout=10) as response:
+            assert response.headers.get_all("Cache-Control") == expected
+    finally:
+        front.close()
